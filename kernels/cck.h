@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/* cck.h: public API of libcck, Compute Core's SIMD compute kernels (f32). */
+#ifndef CCK_H
+#define CCK_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CCK_BUILDING) && defined(__GNUC__)
+#define CCK_EXPORT __attribute__((visibility("default")))
+#else
+#define CCK_EXPORT
+#endif
+
+/*
+ * Op ids. Values are part of the ABI: never reuse or renumber, only append
+ * before CCK_OP_COUNT. cck_op_lookup() maps a name to one of these.
+ */
+enum cck_op {
+	/* unary element-wise */
+	CCK_OP_NEG = 0,
+	CCK_OP_ABS,
+	CCK_OP_SQUARE,
+	CCK_OP_SQRT,
+	CCK_OP_RSQRT,
+	CCK_OP_RECIP,
+	CCK_OP_EXP,
+	CCK_OP_LN,
+	CCK_OP_LOG2,
+	CCK_OP_LOG10,
+	CCK_OP_SIN,
+	CCK_OP_COS,
+	CCK_OP_TANH,
+	CCK_OP_SIGMOID,
+	CCK_OP_RELU,
+	CCK_OP_LEAKY_RELU, /* params[0] = alpha */
+	CCK_OP_ELU,        /* params[0] = alpha */
+	CCK_OP_SELU,
+	CCK_OP_GELU,       /* tanh approximation */
+	CCK_OP_GELU_ERF,
+	CCK_OP_SILU,       /* alias "swish" */
+	CCK_OP_MISH,
+	CCK_OP_HARDSWISH,
+	CCK_OP_SOFTPLUS,
+	CCK_OP_FLOOR,
+	CCK_OP_CEIL,
+	CCK_OP_ROUND,      /* half away from zero, as C's roundf */
+	CCK_OP_TRUNC,
+	CCK_OP_SCALE,      /* params[0] = alpha: y = alpha * x */
+	CCK_OP_ADD_SCALAR, /* params[0] = alpha: y = x + alpha */
+	CCK_OP_CLAMP,      /* params[0] = lo, params[1] = hi */
+	/* unary whole-vector (the result depends on every element) */
+	CCK_OP_SOFTMAX,
+	CCK_OP_LOG_SOFTMAX,
+	CCK_OP_NORMALIZE,  /* x / ||x||_2 */
+	CCK_OP_ZSCORE,     /* (x - mean) / stddev (population) */
+	CCK_OP_MINMAX_NORMALIZE,
+	CCK_OP_LAYER_NORM, /* params[0] = eps */
+	CCK_OP_RMS_NORM,   /* params[0] = eps */
+	CCK_OP_CUMSUM,
+	/* binary element-wise */
+	CCK_OP_ADD,
+	CCK_OP_SUB,
+	CCK_OP_MUL,
+	CCK_OP_DIV,
+	CCK_OP_MINIMUM,
+	CCK_OP_MAXIMUM,
+	/* reductions of one vector */
+	CCK_OP_SUM,
+	CCK_OP_MEAN,
+	CCK_OP_MIN,
+	CCK_OP_MAX,
+	CCK_OP_ARGMIN,
+	CCK_OP_ARGMAX,
+	CCK_OP_SUM_OF_SQUARES,
+	CCK_OP_NORM_L1,
+	CCK_OP_NORM_L2,
+	CCK_OP_NORM_LINF,
+	CCK_OP_VARIANCE,   /* population */
+	CCK_OP_STDDEV,     /* population */
+	/* reductions of two vectors */
+	CCK_OP_DOT,
+	CCK_OP_COVARIANCE, /* population */
+	CCK_OP_CORRELATION,
+	CCK_OP_DIST_L2,
+	/* matrix */
+	CCK_OP_MATVEC,
+	CCK_OP_MATMUL,
+	CCK_OP_COUNT
+};
+
+/* What an op takes; cck_op_kind() returns one of these. */
+enum cck_kind {
+	CCK_KIND_UNARY = 0, /* cck_unary_f32, element-wise */
+	CCK_KIND_VECTOR,    /* cck_unary_f32, whole-vector */
+	CCK_KIND_BINARY,    /* cck_binary_f32 */
+	CCK_KIND_REDUCE,    /* cck_reduce_f32 */
+	CCK_KIND_REDUCE2,   /* cck_reduce2_f32 */
+	CCK_KIND_MATRIX,    /* cck_matvec_f32 / cck_matmul_f32 */
+	CCK_KIND_COUNT
+};
+
+/* SIMD tiers, lowest first. */
+enum cck_tier_id {
+	CCK_TIER_SCALAR = 0,
+	CCK_TIER_SSE2,
+	CCK_TIER_AVX2, /* AVX2 + FMA */
+	CCK_TIER_AVX512, /* AVX-512 F/DQ/BW/VL */
+	CCK_TIER_COUNT
+};
+
+/* Op id for a name (e.g. "sigmoid", "swish"), or -ENOENT; -EINVAL for NULL. */
+CCK_EXPORT int cck_op_lookup(const char *name);
+/* Canonical name of an op, or NULL if op is out of range. */
+CCK_EXPORT const char *cck_op_name(int op);
+/* enum cck_kind of an op, or -EINVAL. */
+CCK_EXPORT int cck_op_kind(int op);
+/* Number of float parameters an op reads from params (0, 1 or 2), or -EINVAL. */
+CCK_EXPORT int cck_op_nparams(int op);
+
+/* Name of the highest tier in use: "scalar", "sse2", "avx2" or "avx512". */
+CCK_EXPORT const char *cck_tier(void);
+/* Name of the highest tier the host supports (ignores forcing). */
+CCK_EXPORT const char *cck_host_tier(void);
+/* Name of a tier id, or NULL. */
+CCK_EXPORT const char *cck_tier_name(int tier);
+/* Tier an op actually runs on now (ops may prefer a lower tier when it is
+ * faster on this host), as a tier id; -EINVAL for a bad op. */
+CCK_EXPORT int cck_op_tier(int op);
+/*
+ * Cap the tier at name ("scalar".."avx512"). Returns 0, -ENOTSUP if the host
+ * lacks that tier, -EINVAL for an unknown name. The environment variable
+ * CCK_TIER does the same at load time. Not thread-safe against running ops.
+ */
+CCK_EXPORT int cck_force_tier(const char *name);
+/*
+ * Threads for large ops: n >= 1, or 0 for every online CPU. Returns the count
+ * now in use, or -EINVAL for n < 0. The pool is persistent and shared.
+ */
+CCK_EXPORT int cck_set_threads(int n);
+/* Threads currently in use (>= 1). */
+CCK_EXPORT int cck_get_threads(void);
+
+/*
+ * The kernels. All return 0 or -errno: -EINVAL for a NULL pointer with n > 0,
+ * an op of the wrong kind, a NaN parameter or missing params where the op
+ * needs them, or a size that overflows. n == 0 is a no-op (reductions: see
+ * cck_reduce_f32). y == x (and y == a or b) is allowed for element-wise ops.
+ * Thread-safe: several threads may call them at once.
+ */
+CCK_EXPORT int cck_unary_f32(int op, const float *x, float *y, size_t n, const float *params);
+CCK_EXPORT int cck_binary_f32(int op, const float *a, const float *b, float *y, size_t n);
+/* Reductions return their result in *ret (untouched on error). With n == 0:
+ * sum, sum_of_squares and the norms give 0; mean, variance, stddev give NaN;
+ * min, max, argmin and argmax return -EINVAL. argmin/argmax give the index of
+ * the first extreme (the first NaN, if any), as a double. */
+CCK_EXPORT int cck_reduce_f32(int op, const float *x, size_t n, double *ret);
+CCK_EXPORT int cck_reduce2_f32(int op, const float *a, const float *b, size_t n, double *ret);
+/* y[rows] = A[rows x cols] * x[cols], row-major. */
+CCK_EXPORT int cck_matvec_f32(const float *A, const float *x, float *y, size_t rows, size_t cols);
+/* C[m x n] = A[m x k] * B[k x n], row-major. C must not overlap A or B. */
+CCK_EXPORT int cck_matmul_f32(const float *A, const float *B, float *C, size_t m, size_t k, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CCK_H */

@@ -1,0 +1,1301 @@
+/* SPDX-License-Identifier: MIT */
+/* ccbench.c: benchmark tool for libcck (per-op and per-tier kernel speed, matmul against OpenBLAS). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cck.h"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define CCB_X86 1
+#include <immintrin.h>
+#endif
+
+#define NBATCH 9               /* timed batches per measurement (median taken) */
+#define NBATCH_SLOW 5          /* batches when one call is longer than a batch */
+#define DEF_REPS_MS 100        /* default timed budget per measurement */
+#define DEF_MATMUL_REPS_MS 300 /* default for the matmul command */
+#define MATMUL_MAX_SIDE 8192   /* larger matmul cube sides are skipped */
+#define MAX_SIZES 64
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+    "Usage: ccbench <command> [options]\n"
+    "\n"
+    "Benchmarks libcck. Every result is one JSON object per line on stdout.\n"
+    "\n"
+    "Commands:\n"
+    "  kernels   time libcck ops (and a plain memory read as the speed limit)\n"
+    "  matmul    time cck_matmul_f32 against OpenBLAS cblas_sgemm, same matrices\n"
+    "  help      show this text (also: ccbench --help, ccbench <command> --help)\n"
+    "\n"
+    "ccbench kernels [--ops a,b,...] [--sizes N,...] [--tier T] [--threads N]\n"
+    "                [--reps-ms MS] [--compare-tiers]\n"
+    "  --ops LIST       comma-separated op names as cck_op_lookup() accepts them\n"
+    "                   (aliases too). Default: every op except matmul.\n"
+    "  --sizes LIST     comma-separated element counts; a k/K or m/M suffix means\n"
+    "                   x1000 or x1000000. Default: 1K,100K,1M,10M, or 1024 when\n"
+    "                   --ops names only matmul. matvec runs on a rows x cols\n"
+    "                   matrix with rows = cols = round(sqrt(n)); matmul takes n\n"
+    "                   as the cube side (m = k = n; sides above 8192 are skipped).\n"
+    "  --tier T         cap the SIMD tier (scalar, sse2, avx2, avx512) with\n"
+    "                   cck_force_tier(); exit 2 if the host lacks it.\n"
+    "  --threads N      cck_set_threads(N) (0: every online CPU). Default 1.\n"
+    "  --reps-ms MS     timed budget per measurement in milliseconds, split into\n"
+    "                   9 batches (5 when one call is longer than a batch).\n"
+    "                   Default 100.\n"
+    "  --compare-tiers  for each size and op, one line per tier the host\n"
+    "                   supports (from scalar up to --tier, if given), measured\n"
+    "                   back to back.\n"
+    "\n"
+    "  Each size first prints a read_bw line, then one line per op:\n"
+    "    {\"op\":\"read_bw\",\"n\":1000000,\"tier\":\"avx512\",\"threads\":1,\"ns\":..,\"gbps\":..}\n"
+    "    {\"op\":\"sum\",\"n\":1000000,\"tier\":\"avx512\",\"threads\":1,\"ns\":123.4,\"gbps\":32.4}\n"
+    "  ns    median time per call: after one warm-up call, calls are timed in\n"
+    "        batches (CLOCK_MONOTONIC) and the median per-call time is taken.\n"
+    "  gbps  bytes read + written per call / ns: 4n for a one-vector reduction,\n"
+    "        8n for unary and whole-vector ops and two-vector reductions, 12n\n"
+    "        for binary ops, 4(rows*cols + cols + rows) for matvec and\n"
+    "        4(mk + kn + mn) for matmul.\n"
+    "  tier  the tier the op actually ran on: cck_tier_name(cck_op_tier(op)).\n"
+    "        For read_bw, the instruction set of ccbench's own read loop.\n"
+    "  read_bw  a plain read (sum into independent accumulators, widest loads\n"
+    "        the CPU has) of the same n floats, split over --threads threads:\n"
+    "        the speed limit at that size, in the same run and cache state.\n"
+    "  Inputs are random floats in (0.5, 2) for sqrt, rsqrt, recip, ln, log2 and\n"
+    "  log10, and in (-5, 5) for everything else (div's divisor: +-(0.5, 2));\n"
+    "  buffers are 64-byte aligned, written before timing, and the output\n"
+    "  buffer is distinct from the inputs.\n"
+    "  A kernel that fails prints {\"op\":..,\"n\":..,\"tier\":..,\"threads\":..,\n"
+    "  \"error\":\"...\"} instead, and ccbench exits 1 at the end.\n"
+    "\n"
+    "ccbench matmul [--sizes N,...] [--threads N] [--reps-ms MS]\n"
+    "  Square matmuls (C[n x n] = A[n x n] B[n x n]), default --sizes 1024 and\n"
+    "  --reps-ms 300. OpenBLAS is loaded at run time with\n"
+    "  dlopen(\"libopenblas.so.0\") and set to the same thread count\n"
+    "  (OPENBLAS_NUM_THREADS and openblas_set_num_threads); OPENBLAS_CORETYPE\n"
+    "  and OPENBLAS_L2_SIZE are removed from the environment first so that\n"
+    "  OpenBLAS runs its own best kernels. Per size:\n"
+    "    {\"op\":\"matmul\",\"n\":1024,\"impl\":\"cck\",\"threads\":1,\"ns\":..,\"gflops\":..}\n"
+    "    {\"op\":\"matmul\",\"n\":1024,\"impl\":\"openblas\",\"threads\":1,\"ns\":..,\"gflops\":..}\n"
+    "    {\"op\":\"matmul\",\"n\":1024,\"threads\":1,\"ratio_vs_openblas\":..}\n"
+    "  gflops = 2 n^3 / ns; ratio_vs_openblas = openblas ns / cck ns (above 1:\n"
+    "  cck is faster). If OpenBLAS cannot be loaded, or its result and cck's\n"
+    "  differ, a line with \"error\" is printed and the run goes on.\n"
+    "\n"
+    "Exit status: 0 success, 1 a kernel failed, 2 usage error or unsupported tier.\n";
+
+static void usage(FILE *f)
+{
+	fputs(usage_text, f);
+}
+
+static void __attribute__((noreturn)) usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (fmt) {
+		fputs("ccbench: ", stderr);
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputc('\n', stderr);
+	}
+	usage(stderr);
+	exit(EXIT_USAGE);
+}
+
+/* ---- timing --------------------------------------------------------------- */
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* One call of the thing being timed; returns 0 or -errno. */
+typedef int (*call_fn)(void *ctx);
+
+static int time_calls(call_fn fn, void *ctx, uint64_t k, double *ns)
+{
+	double t0, t1;
+	uint64_t i;
+	int err = 0;
+
+	t0 = now_ns();
+	for (i = 0; i < k; i++) {
+		int e = fn(ctx);
+
+		if (e && !err)
+			err = e;
+	}
+	t1 = now_ns();
+	*ns = t1 - t0;
+	return err;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Median time per call: one warm-up call, a doubling calibration, then
+ * NBATCH batches of about budget_ns / NBATCH each.
+ */
+static int measure(call_fn fn, void *ctx, double budget_ns, double *ns_out)
+{
+	double target = budget_ns / NBATCH;
+	double v[NBATCH];
+	double t, per;
+	uint64_t k = 1, kb;
+	int err, nb, i;
+
+	err = fn(ctx);
+	if (err)
+		return err;
+	for (;;) {
+		err = time_calls(fn, ctx, k, &t);
+		if (err)
+			return err;
+		if (t >= target / 4 || k >= ((uint64_t)1 << 40))
+			break;
+		k *= t < target / 64 ? 8 : 2;
+	}
+	per = t / (double)k;
+	if (per >= target) {
+		kb = 1;
+		nb = NBATCH_SLOW;
+	} else {
+		kb = (uint64_t)(target / (per > 0 ? per : 1));
+		if (kb < 1)
+			kb = 1;
+		nb = NBATCH;
+	}
+	for (i = 0; i < nb; i++) {
+		err = time_calls(fn, ctx, kb, &t);
+		if (err)
+			return err;
+		v[i] = t / (double)kb;
+	}
+	qsort(v, (size_t)nb, sizeof(v[0]), cmp_double);
+	*ns_out = v[nb / 2];
+	return 0;
+}
+
+/* ---- buffers and inputs --------------------------------------------------- */
+
+static void *xalloc(size_t nfloat)
+{
+	size_t bytes = nfloat * sizeof(float);
+	void *p;
+
+	if (nfloat > SIZE_MAX / sizeof(float) - 64) {
+		fprintf(stderr, "ccbench: size too large\n");
+		exit(1);
+	}
+	bytes = (bytes + 63) & ~(size_t)63;
+	if (bytes == 0)
+		bytes = 64;
+	p = aligned_alloc(64, bytes);
+	if (!p) {
+		fprintf(stderr, "ccbench: out of memory (%zu bytes)\n", bytes);
+		exit(1);
+	}
+	memset(p, 0, bytes);
+	return p;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng_next(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi); with signed set, a random sign too. */
+static void fill_uniform(float *p, size_t n, float lo, float hi, int signed_)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t r = rng_next();
+		float u = (float)(r >> 40) * (1.0f / 16777216.0f);
+		float v = lo + (hi - lo) * u;
+
+		p[i] = signed_ && (r & 1) ? -v : v;
+	}
+}
+
+static int op_wants_positive(int op)
+{
+	switch (op) {
+	case CCK_OP_SQRT:
+	case CCK_OP_RSQRT:
+	case CCK_OP_RECIP:
+	case CCK_OP_LN:
+	case CCK_OP_LOG2:
+	case CCK_OP_LOG10:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Parameters for ops that take them, or NULL. */
+static const float *op_params(int op, float *buf)
+{
+	int np = cck_op_nparams(op);
+
+	buf[0] = 0.5f;
+	buf[1] = 1.0f;
+	switch (op) {
+	case CCK_OP_LEAKY_RELU:
+		buf[0] = 0.01f;
+		break;
+	case CCK_OP_ELU:
+		buf[0] = 1.0f;
+		break;
+	case CCK_OP_SCALE:
+		buf[0] = 1.5f;
+		break;
+	case CCK_OP_ADD_SCALAR:
+		buf[0] = 0.25f;
+		break;
+	case CCK_OP_CLAMP:
+		buf[0] = -1.0f;
+		buf[1] = 1.0f;
+		break;
+	case CCK_OP_LAYER_NORM:
+		buf[0] = 1e-5f;
+		break;
+	case CCK_OP_RMS_NORM:
+		buf[0] = 1e-6f;
+		break;
+	default:
+		break;
+	}
+	return np > 0 ? buf : NULL;
+}
+
+static size_t isqrt_round(size_t n)
+{
+	size_t r = (size_t)llround(sqrt((double)n));
+
+	return r ? r : 1;
+}
+
+/* ---- the plain read (read_bw) --------------------------------------------- */
+
+typedef float (*read_fn)(const float *p, size_t n);
+
+#ifdef CCB_X86
+__attribute__((target("avx512f"))) static float read_avx512(const float *p, size_t n)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+	size_t i = 0;
+	float r;
+
+	for (; i + 128 <= n; i += 128) {
+		s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p + i));
+		s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p + i + 16));
+		s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p + i + 32));
+		s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p + i + 48));
+		s4 = _mm512_add_ps(s4, _mm512_loadu_ps(p + i + 64));
+		s5 = _mm512_add_ps(s5, _mm512_loadu_ps(p + i + 80));
+		s6 = _mm512_add_ps(s6, _mm512_loadu_ps(p + i + 96));
+		s7 = _mm512_add_ps(s7, _mm512_loadu_ps(p + i + 112));
+	}
+	for (; i + 16 <= n; i += 16)
+		s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p + i));
+	if (i < n)
+		s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps((__mmask16)((1u << (n - i)) - 1), p + i));
+	s0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)),
+	                   _mm512_add_ps(_mm512_add_ps(s4, s5), _mm512_add_ps(s6, s7)));
+	r = _mm512_reduce_add_ps(s0);
+	return r;
+}
+
+__attribute__((target("avx2"))) static float read_avx2(const float *p, size_t n)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+	__m128 h;
+	size_t i = 0;
+	float r;
+
+	for (; i + 64 <= n; i += 64) {
+		s0 = _mm256_add_ps(s0, _mm256_loadu_ps(p + i));
+		s1 = _mm256_add_ps(s1, _mm256_loadu_ps(p + i + 8));
+		s2 = _mm256_add_ps(s2, _mm256_loadu_ps(p + i + 16));
+		s3 = _mm256_add_ps(s3, _mm256_loadu_ps(p + i + 24));
+		s4 = _mm256_add_ps(s4, _mm256_loadu_ps(p + i + 32));
+		s5 = _mm256_add_ps(s5, _mm256_loadu_ps(p + i + 40));
+		s6 = _mm256_add_ps(s6, _mm256_loadu_ps(p + i + 48));
+		s7 = _mm256_add_ps(s7, _mm256_loadu_ps(p + i + 56));
+	}
+	for (; i + 8 <= n; i += 8)
+		s0 = _mm256_add_ps(s0, _mm256_loadu_ps(p + i));
+	s0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)),
+	                   _mm256_add_ps(_mm256_add_ps(s4, s5), _mm256_add_ps(s6, s7)));
+	h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+	h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+	r = _mm_cvtss_f32(h);
+	for (; i < n; i++)
+		r += p[i];
+	return r;
+}
+
+__attribute__((target("sse2"))) static float read_sse2(const float *p, size_t n)
+{
+	__m128 s0 = _mm_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+	size_t i = 0;
+	float r;
+
+	for (; i + 32 <= n; i += 32) {
+		s0 = _mm_add_ps(s0, _mm_loadu_ps(p + i));
+		s1 = _mm_add_ps(s1, _mm_loadu_ps(p + i + 4));
+		s2 = _mm_add_ps(s2, _mm_loadu_ps(p + i + 8));
+		s3 = _mm_add_ps(s3, _mm_loadu_ps(p + i + 12));
+		s4 = _mm_add_ps(s4, _mm_loadu_ps(p + i + 16));
+		s5 = _mm_add_ps(s5, _mm_loadu_ps(p + i + 20));
+		s6 = _mm_add_ps(s6, _mm_loadu_ps(p + i + 24));
+		s7 = _mm_add_ps(s7, _mm_loadu_ps(p + i + 28));
+	}
+	for (; i + 4 <= n; i += 4)
+		s0 = _mm_add_ps(s0, _mm_loadu_ps(p + i));
+	s0 = _mm_add_ps(_mm_add_ps(_mm_add_ps(s0, s1), _mm_add_ps(s2, s3)),
+	                _mm_add_ps(_mm_add_ps(s4, s5), _mm_add_ps(s6, s7)));
+	s0 = _mm_add_ps(s0, _mm_movehl_ps(s0, s0));
+	s0 = _mm_add_ss(s0, _mm_shuffle_ps(s0, s0, 1));
+	r = _mm_cvtss_f32(s0);
+	for (; i < n; i++)
+		r += p[i];
+	return r;
+}
+#endif
+
+/* Portable fallback: 8 independent 16-byte vector accumulators. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static float read_generic(const float *p, size_t n)
+{
+	v4f s[8] = {{0}};
+	size_t i = 0;
+	float r = 0;
+	int j;
+
+	for (; i + 32 <= n; i += 32) {
+		for (j = 0; j < 8; j++) {
+			v4f t;
+
+			memcpy(&t, p + i + 4 * j, sizeof(t));
+			s[j] += t;
+		}
+	}
+	for (j = 1; j < 8; j++)
+		s[0] += s[j];
+	for (j = 0; j < 4; j++)
+		r += s[0][j];
+	for (; i < n; i++)
+		r += p[i];
+	return r;
+}
+
+/* The read loops this CPU can run, widest first. */
+struct read_variant {
+	read_fn fn;
+	const char *tier;
+};
+
+static int pick_reads(struct read_variant *v)
+{
+	int nv = 0;
+
+#ifdef CCB_X86
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f"))
+		v[nv++] = (struct read_variant){read_avx512, "avx512"};
+	if (__builtin_cpu_supports("avx2"))
+		v[nv++] = (struct read_variant){read_avx2, "avx2"};
+	if (__builtin_cpu_supports("sse2"))
+		v[nv++] = (struct read_variant){read_sse2, "sse2"};
+#endif
+	if (!nv)
+		v[nv++] = (struct read_variant){read_generic, "scalar"};
+	return nv;
+}
+
+/*
+ * Threaded read: workers exist only while read_bw is measured and spin on a
+ * generation counter, so that a call is one synchronised pass over the buffer.
+ */
+struct rd_slot {
+	float result;
+	char pad[60];
+};
+
+struct rd_pool {
+	read_fn fn;
+	const float *buf;
+	size_t n;
+	int nt;
+	atomic_uint gen;
+	atomic_uint done;
+	atomic_int quit;
+	struct rd_slot *slot;
+	pthread_t *tid;
+	volatile float sink;
+};
+
+struct rd_arg {
+	struct rd_pool *pool;
+	int idx;
+};
+
+static void rd_chunk(const struct rd_pool *p, int i, size_t *start, size_t *len)
+{
+	size_t per = (p->n / (size_t)p->nt + 15) & ~(size_t)15;
+	size_t s = per * (size_t)i;
+
+	if (s > p->n)
+		s = p->n;
+	*start = s;
+	*len = p->n - s < per ? p->n - s : per;
+}
+
+static inline void cpu_relax(void)
+{
+#ifdef CCB_X86
+	_mm_pause();
+#endif
+}
+
+static void *rd_worker(void *argp)
+{
+	struct rd_arg *a = argp;
+	struct rd_pool *p = a->pool;
+	unsigned seen = 0, g;
+	size_t s, len;
+	int spins;
+
+	for (;;) {
+		spins = 0;
+		while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
+			if (atomic_load_explicit(&p->quit, memory_order_acquire))
+				return NULL;
+			cpu_relax();
+			if (++spins > 4096) {
+				sched_yield();
+				spins = 0;
+			}
+		}
+		seen = g;
+		rd_chunk(p, a->idx, &s, &len);
+		p->slot[a->idx].result = p->fn(p->buf + s, len);
+		atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel);
+	}
+}
+
+static int rd_call(void *ctx)
+{
+	struct rd_pool *p = ctx;
+	size_t s, len;
+	float r;
+	int i, spins = 0;
+
+	if (p->nt == 1) {
+		p->sink = p->fn(p->buf, p->n);
+		return 0;
+	}
+	atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
+	rd_chunk(p, 0, &s, &len);
+	r = p->fn(p->buf + s, len);
+	while (atomic_load_explicit(&p->done, memory_order_acquire) < (unsigned)(p->nt - 1)) {
+		cpu_relax();
+		if (++spins > 4096) {
+			sched_yield();
+			spins = 0;
+		}
+	}
+	for (i = 1; i < p->nt; i++)
+		r += p->slot[i].result;
+	p->sink = r;
+	return 0;
+}
+
+static int measure_read(read_fn fn, const float *buf, size_t n, int nt, double budget_ns, double *ns)
+{
+	struct rd_pool *p;
+	struct rd_arg *args;
+	int i, started = 0, err;
+
+	p = calloc(1, sizeof(*p));
+	args = calloc((size_t)nt, sizeof(*args));
+	if (!p || !args) {
+		fprintf(stderr, "ccbench: out of memory\n");
+		exit(1);
+	}
+	p->slot = aligned_alloc(64, sizeof(struct rd_slot) * (size_t)nt);
+	p->tid = calloc((size_t)nt, sizeof(*p->tid));
+	if (!p->slot || !p->tid) {
+		fprintf(stderr, "ccbench: out of memory\n");
+		exit(1);
+	}
+	p->fn = fn;
+	p->buf = buf;
+	p->n = n;
+	p->nt = nt;
+	atomic_init(&p->gen, 0);
+	atomic_init(&p->done, 0);
+	atomic_init(&p->quit, 0);
+	for (i = 1; i < nt; i++) {
+		args[i].pool = p;
+		args[i].idx = i;
+		if (pthread_create(&p->tid[i], NULL, rd_worker, &args[i]))
+			break;
+		started++;
+	}
+	if (started != nt - 1) {
+		p->nt = 1 + started;
+		fprintf(stderr, "ccbench: read_bw: only %d of %d threads started\n", p->nt, nt);
+	}
+	err = measure(rd_call, p, budget_ns, ns);
+	atomic_store_explicit(&p->quit, 1, memory_order_release);
+	for (i = 1; i <= started; i++)
+		pthread_join(p->tid[i], NULL);
+	free(p->tid);
+	free(p->slot);
+	free(args);
+	free(p);
+	return err;
+}
+
+static void print_result(const char *op, size_t n, const char *tier, int threads, double ns, double bytes);
+
+/*
+ * read_bw: every read loop the CPU has, back to back, and the fastest wins
+ * (on some CPUs narrower loads stream from DRAM faster than the widest).
+ */
+static int read_bw(const struct read_variant *v, int nv, const float *buf, size_t n, int threads, double budget_ns)
+{
+	double best = 0, ns;
+	int i, besti = 0, err;
+
+	for (i = 0; i < nv; i++) {
+		err = measure_read(v[i].fn, buf, n, threads, budget_ns, &ns);
+		if (err)
+			return err;
+		if (i == 0 || ns < best) {
+			best = ns;
+			besti = i;
+		}
+	}
+	print_result("read_bw", n, v[besti].tier, threads, best, 4.0 * (double)n);
+	return 0;
+}
+
+/* ---- output --------------------------------------------------------------- */
+
+static void print_json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void print_result(const char *op, size_t n, const char *tier, int threads, double ns, double bytes)
+{
+	printf("{\"op\":");
+	print_json_string(op);
+	printf(",\"n\":%zu,\"tier\":", n);
+	print_json_string(tier);
+	printf(",\"threads\":%d,\"ns\":%.1f,\"gbps\":%.2f}\n", threads, ns, ns > 0 ? bytes / ns : 0.0);
+	fflush(stdout);
+}
+
+static void print_error(const char *op, size_t n, const char *tier, int threads, const char *what, int err)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err < 0 ? -err : err));
+	printf("{\"op\":");
+	print_json_string(op);
+	printf(",\"n\":%zu,\"tier\":", n);
+	print_json_string(tier ? tier : "unknown");
+	printf(",\"threads\":%d,\"error\":", threads);
+	print_json_string(msg);
+	printf("}\n");
+	fflush(stdout);
+}
+
+/* ---- argument parsing ----------------------------------------------------- */
+
+static int parse_count(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned long long mul = 1;
+
+	if (!*s || *s == '-')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	if (*end == 'k' || *end == 'K') {
+		mul = 1000;
+		end++;
+	} else if (*end == 'm' || *end == 'M') {
+		mul = 1000000;
+		end++;
+	}
+	if (*end || v == 0 || v > SIZE_MAX / 16 / mul)
+		return -1;
+	*out = (size_t)(v * mul);
+	return 0;
+}
+
+static int parse_sizes(const char *arg, size_t *sizes)
+{
+	char *copy = strdup(arg), *save = NULL, *tok;
+	int count = 0;
+
+	if (!copy)
+		exit(1);
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (count == MAX_SIZES)
+			usage_error("too many sizes (at most %d)", MAX_SIZES);
+		if (parse_count(tok, &sizes[count]))
+			usage_error("bad size '%s'", tok);
+		count++;
+	}
+	free(copy);
+	if (!count)
+		usage_error("empty --sizes");
+	return count;
+}
+
+static int parse_ops(const char *arg, int *ops)
+{
+	char *copy = strdup(arg), *save = NULL, *tok;
+	int count = 0, op, i, dup;
+
+	if (!copy)
+		exit(1);
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		op = cck_op_lookup(tok);
+		if (op < 0 || op >= CCK_OP_COUNT)
+			usage_error("unknown op '%s'", tok);
+		for (dup = 0, i = 0; i < count; i++)
+			dup |= ops[i] == op;
+		if (!dup)
+			ops[count++] = op;
+	}
+	free(copy);
+	if (!count)
+		usage_error("empty --ops");
+	return count;
+}
+
+static int parse_int(const char *opt, const char *s, int lo, int hi)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		usage_error("bad value '%s' for %s", s, opt);
+	return (int)v;
+}
+
+static int setup_threads(int threads)
+{
+	int r = cck_set_threads(threads);
+
+	if (r < 1) {
+		fprintf(stderr, "ccbench: cck_set_threads(%d) failed: %s\n", threads, strerror(r < 0 ? -r : EINVAL));
+		exit(EXIT_USAGE);
+	}
+	return r;
+}
+
+static void force_tier_or_die(const char *name)
+{
+	int r = cck_force_tier(name);
+
+	if (r == -ENOTSUP) {
+		fprintf(stderr, "ccbench: tier '%s' is not supported by this host (host tier: %s)\n", name,
+		        cck_host_tier());
+		exit(EXIT_USAGE);
+	}
+	if (r) {
+		fprintf(stderr, "ccbench: unknown tier '%s' (scalar, sse2, avx2, avx512)\n", name);
+		exit(EXIT_USAGE);
+	}
+}
+
+/* ---- kernels -------------------------------------------------------------- */
+
+/* Everything one op call needs at one size. */
+struct op_ctx {
+	int op;
+	int kind;
+	size_t n;
+	const float *x; /* first input */
+	const float *b; /* second input */
+	float *y;       /* output */
+	const float *params;
+	const float *A; /* matrix ops */
+	const float *B;
+	float *C;
+	size_t rows, cols;
+	volatile double sink;
+};
+
+static int call_unary(void *p)
+{
+	struct op_ctx *c = p;
+
+	return cck_unary_f32(c->op, c->x, c->y, c->n, c->params);
+}
+
+static int call_binary(void *p)
+{
+	struct op_ctx *c = p;
+
+	return cck_binary_f32(c->op, c->x, c->b, c->y, c->n);
+}
+
+static int call_reduce(void *p)
+{
+	struct op_ctx *c = p;
+	double r = 0;
+	int err = cck_reduce_f32(c->op, c->x, c->n, &r);
+
+	c->sink = r;
+	return err;
+}
+
+static int call_reduce2(void *p)
+{
+	struct op_ctx *c = p;
+	double r = 0;
+	int err = cck_reduce2_f32(c->op, c->x, c->b, c->n, &r);
+
+	c->sink = r;
+	return err;
+}
+
+static int call_matvec(void *p)
+{
+	struct op_ctx *c = p;
+
+	return cck_matvec_f32(c->A, c->x, c->y, c->rows, c->cols);
+}
+
+static int call_matmul(void *p)
+{
+	struct op_ctx *c = p;
+
+	return cck_matmul_f32(c->A, c->B, c->C, c->rows, c->rows, c->rows);
+}
+
+/* Inputs for one size, shared by every op at that size. */
+struct size_bufs {
+	size_t n;
+	float *sym;     /* (-5, 5) */
+	float *pos;     /* (0.5, 2) */
+	float *sym2;    /* second operand, (-5, 5) */
+	float *divisor; /* +-(0.5, 2) */
+	float *out;
+	float *mat; /* matvec: rows x cols */
+	size_t mrows;
+	float *mm[3]; /* matmul: A, B, C of side x side */
+	size_t side;
+};
+
+static void bufs_free(struct size_bufs *s)
+{
+	free(s->sym);
+	free(s->pos);
+	free(s->sym2);
+	free(s->divisor);
+	free(s->out);
+	free(s->mat);
+	free(s->mm[0]);
+	free(s->mm[1]);
+	free(s->mm[2]);
+	memset(s, 0, sizeof(*s));
+}
+
+static void bufs_alloc(struct size_bufs *s, size_t n, int need_matvec, int need_matmul)
+{
+	memset(s, 0, sizeof(*s));
+	s->n = n;
+	s->sym = xalloc(n);
+	s->pos = xalloc(n);
+	s->sym2 = xalloc(n);
+	s->divisor = xalloc(n);
+	s->out = xalloc(n);
+	fill_uniform(s->sym, n, -5.0f, 5.0f, 0);
+	fill_uniform(s->pos, n, 0.5f, 2.0f, 0);
+	fill_uniform(s->sym2, n, -5.0f, 5.0f, 0);
+	fill_uniform(s->divisor, n, 0.5f, 2.0f, 1);
+	if (need_matvec) {
+		s->mrows = isqrt_round(n);
+		s->mat = xalloc(s->mrows * s->mrows);
+		fill_uniform(s->mat, s->mrows * s->mrows, -5.0f, 5.0f, 0);
+	}
+	if (need_matmul && n <= MATMUL_MAX_SIDE) {
+		s->side = n;
+		s->mm[0] = xalloc(n * n);
+		s->mm[1] = xalloc(n * n);
+		s->mm[2] = xalloc(n * n);
+		fill_uniform(s->mm[0], n * n, -5.0f, 5.0f, 0);
+		fill_uniform(s->mm[1], n * n, -5.0f, 5.0f, 0);
+	}
+}
+
+/* Set c up for op at s; returns the call and the bytes moved per call. */
+static call_fn op_setup(struct op_ctx *c, int op, struct size_bufs *s, float *pbuf, double *bytes)
+{
+	size_t n = s->n;
+
+	memset(c, 0, sizeof(*c));
+	c->op = op;
+	c->kind = cck_op_kind(op);
+	c->n = n;
+	c->x = op_wants_positive(op) ? s->pos : s->sym;
+	c->b = op == CCK_OP_DIV ? s->divisor : s->sym2;
+	c->y = s->out;
+	c->params = op_params(op, pbuf);
+	switch (c->kind) {
+	case CCK_KIND_UNARY:
+	case CCK_KIND_VECTOR:
+		*bytes = 8.0 * (double)n;
+		return call_unary;
+	case CCK_KIND_BINARY:
+		*bytes = 12.0 * (double)n;
+		return call_binary;
+	case CCK_KIND_REDUCE:
+		*bytes = 4.0 * (double)n;
+		return call_reduce;
+	case CCK_KIND_REDUCE2:
+		*bytes = 8.0 * (double)n;
+		return call_reduce2;
+	case CCK_KIND_MATRIX:
+		if (op == CCK_OP_MATVEC) {
+			c->rows = c->cols = s->mrows;
+			c->A = s->mat;
+			c->x = s->sym;
+			*bytes = 4.0 * ((double)c->rows * (double)c->cols + (double)c->cols + (double)c->rows);
+			return call_matvec;
+		}
+		if (op == CCK_OP_MATMUL && s->side) {
+			double sd = (double)s->side;
+
+			c->rows = c->cols = s->side;
+			c->A = s->mm[0];
+			c->B = s->mm[1];
+			c->C = s->mm[2];
+			*bytes = 4.0 * 3.0 * sd * sd;
+			return call_matmul;
+		}
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+static const char *op_tier_name(int op)
+{
+	const char *t = cck_tier_name(cck_op_tier(op));
+
+	return t ? t : "unknown";
+}
+
+/* Time one op at one size on the current tier and print its line; 0 or -errno. */
+static int bench_op(int op, struct size_bufs *s, int threads, double budget_ns)
+{
+	struct op_ctx c;
+	float pbuf[2];
+	double bytes = 0, ns = 0;
+	const char *name = cck_op_name(op);
+	const char *tier = op_tier_name(op);
+	call_fn fn;
+	int err;
+
+	if (!name)
+		name = "unknown";
+	fn = op_setup(&c, op, s, pbuf, &bytes);
+	if (!fn) {
+		print_error(name, s->n, tier, threads, "no way to call this op", EINVAL);
+		return -EINVAL;
+	}
+	err = measure(fn, &c, budget_ns, &ns);
+	if (err) {
+		print_error(name, s->n, tier, threads, "kernel failed", err);
+		return err;
+	}
+	print_result(name, s->n, tier, threads, ns, bytes);
+	return 0;
+}
+
+static int cmd_kernels(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"ops", required_argument, NULL, 'o'},     {"sizes", required_argument, NULL, 's'},
+	    {"tier", required_argument, NULL, 't'},    {"threads", required_argument, NULL, 'j'},
+	    {"reps-ms", required_argument, NULL, 'r'}, {"compare-tiers", no_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	};
+	static const size_t default_sizes[] = {1000, 100000, 1000000, 10000000};
+	int ops[CCK_OP_COUNT];
+	size_t sizes[MAX_SIZES];
+	int nops = 0, nsizes = 0, threads = 1, reps_ms = DEF_REPS_MS, compare = 0;
+	const char *tier = NULL, *cap_name;
+	int tiers[CCK_TIER_COUNT], ntiers = 0;
+	int need_matvec = 0, need_matmul = 0, only_matmul = 1, failed = 0;
+	char cap_buf[32];
+	struct read_variant rv[4];
+	int nrv;
+	int ch, i, j, t;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			nops = parse_ops(optarg, ops);
+			break;
+		case 's':
+			nsizes = parse_sizes(optarg, sizes);
+			break;
+		case 't':
+			tier = optarg;
+			break;
+		case 'j':
+			threads = parse_int("--threads", optarg, 0, 4096);
+			break;
+		case 'r':
+			reps_ms = parse_int("--reps-ms", optarg, 1, 3600 * 1000);
+			break;
+		case 'c':
+			compare = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage_error(NULL);
+		}
+	}
+	if (optind != argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+
+	if (!nops) {
+		for (i = 0; i < CCK_OP_COUNT; i++)
+			if (i != CCK_OP_MATMUL)
+				ops[nops++] = i;
+	}
+	for (i = 0; i < nops; i++) {
+		need_matvec |= ops[i] == CCK_OP_MATVEC;
+		need_matmul |= ops[i] == CCK_OP_MATMUL;
+		only_matmul &= ops[i] == CCK_OP_MATMUL;
+	}
+	if (!nsizes) {
+		if (only_matmul) {
+			sizes[nsizes++] = 1024;
+		} else {
+			for (i = 0; i < (int)(sizeof(default_sizes) / sizeof(default_sizes[0])); i++)
+				sizes[nsizes++] = default_sizes[i];
+		}
+	}
+
+	if (tier)
+		force_tier_or_die(tier);
+	threads = setup_threads(threads);
+	nrv = pick_reads(rv);
+
+	/* The cap: --tier, else whatever is in use (CCK_TIER may have capped it). */
+	snprintf(cap_buf, sizeof(cap_buf), "%s", cck_tier());
+	cap_name = cap_buf;
+	if (compare) {
+		for (t = 0; t < CCK_TIER_COUNT; t++) {
+			const char *tn = cck_tier_name(t);
+
+			if (tn && cck_force_tier(tn) == 0)
+				tiers[ntiers++] = t;
+			if (tn && !strcmp(tn, cap_name))
+				break;
+		}
+		force_tier_or_die(cap_name);
+	}
+
+	for (i = 0; i < nsizes; i++) {
+		struct size_bufs s;
+		size_t n = sizes[i];
+		int err;
+
+		bufs_alloc(&s, n, need_matvec, need_matmul);
+		err = read_bw(rv, nrv, s.sym, n, threads, reps_ms * 1e6);
+		if (err)
+			print_error("read_bw", n, rv[0].tier, threads, "read failed", err);
+		for (j = 0; j < nops; j++) {
+			int op = ops[j];
+
+			if (op == CCK_OP_MATMUL && !s.side) {
+				fprintf(stderr, "ccbench: matmul: cube side %zu is above %d, skipped\n", n,
+				        MATMUL_MAX_SIDE);
+				continue;
+			}
+			if (!compare) {
+				failed |= bench_op(op, &s, threads, reps_ms * 1e6) != 0;
+				continue;
+			}
+			for (t = 0; t < ntiers; t++) {
+				force_tier_or_die(cck_tier_name(tiers[t]));
+				failed |= bench_op(op, &s, threads, reps_ms * 1e6) != 0;
+			}
+			force_tier_or_die(cap_name);
+		}
+		bufs_free(&s);
+	}
+	return failed ? 1 : 0;
+}
+
+/* ---- matmul against OpenBLAS ---------------------------------------------- */
+
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111 };
+
+typedef void (*sgemm_fn_t)(int order, int transa, int transb, int m, int n, int k, float alpha, const float *a, int lda,
+                           const float *b, int ldb, float beta, float *c, int ldc);
+typedef void (*set_threads_fn_t)(int n);
+
+struct blas_ctx {
+	sgemm_fn_t sgemm;
+	const float *A, *B;
+	float *C;
+	int n;
+};
+
+static int call_blas(void *p)
+{
+	struct blas_ctx *c = p;
+
+	c->sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, c->n, c->n, c->n, 1.0f, c->A, c->n, c->B, c->n, 0.0f,
+	         c->C, c->n);
+	return 0;
+}
+
+static void print_matmul_error(size_t n, const char *impl, int threads, const char *msg)
+{
+	printf("{\"op\":\"matmul\",\"n\":%zu,", n);
+	if (impl) {
+		printf("\"impl\":");
+		print_json_string(impl);
+		putchar(',');
+	}
+	printf("\"threads\":%d,\"error\":", threads);
+	print_json_string(msg);
+	printf("}\n");
+	fflush(stdout);
+}
+
+static void print_matmul(size_t n, const char *impl, int threads, double ns)
+{
+	double flops = 2.0 * (double)n * (double)n * (double)n;
+
+	printf("{\"op\":\"matmul\",\"n\":%zu,\"impl\":", n);
+	print_json_string(impl);
+	printf(",\"threads\":%d,\"ns\":%.1f,\"gflops\":%.2f}\n", threads, ns, ns > 0 ? flops / ns : 0.0);
+	fflush(stdout);
+}
+
+static int cmd_matmul(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"sizes", required_argument, NULL, 's'},
+	    {"threads", required_argument, NULL, 'j'},
+	    {"reps-ms", required_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	size_t sizes[MAX_SIZES];
+	int nsizes = 0, threads = 1, reps_ms = DEF_MATMUL_REPS_MS, failed = 0;
+	sgemm_fn_t sgemm = NULL;
+	set_threads_fn_t blas_threads = NULL;
+	char blas_err[512] = "";
+	char nbuf[32];
+	void *lib;
+	int ch, i;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			nsizes = parse_sizes(optarg, sizes);
+			break;
+		case 'j':
+			threads = parse_int("--threads", optarg, 0, 4096);
+			break;
+		case 'r':
+			reps_ms = parse_int("--reps-ms", optarg, 1, 3600 * 1000);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage_error(NULL);
+		}
+	}
+	if (optind != argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (!nsizes)
+		sizes[nsizes++] = 1024;
+	for (i = 0; i < nsizes; i++)
+		if (sizes[i] > MATMUL_MAX_SIDE)
+			usage_error("matmul side %zu is above %d", sizes[i], MATMUL_MAX_SIDE);
+
+	threads = setup_threads(threads);
+
+	/* OpenBLAS reads these at load time. */
+	snprintf(nbuf, sizeof(nbuf), "%d", threads);
+	setenv("OPENBLAS_NUM_THREADS", nbuf, 1);
+	unsetenv("OPENBLAS_CORETYPE");
+	unsetenv("OPENBLAS_L2_SIZE");
+	lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		const char *e = dlerror();
+
+		snprintf(blas_err, sizeof(blas_err), "cannot load OpenBLAS: %s", e ? e : "dlopen failed");
+	} else {
+		*(void **)&sgemm = dlsym(lib, "cblas_sgemm");
+		*(void **)&blas_threads = dlsym(lib, "openblas_set_num_threads");
+		if (!sgemm)
+			snprintf(blas_err, sizeof(blas_err), "libopenblas.so.0 has no cblas_sgemm");
+		else if (blas_threads)
+			blas_threads(threads);
+	}
+
+	for (i = 0; i < nsizes; i++) {
+		size_t n = sizes[i];
+		float *A = xalloc(n * n), *B = xalloc(n * n), *C = xalloc(n * n), *C2 = xalloc(n * n);
+		struct op_ctx c;
+		double cck_ns = 0, blas_ns = 0;
+		int err;
+
+		fill_uniform(A, n * n, -5.0f, 5.0f, 0);
+		fill_uniform(B, n * n, -5.0f, 5.0f, 0);
+		memset(&c, 0, sizeof(c));
+		c.A = A;
+		c.B = B;
+		c.C = C;
+		c.rows = c.cols = n;
+		err = measure(call_matmul, &c, reps_ms * 1e6, &cck_ns);
+		if (err) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg), "cck_matmul_f32: %s", strerror(-err));
+			print_matmul_error(n, "cck", threads, msg);
+			failed = 1;
+		} else {
+			print_matmul(n, "cck", threads, cck_ns);
+		}
+		if (!sgemm) {
+			print_matmul_error(n, "openblas", threads, blas_err);
+		} else if (n > INT_MAX) {
+			print_matmul_error(n, "openblas", threads, "size too large for cblas");
+		} else {
+			struct blas_ctx b = {sgemm, A, B, C2, (int)n};
+
+			measure(call_blas, &b, reps_ms * 1e6, &blas_ns);
+			print_matmul(n, "openblas", threads, blas_ns);
+			if (!err) {
+				/* A fast wrong answer is no answer: compare the two results. */
+				double maxdiff = 0, maxref = 0;
+				size_t e;
+
+				for (e = 0; e < n * n; e++) {
+					double d = fabs((double)C[e] - (double)C2[e]);
+
+					if (!(d <= maxdiff))
+						maxdiff = d;
+					if (fabs((double)C2[e]) > maxref)
+						maxref = fabs((double)C2[e]);
+				}
+				if (!(maxdiff <= 1e-3 * (maxref > 1 ? maxref : 1))) {
+					char msg[160];
+
+					snprintf(msg, sizeof(msg),
+					         "cck result differs from OpenBLAS: max |diff| %.3g, max |C| %.3g",
+					         maxdiff, maxref);
+					print_matmul_error(n, "cck", threads, msg);
+					failed = 1;
+				} else if (cck_ns > 0) {
+					printf(
+					    "{\"op\":\"matmul\",\"n\":%zu,\"threads\":%d,\"ratio_vs_openblas\":%.3f}\n",
+					    n, threads, blas_ns / cck_ns);
+					fflush(stdout);
+				}
+			}
+		}
+		free(A);
+		free(B);
+		free(C);
+		free(C2);
+	}
+	return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc < 2)
+		usage_error("no command given");
+	cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "kernels"))
+		return cmd_kernels(argc - 1, argv + 1);
+	if (!strcmp(cmd, "matmul"))
+		return cmd_matmul(argc - 1, argv + 1);
+	usage_error("unknown command '%s'", cmd);
+}
