@@ -21,11 +21,12 @@
 
 struct op_info {
 	const char *name;
-	unsigned char kind;    /* enum cck_kind */
+	unsigned char kind; /* enum cck_kind */
 	unsigned char nparams;
 };
 
 /* Canonical names are the lower-case enum names; aliases live in cck_op_lookup(). */
+/* clang-format off */
 static const struct op_info op_info[] = {
 	[CCK_OP_NEG]              = { "neg", CCK_KIND_UNARY, 0 },
 	[CCK_OP_ABS]              = { "abs", CCK_KIND_UNARY, 0 },
@@ -91,6 +92,7 @@ static const struct op_info op_info[] = {
 	[CCK_OP_MATVEC]           = { "matvec", CCK_KIND_MATRIX, 0 },
 	[CCK_OP_MATMUL]           = { "matmul", CCK_KIND_MATRIX, 0 },
 };
+/* clang-format on */
 _Static_assert(ARRAY_SIZE(op_info) == CCK_OP_COUNT, "op_info must list every op");
 
 /*
@@ -98,6 +100,7 @@ _Static_assert(ARRAY_SIZE(op_info) == CCK_OP_COUNT, "op_info must list every op"
  * entry where the benchmark shows a lower tier is faster on the hosts we
  * target (e.g. AVX-512 frequency drops making a cheap op slower than AVX2).
  */
+/* clang-format off */
 static const unsigned char pref_tier[] = {
 	[CCK_OP_NEG]              = CCK_TIER_AVX512,
 	[CCK_OP_ABS]              = CCK_TIER_AVX512,
@@ -163,6 +166,7 @@ static const unsigned char pref_tier[] = {
 	[CCK_OP_MATVEC]           = CCK_TIER_AVX512,
 	[CCK_OP_MATMUL]           = CCK_TIER_AVX512,
 };
+/* clang-format on */
 _Static_assert(ARRAY_SIZE(pref_tier) == CCK_OP_COUNT, "pref_tier must list every op");
 
 #define K ((size_t)1024)
@@ -176,6 +180,7 @@ _Static_assert(ARRAY_SIZE(pref_tier) == CCK_OP_COUNT, "pref_tier must list every
  * thread, transcendental ones little): they must be measured on the target
  * hosts with the benchmark and tuned. Matrix ops are threaded by matmul.c.
  */
+/* clang-format off */
 static const size_t thread_min_n[] = {
 	[CCK_OP_NEG]              = 256 * K,
 	[CCK_OP_ABS]              = 256 * K,
@@ -241,10 +246,12 @@ static const size_t thread_min_n[] = {
 	[CCK_OP_MATVEC]           = NEVER,
 	[CCK_OP_MATMUL]           = NEVER,
 };
+/* clang-format on */
 _Static_assert(ARRAY_SIZE(thread_min_n) == CCK_OP_COUNT, "thread_min_n must list every op");
 
 /* ---- tiers --------------------------------------------------------------- */
 
+/* clang-format off */
 static const char *const tier_names[CCK_TIER_COUNT] = {
 	[CCK_TIER_SCALAR] = "scalar",
 	[CCK_TIER_SSE2] = "sse2",
@@ -260,9 +267,10 @@ static const struct cck__tier_ops *const tier_ops[CCK_TIER_COUNT] = {
 	[CCK_TIER_AVX512] = &cck__ops_avx512,
 #endif
 };
+/* clang-format on */
 
 static pthread_once_t tier_once = PTHREAD_ONCE_INIT;
-static int host_tier;      /* set once by tier_init() */
+static int host_tier;        /* set once by tier_init() */
 static _Atomic int cap_tier; /* highest tier any op may use; <= host_tier */
 
 static int tier_from_name(const char *name)
@@ -417,7 +425,7 @@ CCK_EXPORT int cck_get_threads(void)
  */
 #define PARTS_PER_THREAD 4
 #define MIN_PART 2048
-/* Reductions keep one struct cck__part per part on the stack (5 KiB). */
+/* Reductions keep one struct cck__part per part on the stack (7 KiB). */
 #define MAX_PARTS 128
 /* Floats a fused pass keeps in L1 between its two kernels (16 KiB; a multiple of CHUNK_ALIGN). */
 #define BLOCK 4096
@@ -468,8 +476,8 @@ static int want_threads(int op, size_t n)
 
 /*
  * Split n elements for op into at most max_parts parts, none empty. The
- * split depends only on n and the thread count, never on timing, so
- * reductions give the same result on every run.
+ * split depends only on op, n and the thread count, never on timing or on
+ * which thread runs a part, so a reduction gives the same result every run.
  */
 static void split(struct job *j, int op, size_t n, int max_parts)
 {
@@ -490,15 +498,15 @@ static void split(struct job *j, int op, size_t n, int max_parts)
 		j->nthreads = j->nparts;
 }
 
-static void expsub_sum(const struct cck__tier_ops *tbl, const float *x, float *y, size_t n,
-		       const struct cck__param *p, struct cck__part *ret)
+static void expsub_sum(const struct cck__tier_ops *tbl, const float *x, float *y, size_t n, const struct cck__param *p,
+                       struct cck__part *ret)
 {
 	double s = 0;
 	size_t o, len;
 
 	/* Sum each block while it is still in L1 instead of re-reading y from memory. */
 	for (o = 0; o < n; o += len) {
-		struct cck__part q = { 0 };
+		struct cck__part q = {0};
 
 		len = n - o < BLOCK ? n - o : BLOCK;
 		tbl->prim[CCK__EXPSUB](x + o, y + o, len, p);
@@ -563,7 +571,7 @@ static void job_run(struct job *j)
 /* y = fn(x) over n elements, split for op. */
 static void par_unary(int op, cck__unary_fn fn, const float *x, float *y, size_t n, const struct cck__param *p)
 {
-	struct job j = { .mode = J_UNARY, .x = x, .y = y, .p = *p, .fn.un = fn };
+	struct job j = {.mode = J_UNARY, .x = x, .y = y, .p = *p, .fn.un = fn};
 
 	split(&j, op, n, INT_MAX);
 	job_run(&j);
@@ -593,6 +601,8 @@ static void combine(struct cck__part *parts, int np, size_t chunk, enum combine 
 			acc->s0 += q->s0;
 			acc->s1 += q->s1;
 			acc->s2 += q->s2;
+			acc->s3 += q->s3;
+			acc->s4 += q->s4;
 			break;
 		case C_MIN:
 		case C_MAX:
@@ -623,10 +633,10 @@ static enum combine combine_of(int prim)
 
 /* Reduction primitive prim over x[0, n), n > 0, split for op. */
 static struct cck__part par_reduce(const struct cck__tier_ops *tbl, int op, int prim, const float *x, size_t n,
-				   const struct cck__param *p)
+                                   const struct cck__param *p)
 {
 	struct cck__part parts[MAX_PARTS];
-	struct job j = { .mode = J_REDUCE, .x = x, .p = *p, .fn.red = tbl->reduce[prim], .parts = parts };
+	struct job j = {.mode = J_REDUCE, .x = x, .p = *p, .fn.red = tbl->reduce[prim], .parts = parts};
 
 	split(&j, op, n, MAX_PARTS);
 	/* Kernels fill only their own fields: the rest must combine harmlessly. */
@@ -636,11 +646,11 @@ static struct cck__part par_reduce(const struct cck__tier_ops *tbl, int op, int 
 	return parts[0];
 }
 
-static struct cck__part par_reduce2(const struct cck__tier_ops *tbl, int op, int prim, const float *a,
-				    const float *b, size_t n, const struct cck__param *p)
+static struct cck__part par_reduce2(const struct cck__tier_ops *tbl, int op, int prim, const float *a, const float *b,
+                                    size_t n, const struct cck__param *p)
 {
 	struct cck__part parts[MAX_PARTS];
-	struct job j = { .mode = J_REDUCE2, .x = a, .b = b, .p = *p, .fn.red2 = tbl->reduce2[prim], .parts = parts };
+	struct job j = {.mode = J_REDUCE2, .x = a, .b = b, .p = *p, .fn.red2 = tbl->reduce2[prim], .parts = parts};
 
 	split(&j, op, n, MAX_PARTS);
 	memset(parts, 0, (size_t)j.nparts * sizeof(parts[0]));
@@ -695,8 +705,8 @@ static void fill_nan(float *y, size_t n)
  */
 static void affine(const struct cck__tier_ops *tbl, int op, const float *x, float *y, size_t n, float a, double f)
 {
-	struct cck__param p = { .a = a, .b = (float)f };
-	struct cck__param post = { .a = 1 };
+	struct cck__param p = {.a = a, .b = (float)f};
+	struct cck__param post = {.a = 1};
 
 	if (f > FLT_MAX && isfinite(f)) {
 		p.b = 0x1p64f;
@@ -720,27 +730,28 @@ static void affine(const struct cck__tier_ops *tbl, int op, const float *x, floa
  * Population mean and variance by the corrected two-pass method: centre on
  * c = (float)mean, then var = (s1 - s0^2 / n) / n, where s0 = sum (x - c)
  * removes what c (and the first pass's rounding) got wrong about the mean.
+ * The mean is refined the same way, c + s0 / n, so that constant input
+ * centres to exactly 0 even when the first pass's sum was a little off.
  */
 static void moments(const struct cck__tier_ops *tbl, int op, const float *x, size_t n, double *mean, double *var)
 {
-	struct cck__param p = { 0 };
+	struct cck__param p = {0};
 	struct cck__part r;
-	double m, v;
+	double v;
 
 	r = par_reduce(tbl, op, CCK__R_SUM, x, n, &p);
-	m = r.s0 / (double)n;
-	p.a = (float)m;
+	p.a = (float)(r.s0 / (double)n);
 	r = par_reduce(tbl, op, CCK__R_CSUMSQ, x, n, &p);
 	v = (r.s1 - r.s0 * r.s0 / (double)n) / (double)n;
-	*mean = m;
+	*mean = p.a + r.s0 / (double)n;
 	*var = v < 0 ? 0 : v; /* rounding can go just below 0; NaN stays NaN */
 }
 
 static void softmax(const struct cck__tier_ops *tbl, int op, const float *x, float *y, size_t n)
 {
-	struct cck__param p = { 0 };
+	struct cck__param p = {0};
 	struct cck__part parts[MAX_PARTS];
-	struct job j = { .mode = J_EXPSUB_SUM, .x = x, .y = y, .tbl = tbl, .parts = parts };
+	struct job j = {.mode = J_EXPSUB_SUM, .x = x, .y = y, .tbl = tbl, .parts = parts};
 	float m = par_reduce(tbl, op, CCK__R_MAX, x, n, &p).f;
 
 	/* NaN, or an infinite max (inf - inf): NumPy gives NaN everywhere. */
@@ -760,7 +771,7 @@ static void softmax(const struct cck__tier_ops *tbl, int op, const float *x, flo
 
 static void log_softmax(const struct cck__tier_ops *tbl, int op, const float *x, float *y, size_t n)
 {
-	struct cck__param p = { 0 };
+	struct cck__param p = {0};
 	float m = par_reduce(tbl, op, CCK__R_MAX, x, n, &p).f;
 	double s;
 
@@ -770,7 +781,7 @@ static void log_softmax(const struct cck__tier_ops *tbl, int op, const float *x,
 	}
 	p.a = m;
 	s = par_reduce(tbl, op, CCK__R_EXPSUM, x, n, &p).s0;
-	/* One pass with one rounded offset; m + log(s) in double loses nothing more. */
+	/* One pass: the offset is rounded to float once, after summing it in double. */
 	p.a = (float)-((double)m + log(s));
 	p.b = 1;
 	par_unary(op, tbl->prim[CCK__AFFINE], x, y, n, &p);
@@ -780,8 +791,8 @@ static void cumsum(const struct cck__tier_ops *tbl, int op, const float *x, floa
 {
 	struct cck__part parts[MAX_PARTS];
 	double carry[MAX_PARTS], run = 0;
-	struct cck__param p = { 0 };
-	struct job j = { .mode = J_REDUCE, .x = x, .y = y, .tbl = tbl, .fn.red = tbl->reduce[CCK__R_SUM] };
+	struct cck__param p = {0};
+	struct job j = {.mode = J_REDUCE, .x = x, .y = y, .tbl = tbl, .fn.red = tbl->reduce[CCK__R_SUM]};
 	int k;
 
 	split(&j, op, n, MAX_PARTS);
@@ -806,7 +817,7 @@ static void cumsum(const struct cck__tier_ops *tbl, int op, const float *x, floa
 static void vector_op(int op, const float *x, float *y, size_t n, const struct cck__param *prm)
 {
 	const struct cck__tier_ops *tbl = cck__ops_for(op);
-	struct cck__param p = { 0 };
+	struct cck__param p = {0};
 	struct cck__part lo, hi;
 	double mean, var, d;
 
@@ -891,7 +902,7 @@ CCK_EXPORT int cck_unary_f32(int op, const float *x, float *y, size_t n, const f
 CCK_EXPORT int cck_binary_f32(int op, const float *a, const float *b, float *y, size_t n)
 {
 	const struct cck__tier_ops *tbl;
-	struct job j = { .mode = J_BINARY, .x = a, .b = b, .y = y };
+	struct job j = {.mode = J_BINARY, .x = a, .b = b, .y = y};
 
 	if (!op_is(op, CCK_KIND_BINARY) || n > MAX_N)
 		return -EINVAL;
@@ -913,7 +924,7 @@ CCK_EXPORT int cck_binary_f32(int op, const float *a, const float *b, float *y, 
 CCK_EXPORT int cck_reduce_f32(int op, const float *x, size_t n, double *ret)
 {
 	const struct cck__tier_ops *tbl;
-	struct cck__param p = { 0 };
+	struct cck__param p = {0};
 	struct cck__part r;
 	double mean, var, v;
 
@@ -982,29 +993,24 @@ CCK_EXPORT int cck_reduce_f32(int op, const float *x, size_t n, double *ret)
 }
 
 /*
- * Covariance and correlation, centred on ca = (float)mean_a, cb likewise.
- * With da = mean_a - ca (in double, exact by Sterbenz), sum (a - ca) = n da,
- * so the two-pass correction needs no extra pass:
- *   sum (a - ma)(b - mb) = sum (a - ca)(b - cb) - n da db.
+ * Covariance and correlation by the same corrected two-pass method as
+ * moments(): centred on ca = (float)mean_a and cb likewise, with
+ * sum (a - ma)(b - mb) = sum da db - (sum da)(sum db) / n.
  */
 static double centred2(const struct cck__tier_ops *tbl, int op, const float *a, const float *b, size_t n)
 {
-	struct cck__param p = { 0 };
+	struct cck__param p = {0};
 	struct cck__part r;
-	double ma, mb, da, db, sab, saa, sbb, nd = (double)n;
+	double sab, saa, sbb, nd = (double)n;
 
-	ma = par_reduce(tbl, op, CCK__R_SUM, a, n, &p).s0 / nd;
-	mb = par_reduce(tbl, op, CCK__R_SUM, b, n, &p).s0 / nd;
-	p.a = (float)ma;
-	p.b = (float)mb;
-	da = ma - p.a;
-	db = mb - p.b;
+	p.a = (float)(par_reduce(tbl, op, CCK__R_SUM, a, n, &p).s0 / nd);
+	p.b = (float)(par_reduce(tbl, op, CCK__R_SUM, b, n, &p).s0 / nd);
 	r = par_reduce2(tbl, op, CCK__R2_CENTRED, a, b, n, &p);
-	sab = r.s0 - nd * da * db;
+	sab = r.s0 - r.s3 * r.s4 / nd;
 	if (op == CCK_OP_COVARIANCE)
 		return sab / nd;
-	saa = r.s1 - nd * da * da;
-	sbb = r.s2 - nd * db * db;
+	saa = r.s1 - r.s3 * r.s3 / nd;
+	sbb = r.s2 - r.s4 * r.s4 / nd;
 	/* A constant input has no correlation: NaN, as NumPy's corrcoef. */
 	if (!(saa > 0 && sbb > 0) || isnan(sab))
 		return NAN;
@@ -1016,7 +1022,7 @@ static double centred2(const struct cck__tier_ops *tbl, int op, const float *a, 
 CCK_EXPORT int cck_reduce2_f32(int op, const float *a, const float *b, size_t n, double *ret)
 {
 	const struct cck__tier_ops *tbl;
-	struct cck__param p = { 0 };
+	struct cck__param p = {0};
 	double v;
 
 	if (!op_is(op, CCK_KIND_REDUCE2) || !ret || n > MAX_N)

@@ -43,8 +43,8 @@
 #endif
 
 /* XCR0 state components the OS must save for us to touch the registers. */
-#define XCR0_SSE_AVX 0x06u           /* XMM, upper YMM */
-#define XCR0_AVX512 (0xe0u | 0x06u)  /* + opmask, upper ZMM0-15, ZMM16-31 */
+#define XCR0_SSE_AVX 0x06u          /* XMM, upper YMM */
+#define XCR0_AVX512 (0xe0u | 0x06u) /* + opmask, upper ZMM0-15, ZMM16-31 */
 
 static uint64_t xgetbv0(void)
 {

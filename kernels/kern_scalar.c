@@ -131,6 +131,8 @@ static float s_mish(float x, float a, float b)
 static float s_hardswish(float x, float a, float b)
 {
 	float t = fminf(fmaxf(x + 3.0f, 0.0f), 6.0f);
+	if (x <= -3.0f)
+		return -0.0f;
 	return (isnan(x) || x >= 3.0f) ? x : x * t / 6.0f;
 }
 static float s_softplus(float x, float a, float b)

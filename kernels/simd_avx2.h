@@ -182,6 +182,11 @@ static inline vm vi_eq(vi a, vi b)
 {
 	return _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b));
 }
+static inline vm vi_ltu(vi a, vi b) /* unsigned a < b */
+{
+	const __m256i s = _mm256_set1_epi32((int32_t)0x80000000u);
+	return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_xor_si256(b, s), _mm256_xor_si256(a, s)));
+}
 static inline vi vi_from_vf(vf a)
 {
 	return _mm256_cvtps_epi32(a);

@@ -177,6 +177,10 @@ static inline vm vi_eq(vi a, vi b)
 {
 	return _mm512_cmpeq_epi32_mask(a, b);
 }
+static inline vm vi_ltu(vi a, vi b)
+{
+	return _mm512_cmplt_epu32_mask(a, b);
+}
 static inline vi vi_from_vf(vf a) /* round to nearest */
 {
 	return _mm512_cvtps_epi32(a);

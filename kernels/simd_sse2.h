@@ -182,6 +182,11 @@ static inline vm vi_eq(vi a, vi b)
 {
 	return _mm_castsi128_ps(_mm_cmpeq_epi32(a, b));
 }
+static inline vm vi_ltu(vi a, vi b) /* unsigned a < b */
+{
+	const __m128i s = _mm_set1_epi32((int32_t)0x80000000u);
+	return _mm_castsi128_ps(_mm_cmpgt_epi32(_mm_xor_si128(b, s), _mm_xor_si128(a, s)));
+}
 static inline vi vi_from_vf(vf a)
 {
 	return _mm_cvtps_epi32(a);

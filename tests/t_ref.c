@@ -96,29 +96,118 @@ double t_ulp_at(float f)
 }
 
 static const float t_special_floats[] = {
-	0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN,
-	FLT_MIN, -FLT_MIN, 1e-40f, -1e-40f, 0x1p-149f, -0x1p-149f, 0x1.fffffcp-127f, -0x1.fffffcp-127f,
-	FLT_MAX, -FLT_MAX, 0x1.fffffcp+127f,
-	/* exp: overflow near 88.7228, result denormal below -87.34, zero below -103.97 */
-	88.72f, 88.7228f, 88.72284f, 88.7229f, 88.73f, 89.0f, 100.0f, -87.3f, -87.33654f, -87.34f, -88.0f,
-	-100.0f, -103.0f, -103.97f, -103.98f, -104.0f, -150.0f,
-	/* sin/cos: arguments whose reduction needs care */
-	1e4f, -1e4f, 1e6f, -1e6f, 1e20f, -1e20f, 3e38f, -3e38f, 3.1415927f, -3.1415927f, 1.5707964f,
-	-1.5707964f, 0.7853982f, 6.2831855f, 102.10176f, 1e5f, 12345.678f, 8.3886080e6f, 1.6777215e7f,
-	/* rounding: halves, 0.5 - ulp (floor(x + 0.5) gets it wrong), beyond int32 and 2^23 */
-	0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 0.49999997f, -0.49999997f, 8388607.5f, -8388607.5f,
-	8388608.0f, -8388609.0f, 16777216.0f, 2147483648.0f, -2147483648.0f, -2147483904.0f, 4294967296.0f,
-	1e10f, -1e10f, 1.0f, -1.0f, 0.1f, -0.1f, 1e-3f, -1e-3f, 1e-7f, -1e-7f, 1e-30f, -1e-30f,
-	/* activations: hardswish knees, tanh/sigmoid saturation, gelu tails */
-	3.0f, -3.0f, 6.0f, -6.0f, 9.0f, -9.0f, 15.0f, -15.0f, 20.0f, -20.0f, 40.0f, -40.0f, 0.6931472f,
-	-0.6931472f, 2.0f, 0.25f, 4.0f, 1e3f, -1e3f,
+    0.0f,
+    -0.0f,
+    INFINITY,
+    -INFINITY,
+    NAN,
+    -NAN,
+    FLT_MIN,
+    -FLT_MIN,
+    1e-40f,
+    -1e-40f,
+    0x1p-149f,
+    -0x1p-149f,
+    0x1.fffffcp-127f,
+    -0x1.fffffcp-127f,
+    FLT_MAX,
+    -FLT_MAX,
+    0x1.fffffcp+127f,
+    /* exp: overflow near 88.7228, result denormal below -87.34, zero below -103.97 */
+    88.72f,
+    88.7228f,
+    88.72284f,
+    88.7229f,
+    88.73f,
+    89.0f,
+    100.0f,
+    -87.3f,
+    -87.33654f,
+    -87.34f,
+    -88.0f,
+    -100.0f,
+    -103.0f,
+    -103.97f,
+    -103.98f,
+    -104.0f,
+    -150.0f,
+    /* sin/cos: arguments whose reduction needs care */
+    1e4f,
+    -1e4f,
+    1e6f,
+    -1e6f,
+    1e20f,
+    -1e20f,
+    3e38f,
+    -3e38f,
+    3.1415927f,
+    -3.1415927f,
+    1.5707964f,
+    -1.5707964f,
+    0.7853982f,
+    6.2831855f,
+    102.10176f,
+    1e5f,
+    12345.678f,
+    8.3886080e6f,
+    1.6777215e7f,
+    /* rounding: halves, 0.5 - ulp (floor(x + 0.5) gets it wrong), beyond int32 and 2^23 */
+    0.5f,
+    -0.5f,
+    1.5f,
+    -1.5f,
+    2.5f,
+    -2.5f,
+    0.49999997f,
+    -0.49999997f,
+    8388607.5f,
+    -8388607.5f,
+    8388608.0f,
+    -8388609.0f,
+    16777216.0f,
+    2147483648.0f,
+    -2147483648.0f,
+    -2147483904.0f,
+    4294967296.0f,
+    1e10f,
+    -1e10f,
+    1.0f,
+    -1.0f,
+    0.1f,
+    -0.1f,
+    1e-3f,
+    -1e-3f,
+    1e-7f,
+    -1e-7f,
+    1e-30f,
+    -1e-30f,
+    /* activations: hardswish knees, tanh/sigmoid saturation, gelu tails */
+    3.0f,
+    -3.0f,
+    6.0f,
+    -6.0f,
+    9.0f,
+    -9.0f,
+    15.0f,
+    -15.0f,
+    20.0f,
+    -20.0f,
+    40.0f,
+    -40.0f,
+    0.6931472f,
+    -0.6931472f,
+    2.0f,
+    0.25f,
+    4.0f,
+    1e3f,
+    -1e3f,
 };
 static const uint32_t t_special_nan_bits[] = {
-	0x7fc00001u, /* quiet NaN with a payload */
-	0xffc12345u, /* negative quiet NaN with a payload */
-	0x7f800001u, /* signalling NaN */
-	0xff8fffffu, /* negative signalling NaN */
-	0x7fffffffu,
+    0x7fc00001u, /* quiet NaN with a payload */
+    0xffc12345u, /* negative quiet NaN with a payload */
+    0x7f800001u, /* signalling NaN */
+    0xff8fffffu, /* negative signalling NaN */
+    0x7fffffffu,
 };
 #define T_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -443,6 +532,8 @@ int t_ref_vector(int op, const float *x, size_t n, const float *p, double *y, do
 	case CCK_OP_LAYER_NORM:
 		mean = t_mean(x, n);
 		var = t_var(x, n, mean);
+		if (var + (double)p[0] == 0)
+			return -1;
 		for (i = 0; i < n; i++)
 			y[i] = ((double)x[i] - mean) / sqrt(var + (double)p[0]);
 		break;
@@ -450,6 +541,8 @@ int t_ref_vector(int op, const float *x, size_t n, const float *p, double *y, do
 		s = 0;
 		for (i = 0; i < n; i++)
 			s += (double)x[i] * x[i];
+		if (s / (double)n + (double)p[0] == 0)
+			return -1;
 		s = sqrt(s / (double)n + (double)p[0]);
 		for (i = 0; i < n; i++)
 			y[i] = x[i] / s;

@@ -42,7 +42,7 @@ static const char usage_text[] =
     "  help      show this text (also: ccbench --help, ccbench <command> --help)\n"
     "\n"
     "ccbench kernels [--ops a,b,...] [--sizes N,...] [--tier T] [--threads N]\n"
-    "                [--reps-ms MS] [--compare-tiers]\n"
+    "                [--reps-ms MS] [--compare-tiers] [--no-read-bw]\n"
     "  --ops LIST       comma-separated op names as cck_op_lookup() accepts them\n"
     "                   (aliases too). Default: every op except matmul.\n"
     "  --sizes LIST     comma-separated element counts; a k/K or m/M suffix means\n"
@@ -59,6 +59,7 @@ static const char usage_text[] =
     "  --compare-tiers  for each size and op, one line per tier the host\n"
     "                   supports (from scalar up to --tier, if given), measured\n"
     "                   back to back.\n"
+    "  --no-read-bw     leave out the read_bw lines (for tools that time only ops).\n"
     "\n"
     "  Each size first prints a read_bw line, then one line per op:\n"
     "    {\"op\":\"read_bw\",\"n\":1000000,\"tier\":\"avx512\",\"threads\":1,\"ns\":..,\"gbps\":..}\n"
@@ -862,32 +863,25 @@ static void bufs_free(struct size_bufs *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static void bufs_alloc(struct size_bufs *s, size_t n, int need_matvec, int need_matmul)
+/* A buffer of n floats, uniform in [lo, hi) (random sign if signed_), made on first use. */
+static float *lazy_buf(float **slot, size_t n, float lo, float hi, int signed_)
+{
+	if (!*slot) {
+		*slot = xalloc(n);
+		fill_uniform(*slot, n, lo, hi, signed_);
+	}
+	return *slot;
+}
+
+/* The first input and the output are made at once; the rest when an op needs them. */
+static void bufs_alloc(struct size_bufs *s, size_t n)
 {
 	memset(s, 0, sizeof(*s));
 	s->n = n;
-	s->sym = xalloc(n);
-	s->pos = xalloc(n);
-	s->sym2 = xalloc(n);
-	s->divisor = xalloc(n);
+	lazy_buf(&s->sym, n, -5.0f, 5.0f, 0);
 	s->out = xalloc(n);
-	fill_uniform(s->sym, n, -5.0f, 5.0f, 0);
-	fill_uniform(s->pos, n, 0.5f, 2.0f, 0);
-	fill_uniform(s->sym2, n, -5.0f, 5.0f, 0);
-	fill_uniform(s->divisor, n, 0.5f, 2.0f, 1);
-	if (need_matvec) {
-		s->mrows = isqrt_round(n);
-		s->mat = xalloc(s->mrows * s->mrows);
-		fill_uniform(s->mat, s->mrows * s->mrows, -5.0f, 5.0f, 0);
-	}
-	if (need_matmul && n <= MATMUL_MAX_SIDE) {
+	if (n <= MATMUL_MAX_SIDE)
 		s->side = n;
-		s->mm[0] = xalloc(n * n);
-		s->mm[1] = xalloc(n * n);
-		s->mm[2] = xalloc(n * n);
-		fill_uniform(s->mm[0], n * n, -5.0f, 5.0f, 0);
-		fill_uniform(s->mm[1], n * n, -5.0f, 5.0f, 0);
-	}
 }
 
 /* Set c up for op at s; returns the call and the bytes moved per call. */
@@ -899,8 +893,7 @@ static call_fn op_setup(struct op_ctx *c, int op, struct size_bufs *s, float *pb
 	c->op = op;
 	c->kind = cck_op_kind(op);
 	c->n = n;
-	c->x = op_wants_positive(op) ? s->pos : s->sym;
-	c->b = op == CCK_OP_DIV ? s->divisor : s->sym2;
+	c->x = op_wants_positive(op) ? lazy_buf(&s->pos, n, 0.5f, 2.0f, 0) : s->sym;
 	c->y = s->out;
 	c->params = op_params(op, pbuf);
 	switch (c->kind) {
@@ -909,16 +902,23 @@ static call_fn op_setup(struct op_ctx *c, int op, struct size_bufs *s, float *pb
 		*bytes = 8.0 * (double)n;
 		return call_unary;
 	case CCK_KIND_BINARY:
+		c->b =
+		    op == CCK_OP_DIV ? lazy_buf(&s->divisor, n, 0.5f, 2.0f, 1) : lazy_buf(&s->sym2, n, -5.0f, 5.0f, 0);
 		*bytes = 12.0 * (double)n;
 		return call_binary;
 	case CCK_KIND_REDUCE:
 		*bytes = 4.0 * (double)n;
 		return call_reduce;
 	case CCK_KIND_REDUCE2:
+		c->b = lazy_buf(&s->sym2, n, -5.0f, 5.0f, 0);
 		*bytes = 8.0 * (double)n;
 		return call_reduce2;
 	case CCK_KIND_MATRIX:
 		if (op == CCK_OP_MATVEC) {
+			if (!s->mat) {
+				s->mrows = isqrt_round(n);
+				lazy_buf(&s->mat, s->mrows * s->mrows, -5.0f, 5.0f, 0);
+			}
 			c->rows = c->cols = s->mrows;
 			c->A = s->mat;
 			c->x = s->sym;
@@ -928,6 +928,10 @@ static call_fn op_setup(struct op_ctx *c, int op, struct size_bufs *s, float *pb
 		if (op == CCK_OP_MATMUL && s->side) {
 			double sd = (double)s->side;
 
+			lazy_buf(&s->mm[0], n * n, -5.0f, 5.0f, 0);
+			lazy_buf(&s->mm[1], n * n, -5.0f, 5.0f, 0);
+			if (!s->mm[2])
+				s->mm[2] = xalloc(n * n);
 			c->rows = c->cols = s->side;
 			c->A = s->mm[0];
 			c->B = s->mm[1];
@@ -978,10 +982,15 @@ static int bench_op(int op, struct size_bufs *s, int threads, double budget_ns)
 static int cmd_kernels(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"ops", required_argument, NULL, 'o'},     {"sizes", required_argument, NULL, 's'},
-	    {"tier", required_argument, NULL, 't'},    {"threads", required_argument, NULL, 'j'},
-	    {"reps-ms", required_argument, NULL, 'r'}, {"compare-tiers", no_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	    {"ops", required_argument, NULL, 'o'},
+	    {"sizes", required_argument, NULL, 's'},
+	    {"tier", required_argument, NULL, 't'},
+	    {"threads", required_argument, NULL, 'j'},
+	    {"reps-ms", required_argument, NULL, 'r'},
+	    {"compare-tiers", no_argument, NULL, 'c'},
+	    {"no-read-bw", no_argument, NULL, 'R'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	static const size_t default_sizes[] = {1000, 100000, 1000000, 10000000};
 	int ops[CCK_OP_COUNT];
@@ -989,7 +998,7 @@ static int cmd_kernels(int argc, char **argv)
 	int nops = 0, nsizes = 0, threads = 1, reps_ms = DEF_REPS_MS, compare = 0;
 	const char *tier = NULL, *cap_name;
 	int tiers[CCK_TIER_COUNT], ntiers = 0;
-	int need_matvec = 0, need_matmul = 0, only_matmul = 1, failed = 0;
+	int only_matmul = 1, no_read = 0, failed = 0;
 	char cap_buf[32];
 	struct read_variant rv[4];
 	int nrv;
@@ -1016,6 +1025,9 @@ static int cmd_kernels(int argc, char **argv)
 		case 'c':
 			compare = 1;
 			break;
+		case 'R':
+			no_read = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1032,8 +1044,6 @@ static int cmd_kernels(int argc, char **argv)
 				ops[nops++] = i;
 	}
 	for (i = 0; i < nops; i++) {
-		need_matvec |= ops[i] == CCK_OP_MATVEC;
-		need_matmul |= ops[i] == CCK_OP_MATMUL;
 		only_matmul &= ops[i] == CCK_OP_MATMUL;
 	}
 	if (!nsizes) {
@@ -1070,8 +1080,8 @@ static int cmd_kernels(int argc, char **argv)
 		size_t n = sizes[i];
 		int err;
 
-		bufs_alloc(&s, n, need_matvec, need_matmul);
-		err = read_bw(rv, nrv, s.sym, n, threads, reps_ms * 1e6);
+		bufs_alloc(&s, n);
+		err = no_read ? 0 : read_bw(rv, nrv, s.sym, n, threads, reps_ms * 1e6);
 		if (err)
 			print_error("read_bw", n, rv[0].tier, threads, "read failed", err);
 		for (j = 0; j < nops; j++) {
