@@ -98,7 +98,12 @@ _Static_assert(ARRAY_SIZE(op_info) == CCK_OP_COUNT, "op_info must list every op"
 /*
  * Highest tier each op may use; it runs on min(pref_tier, cap). Lower an
  * entry where the benchmark shows a lower tier is faster on the hosts we
- * target (e.g. AVX-512 frequency drops making a cheap op slower than AVX2).
+ * target. Measured with `ccbench kernels --compare-tiers` at 1M and 10M
+ * (3 interleaved runs, medians) on AMD Zen 4, which splits 512-bit ops in
+ * two: the memory-bound binary ops and the sum-type reductions ran 2-8%
+ * faster on AVX2 at 1M and 10M (equal at 100K); everything else with real
+ * arithmetic (min/max with index, transcendental and vector ops) is faster
+ * on AVX-512, up to 1.8x.
  */
 /* clang-format off */
 static const unsigned char pref_tier[] = {
@@ -141,29 +146,29 @@ static const unsigned char pref_tier[] = {
 	[CCK_OP_LAYER_NORM]       = CCK_TIER_AVX512,
 	[CCK_OP_RMS_NORM]         = CCK_TIER_AVX512,
 	[CCK_OP_CUMSUM]           = CCK_TIER_AVX512,
-	[CCK_OP_ADD]              = CCK_TIER_AVX512,
-	[CCK_OP_SUB]              = CCK_TIER_AVX512,
-	[CCK_OP_MUL]              = CCK_TIER_AVX512,
-	[CCK_OP_DIV]              = CCK_TIER_AVX512,
-	[CCK_OP_MINIMUM]          = CCK_TIER_AVX512,
-	[CCK_OP_MAXIMUM]          = CCK_TIER_AVX512,
-	[CCK_OP_SUM]              = CCK_TIER_AVX512,
-	[CCK_OP_MEAN]             = CCK_TIER_AVX512,
+	[CCK_OP_ADD]              = CCK_TIER_AVX2,
+	[CCK_OP_SUB]              = CCK_TIER_AVX2,
+	[CCK_OP_MUL]              = CCK_TIER_AVX2,
+	[CCK_OP_DIV]              = CCK_TIER_AVX2,
+	[CCK_OP_MINIMUM]          = CCK_TIER_AVX2,
+	[CCK_OP_MAXIMUM]          = CCK_TIER_AVX2,
+	[CCK_OP_SUM]              = CCK_TIER_AVX2,
+	[CCK_OP_MEAN]             = CCK_TIER_AVX2,
 	[CCK_OP_MIN]              = CCK_TIER_AVX512,
 	[CCK_OP_MAX]              = CCK_TIER_AVX512,
 	[CCK_OP_ARGMIN]           = CCK_TIER_AVX512,
 	[CCK_OP_ARGMAX]           = CCK_TIER_AVX512,
-	[CCK_OP_SUM_OF_SQUARES]   = CCK_TIER_AVX512,
-	[CCK_OP_NORM_L1]          = CCK_TIER_AVX512,
-	[CCK_OP_NORM_L2]          = CCK_TIER_AVX512,
+	[CCK_OP_SUM_OF_SQUARES]   = CCK_TIER_AVX2,
+	[CCK_OP_NORM_L1]          = CCK_TIER_AVX2,
+	[CCK_OP_NORM_L2]          = CCK_TIER_AVX2,
 	[CCK_OP_NORM_LINF]        = CCK_TIER_AVX512,
 	[CCK_OP_VARIANCE]         = CCK_TIER_AVX512,
 	[CCK_OP_STDDEV]           = CCK_TIER_AVX512,
-	[CCK_OP_DOT]              = CCK_TIER_AVX512,
+	[CCK_OP_DOT]              = CCK_TIER_AVX2,
 	[CCK_OP_COVARIANCE]       = CCK_TIER_AVX512,
 	[CCK_OP_CORRELATION]      = CCK_TIER_AVX512,
-	[CCK_OP_DIST_L2]          = CCK_TIER_AVX512,
-	[CCK_OP_MATVEC]           = CCK_TIER_AVX512,
+	[CCK_OP_DIST_L2]          = CCK_TIER_AVX2,
+	[CCK_OP_MATVEC]           = CCK_TIER_AVX2,
 	[CCK_OP_MATMUL]           = CCK_TIER_AVX512,
 };
 /* clang-format on */
@@ -727,21 +732,33 @@ static void affine(const struct cck__tier_ops *tbl, int op, const float *x, floa
 }
 
 /*
- * Population mean and variance by the corrected two-pass method: centre on
- * c = (float)mean, then var = (s1 - s0^2 / n) / n, where s0 = sum (x - c)
- * removes what c (and the first pass's rounding) got wrong about the mean.
- * The mean is refined the same way, c + s0 / n, so that constant input
- * centres to exactly 0 even when the first pass's sum was a little off.
+ * Population mean and variance in one pass over x when it can be: shift by
+ * c, the mean of the first SHIFT_N elements, and use the corrected formula
+ * var = (s1 - s0^2 / n) / n with s0 = sum (x - c), s1 = sum (x - c)^2. The
+ * subtraction loses little while c is within about a standard deviation of
+ * the mean (s0^2 / n <= s1 / 2: at most one bit); when the head of the data
+ * is unrepresentative (sorted or drifting input) a second pass centres on
+ * the mean itself, which is the corrected two-pass method. The mean is
+ * refined the same way, c + s0 / n, so constant input centres to exactly 0.
  */
+#define SHIFT_N 4096
+
 static void moments(const struct cck__tier_ops *tbl, int op, const float *x, size_t n, double *mean, double *var)
 {
 	struct cck__param p = {0};
 	struct cck__part r;
+	size_t head = n < SHIFT_N ? n : SHIFT_N;
 	double v;
 
-	r = par_reduce(tbl, op, CCK__R_SUM, x, n, &p);
-	p.a = (float)(r.s0 / (double)n);
+	tbl->reduce[CCK__R_SUM](x, head, &p, &r);
+	p.a = (float)(r.s0 / (double)head);
+	if (!isfinite(p.a))
+		p.a = 0; /* inf/NaN input: let the full pass produce it */
 	r = par_reduce(tbl, op, CCK__R_CSUMSQ, x, n, &p);
+	if (head < n && r.s0 * r.s0 / (double)n > 0.5 * r.s1) {
+		p.a = (float)(p.a + r.s0 / (double)n);
+		r = par_reduce(tbl, op, CCK__R_CSUMSQ, x, n, &p);
+	}
 	v = (r.s1 - r.s0 * r.s0 / (double)n) / (double)n;
 	*mean = p.a + r.s0 / (double)n;
 	*var = v < 0 ? 0 : v; /* rounding can go just below 0; NaN stays NaN */
@@ -781,10 +798,14 @@ static void log_softmax(const struct cck__tier_ops *tbl, int op, const float *x,
 	}
 	p.a = m;
 	s = par_reduce(tbl, op, CCK__R_EXPSUM, x, n, &p).s0;
-	/* One pass: the offset is rounded to float once, after summing it in double. */
-	p.a = (float)-((double)m + log(s));
-	p.b = 1;
-	par_unary(op, tbl->prim[CCK__AFFINE], x, y, n, &p);
+	/*
+	 * (x - m) is exact near the max (Sterbenz), so the small results that
+	 * matter most keep full precision; a single float offset m + log s
+	 * would round away up to ulp(m) from each of them.
+	 */
+	p.a = m;
+	p.b = (float)log(s);
+	par_unary(op, tbl->prim[CCK__SUB2], x, y, n, &p);
 }
 
 static void cumsum(const struct cck__tier_ops *tbl, int op, const float *x, float *y, size_t n)

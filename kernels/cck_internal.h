@@ -13,7 +13,12 @@ struct cck__param {
 	float b; /* hi, offset, ... */
 };
 
-/* Partial result of a reduction over one chunk; chunks are combined in order. */
+/*
+ * Partial result of a reduction over one chunk; chunks are combined in order.
+ * The double fields must be as good as double accumulation: a tier may sum
+ * in float blocks for speed, but falls back to double where float would
+ * overflow or underflow (squares of |x| > 1e19 or < 1e-19).
+ */
 struct cck__part {
 	double s0;     /* sum / sum of squares / dot ... */
 	double s1;     /* second moment where an op needs one */
@@ -37,16 +42,17 @@ typedef void (*cck__reduce2_fn)(const float *a, const float *b, size_t n, const 
 enum cck__prim {
 	CCK__AFFINE = 0,  /* unary: y = (x + p.a) * p.b */
 	CCK__EXPSUB,      /* unary: y = exp(x - p.a) */
+	CCK__SUB2,        /* unary: y = (x - p.a) - p.b, two roundings (log_softmax) */
 	CCK__PRIM_COUNT
 };
 enum cck__rprim {
 	CCK__R_SUM = 0,   /* s0 = sum x (double accumulation) */
-	CCK__R_SUMSQ,     /* s0 = sum x^2 */
+	CCK__R_SUMSQ,     /* s0 = sum x^2 (as if in double: no float overflow or underflow) */
 	CCK__R_ABSSUM,    /* s0 = sum |x| */
 	CCK__R_MIN,       /* f = min x (NaN if any), idx = first index of it */
 	CCK__R_MAX,       /* f = max x (NaN if any), idx = first index of it */
 	CCK__R_ABSMAX,    /* f = max |x| (NaN if any) */
-	CCK__R_CSUMSQ,    /* s0 = sum (x - p.a), s1 = sum (x - p.a)^2, in double */
+	CCK__R_CSUMSQ,    /* s0 = sum (x - p.a), s1 = sum (x - p.a)^2, as if in double */
 	CCK__R_EXPSUM,    /* s0 = sum exp(x - p.a) */
 	CCK__R_COUNT
 };
@@ -94,7 +100,8 @@ int cck__cpu_tier(void);
 /*
  * Persistent thread pool (pool.c). cck__pool_run calls fn(arg, i, nt) for
  * i in [0, nt) on nt threads (the caller runs i == 0) and returns when all
- * are done. nt is clamped to the pool size. Safe to call from several
+ * are done. Parts may share a thread, so fn must never wait for another
+ * part of the same job. nt is clamped to the pool size. Safe to call from several
  * threads: concurrent callers are serialised, and a call made from inside a
  * pool task runs every part inline.
  */

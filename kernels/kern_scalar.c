@@ -174,6 +174,10 @@ static float s_affine(float x, float a, float b)
 {
 	return (x + a) * b;
 }
+static float s_sub2(float x, float a, float b)
+{
+	return (x - a) - b;
+}
 static float s_expsub(float x, float a, float b)
 {
 	return (float)exp((double)(x - a));
@@ -219,6 +223,7 @@ DEF_UNARY(add_scalar)
 DEF_UNARY(clamp)
 DEF_UNARY(affine)
 DEF_UNARY(expsub)
+DEF_UNARY(sub2)
 
 static float f_add(float a, float b)
 {
@@ -405,7 +410,7 @@ const struct cck__tier_ops cck__ops_scalar = {
 		[CCK_OP_TRUNC] = u_trunc, [CCK_OP_SCALE] = u_scale, [CCK_OP_ADD_SCALAR] = u_add_scalar,
 		[CCK_OP_CLAMP] = u_clamp,
 	},
-	.prim = { [CCK__AFFINE] = u_affine, [CCK__EXPSUB] = u_expsub },
+	.prim = { [CCK__AFFINE] = u_affine, [CCK__EXPSUB] = u_expsub, [CCK__SUB2] = u_sub2 },
 	.binary = {
 		[CCK_OP_ADD] = b_add, [CCK_OP_SUB] = b_sub, [CCK_OP_MUL] = b_mul, [CCK_OP_DIV] = b_div,
 		[CCK_OP_MINIMUM] = b_minimum, [CCK_OP_MAXIMUM] = b_maximum,
