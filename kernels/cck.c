@@ -277,6 +277,12 @@ static const struct cck__tier_ops *const tier_ops[CCK_TIER_COUNT] = {
 static pthread_once_t tier_once = PTHREAD_ONCE_INIT;
 static int host_tier;        /* set once by tier_init() */
 static _Atomic int cap_tier; /* highest tier any op may use; <= host_tier */
+/*
+ * 0: "auto", each op runs on min(pref_tier, cap). 1: a tier was forced (by
+ * CCK_TIER or cck_force_tier), and every op runs on exactly that tier, so a
+ * test or benchmark that asks for avx512 gets the AVX-512 bodies.
+ */
+static _Atomic int forced;
 
 static int tier_from_name(const char *name)
 {
@@ -303,6 +309,7 @@ static void tier_init(void)
 	/* An unknown name or one above the host is ignored: the library must not fail on its environment. */
 	t = tier_from_name(env);
 	atomic_store(&cap_tier, t >= 0 && t < host_tier ? t : host_tier);
+	atomic_store(&forced, t >= 0 && t <= host_tier);
 }
 
 /* CCK_TIER is documented as read at load time, so read it before main() can setenv(). */
@@ -322,6 +329,8 @@ static int op_tier(int op)
 {
 	int c = cap();
 
+	if (atomic_load_explicit(&forced, memory_order_relaxed))
+		return c;
 	return pref_tier[op] < c ? pref_tier[op] : c;
 }
 
@@ -398,14 +407,21 @@ CCK_EXPORT int cck_op_tier(int op)
 
 CCK_EXPORT int cck_force_tier(const char *name)
 {
-	int t = tier_from_name(name);
+	int t;
 
+	cap();
+	if (name && !strcmp(name, "auto")) {
+		atomic_store_explicit(&forced, 0, memory_order_relaxed);
+		atomic_store_explicit(&cap_tier, host_tier, memory_order_relaxed);
+		return 0;
+	}
+	t = tier_from_name(name);
 	if (t < 0)
 		return t;
-	cap();
 	if (t > host_tier)
 		return -ENOTSUP;
 	atomic_store_explicit(&cap_tier, t, memory_order_relaxed);
+	atomic_store_explicit(&forced, 1, memory_order_relaxed);
 	return 0;
 }
 

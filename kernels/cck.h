@@ -121,7 +121,8 @@ CCK_EXPORT int cck_op_kind(int op);
 /* Number of float parameters an op reads from params (0, 1 or 2), or -EINVAL. */
 CCK_EXPORT int cck_op_nparams(int op);
 
-/* Name of the highest tier in use: "scalar", "sse2", "avx2" or "avx512". */
+/* Name of the highest tier in use: "scalar", "sse2", "avx2" or "avx512"
+ * (the forced tier, or the host's in "auto" mode). */
 CCK_EXPORT const char *cck_tier(void);
 /* Name of the highest tier the host supports (ignores forcing). */
 CCK_EXPORT const char *cck_host_tier(void);
@@ -131,9 +132,12 @@ CCK_EXPORT const char *cck_tier_name(int tier);
  * faster on this host), as a tier id; -EINVAL for a bad op. */
 CCK_EXPORT int cck_op_tier(int op);
 /*
- * Cap the tier at name ("scalar".."avx512"). Returns 0, -ENOTSUP if the host
- * lacks that tier, -EINVAL for an unknown name. The environment variable
- * CCK_TIER does the same at load time. Not thread-safe against running ops.
+ * Run every op on exactly the tier name ("scalar".."avx512"), lower than or
+ * equal to the host's; "auto" (the default) goes back to letting each op
+ * pick the fastest tier the host has (see cck_op_tier). Returns 0, -ENOTSUP
+ * if the host lacks that tier, -EINVAL for an unknown name. The environment
+ * variable CCK_TIER does the same at load time. Safe to call while other
+ * threads run ops: each op reads the setting once.
  */
 CCK_EXPORT int cck_force_tier(const char *name);
 /*
