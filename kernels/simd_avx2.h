@@ -74,6 +74,10 @@ static inline vf vf_div(vf a, vf b)
 {
 	return _mm256_div_ps(a, b);
 }
+static inline vf vf_rcp(vf d) /* exact: rcp_ps + one step would give only ~22 bits */
+{
+	return _mm256_div_ps(_mm256_set1_ps(1.0f), d);
+}
 static inline vf vf_fmadd(vf a, vf b, vf c)
 {
 	return _mm256_fmadd_ps(a, b, c);

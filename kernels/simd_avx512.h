@@ -67,6 +67,12 @@ static inline vf vf_div(vf a, vf b)
 {
 	return _mm512_div_ps(a, b);
 }
+/* 1/d to about 2^-28: rcp14 and one Newton step (the divider is slow here) */
+static inline vf vf_rcp(vf d)
+{
+	vf r = _mm512_rcp14_ps(d);
+	return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+}
 static inline vf vf_fmadd(vf a, vf b, vf c)
 {
 	return _mm512_fmadd_ps(a, b, c);

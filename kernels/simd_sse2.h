@@ -74,6 +74,10 @@ static inline vf vf_div(vf a, vf b)
 	return _mm_div_ps(a, b);
 }
 /* No FMA in this tier: two roundings. The algorithms allow for it (TIER_HAS_FMA). */
+static inline vf vf_rcp(vf d)
+{
+	return _mm_div_ps(_mm_set1_ps(1.0f), d);
+}
 static inline vf vf_fmadd(vf a, vf b, vf c)
 {
 	return _mm_add_ps(_mm_mul_ps(a, b), c);
