@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/* cc.h: public API of libcc, the client library of the Compute Core daemon ccd. */
+#ifndef CC_H
+#define CC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CC_BUILDING) && defined(__GNUC__)
+#define CC_EXPORT __attribute__((visibility("default")))
+#else
+#define CC_EXPORT
+#endif
+
+/* Protocol version spoken by this libcc (see ipc/proto/cc.proto). */
+#define CC_PROTO_VERSION 1
+
+/* Element types. Values are ABI: never renumbered. */
+enum cc_dtype {
+	CC_DTYPE_F32 = 0,
+	CC_DTYPE_COUNT
+};
+
+/* Opaque handles. */
+typedef struct cc_client cc_client;
+typedef struct cc_tensor cc_tensor;
+
+/*
+ * Errors are negative errno values; cc_strerror() explains them in the
+ * words of this library (e.g. -ECONNREFUSED: the daemon is not running, and
+ * how to start it). When the daemon refused a request, cc_last_error()
+ * holds its own message.
+ */
+CC_EXPORT const char *cc_strerror(int err);
+
+/*
+ * Connect to ccd at endpoint (a ZeroMQ URL such as "ipc:///run/user/1000/ccd.sock");
+ * NULL means $CC_ENDPOINT, else the per-user default (cc_default_endpoint()).
+ * Performs the protocol handshake. Returns 0 and *ret, or a negative errno:
+ * -ECONNREFUSED when no daemon answers, -EPROTO on a version mismatch.
+ * A client handle is not thread-safe: use one per thread.
+ */
+CC_EXPORT int cc_connect(const char *endpoint, cc_client **ret);
+/* Free every tensor of c, tell the daemon, and close. NULL is a no-op. */
+CC_EXPORT void cc_close(cc_client *c);
+/* The daemon's message for the last refused request on c ("" if none). */
+CC_EXPORT const char *cc_last_error(const cc_client *c);
+/*
+ * The default endpoint for this user: ipc://$XDG_RUNTIME_DIR/ccd.sock when
+ * XDG_RUNTIME_DIR is a private directory of ours, else ipc:///tmp/cc-<uid>/ccd.sock
+ * (the directory is created 0700 and must be ours and not a symlink).
+ * Writes at most size bytes to buf. Returns 0 or a negative errno.
+ */
+CC_EXPORT int cc_default_endpoint(char *buf, size_t size);
+
+/*
+ * A tensor of n elements of dtype in shared memory (a sealed memfd)
+ * registered with the daemon: the daemon reads and writes it in place, the
+ * bytes never cross the socket. n may be 0. Returns 0 and *ret or -errno.
+ */
+CC_EXPORT int cc_tensor_new(cc_client *c, int dtype, size_t n, cc_tensor **ret);
+/* Pointer to the elements (valid until cc_tensor_free). */
+CC_EXPORT void *cc_tensor_data(cc_tensor *t);
+/* Number of elements. */
+CC_EXPORT size_t cc_tensor_len(const cc_tensor *t);
+/* Unregister and unmap. NULL is a no-op. Must not be called while a job uses t. */
+CC_EXPORT void cc_tensor_free(cc_tensor *t);
+
+/*
+ * Synchronous ops: libcck's op names (see cck.h). Each returns 0 or -errno
+ * once the daemon has finished the job.
+ *   cc_unary:  element-wise and whole-vector ops, y may be x; params/nparams
+ *              as the op needs them.
+ *   cc_binary: y = a op b.
+ *   cc_reduce: one-input reductions (b must be NULL) and two-input ones
+ *              (dot, covariance, correlation, dist_l2); result in *ret.
+ *   cc_matmul: C[m x n] = A[m x k] * B[k x n], row-major.
+ */
+CC_EXPORT int cc_unary(cc_client *c, const char *op, const cc_tensor *x, cc_tensor *y, const float *params,
+		       size_t nparams);
+CC_EXPORT int cc_binary(cc_client *c, const char *op, const cc_tensor *a, const cc_tensor *b, cc_tensor *y);
+CC_EXPORT int cc_reduce(cc_client *c, const char *op, const cc_tensor *x, const cc_tensor *b, double *ret);
+CC_EXPORT int cc_matmul(cc_client *c, const cc_tensor *A, const cc_tensor *B, cc_tensor *C, size_t m, size_t k,
+			size_t n);
+
+/*
+ * Asynchronous form: submit returns at once with a job id (> 0); several
+ * jobs may be in flight (up to the daemon's per-client limit). cc_wait
+ * blocks until that job is done (timeout_ms < 0: forever) and returns its
+ * result code (and the reduction value in *ret_value if not NULL);
+ * -ETIMEDOUT if it is not done in time. cc_poll is cc_wait with timeout 0
+ * and returns -EAGAIN while the job runs. Tensors of a job in flight must
+ * not be freed or touched until it is done.
+ */
+CC_EXPORT int cc_submit_unary(cc_client *c, const char *op, const cc_tensor *x, cc_tensor *y, const float *params,
+			      size_t nparams, uint64_t *ret_job);
+CC_EXPORT int cc_submit_binary(cc_client *c, const char *op, const cc_tensor *a, const cc_tensor *b, cc_tensor *y,
+			       uint64_t *ret_job);
+CC_EXPORT int cc_submit_reduce(cc_client *c, const char *op, const cc_tensor *x, const cc_tensor *b,
+			       uint64_t *ret_job);
+CC_EXPORT int cc_submit_matmul(cc_client *c, const cc_tensor *A, const cc_tensor *B, cc_tensor *C, size_t m,
+			       size_t k, size_t n, uint64_t *ret_job);
+CC_EXPORT int cc_wait(cc_client *c, uint64_t job, int timeout_ms, double *ret_value);
+CC_EXPORT int cc_poll(cc_client *c, uint64_t job, double *ret_value);
+
+/* Round trip to the daemon's front end without a job (latency probe). */
+CC_EXPORT int cc_ping(cc_client *c);
+
+/*
+ * Admin queries for ccctl: the daemon's reply to a status / clients /
+ * kernels request as a JSON document (malloc'd, caller frees), keys in
+ * snake_case as in cc.proto. what: "status", "clients" or "kernels".
+ */
+CC_EXPORT int cc_admin_json(cc_client *c, const char *what, char **ret_json);
+/* Ask the daemon to shut down cleanly. */
+CC_EXPORT int cc_shutdown(cc_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CC_H */
