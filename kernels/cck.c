@@ -480,10 +480,37 @@ struct job {
 	const double *carry;     /* J_CUMSUM: running sum before each part */
 };
 
+/*
+ * CCK_SPLIT_MIN=N (read once) replaces every thread_min_n entry: the knob
+ * bench/tune-threads turns to time each op split and unsplit at every size.
+ */
+static size_t split_min_env = SIZE_MAX;
+static pthread_once_t split_once = PTHREAD_ONCE_INIT;
+
+static void split_init(void)
+{
+	const char *env = getenv("CCK_SPLIT_MIN");
+	char *end;
+	unsigned long long v;
+
+	if (!env || !*env)
+		return;
+	errno = 0;
+	v = strtoull(env, &end, 10);
+	if (!errno && !*end)
+		split_min_env = (size_t)v;
+}
+
+static size_t split_min(int op)
+{
+	pthread_once(&split_once, split_init);
+	return split_min_env != SIZE_MAX ? split_min_env : thread_min_n[op];
+}
+
 /* Threads op should use for n elements. */
 static int want_threads(int op, size_t n)
 {
-	size_t min_n = thread_min_n[op], per;
+	size_t min_n = split_min(op), per;
 	int t;
 
 	if (n < min_n)
@@ -929,7 +956,7 @@ CCK_EXPORT int cck_unary_f32(int op, const float *x, float *y, size_t n, const f
 		return 0;
 	}
 	tbl = cck__ops_for(op);
-	if (n < thread_min_n[op])
+	if (n < split_min(op))
 		tbl->unary[op](x, y, n, &p);
 	else
 		par_unary(op, tbl->unary[op], x, y, n, &p);
@@ -948,7 +975,7 @@ CCK_EXPORT int cck_binary_f32(int op, const float *a, const float *b, float *y, 
 	if (!a || !b || !y)
 		return -EINVAL;
 	tbl = cck__ops_for(op);
-	if (n < thread_min_n[op]) {
+	if (n < split_min(op)) {
 		tbl->binary[op](a, b, y, n);
 		return 0;
 	}

@@ -18,19 +18,19 @@
  * Each tier's body lives in gemm_<tier>.c, compiled with that tier's ISA flags
  * only; callers must check the host supports the tier before calling it.
  */
-void cck__gemm_scalar(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m,
-		      size_t k, size_t n);
+void cck__gemm_scalar(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m, size_t k,
+                      size_t n);
 void cck__matvec_scalar(const float *A, size_t lda, const float *x, float *y, size_t rows, size_t cols);
 
 #if defined(__x86_64__) || defined(__i386__)
-void cck__gemm_sse2(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m,
-		    size_t k, size_t n);
+void cck__gemm_sse2(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m, size_t k,
+                    size_t n);
 void cck__matvec_sse2(const float *A, size_t lda, const float *x, float *y, size_t rows, size_t cols);
-void cck__gemm_avx2(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m,
-		    size_t k, size_t n);
+void cck__gemm_avx2(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m, size_t k,
+                    size_t n);
 void cck__matvec_avx2(const float *A, size_t lda, const float *x, float *y, size_t rows, size_t cols);
-void cck__gemm_avx512(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m,
-		      size_t k, size_t n);
+void cck__gemm_avx512(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m, size_t k,
+                      size_t n);
 void cck__matvec_avx512(const float *A, size_t lda, const float *x, float *y, size_t rows, size_t cols);
 #endif
 

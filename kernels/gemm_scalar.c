@@ -14,8 +14,8 @@
 #define SCALAR_NC 128
 
 /* Contract in gemm.h: C = A * B, overwriting C; zeroes C when k == 0. */
-void cck__gemm_scalar(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m,
-		      size_t k, size_t n)
+void cck__gemm_scalar(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m, size_t k,
+                      size_t n)
 {
 	size_t i, j, p, pc, jc;
 

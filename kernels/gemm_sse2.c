@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* gemm_sse2.c: SSE2 instantiation of the packed GEMM and matvec in gemm_simd.inc. */
+/* gemm_sse2.c: the SSE2 packed GEMM and matvec, instantiated from gemm_simd.inc. */
 #include <emmintrin.h>
 
 /* Sum of the 4 lanes. */
@@ -21,31 +21,21 @@ static inline float gemm_hsum128(__m128 v)
 #define V_SET1(f) _mm_set1_ps(f)
 #define V_ZERO() _mm_setzero_ps()
 #define V_ADD(a, b) _mm_add_ps((a), (b))
-/* SSE2 has no FMA: multiply then add (two roundings, as BLAS on SSE2). */
+/* SSE2 has no FMA: multiply then add (two roundings, as BLAS does on SSE2). */
 #define V_FMA(a, b, c) _mm_add_ps(_mm_mul_ps((a), (b)), (c))
 #define V_HSUM(v) gemm_hsum128(v)
 
 /*
  * 4 x 12 tile: 12 accumulators + 3 B vectors + 1 product temporary fill the
- * 16 XMM registers. A is packed pre-broadcast: with no broadcast load in
- * SSE2 the movss+shufps per element cost ~20% (40 vs 48 GFLOPS at 1024^3 on
- * Zen 4).
+ * 16 XMM registers. A is packed pre-broadcast (GEMM_PACK_BCAST): with no
+ * broadcast load in SSE2, the movss+shufps per element cost ~20% on Zen 4
+ * (40 against 48 GFLOPS at 1024^3; 4x8, 6x8 and 3x16 were slower still).
  */
 #define GEMM_PACK_BCAST
-#ifndef MR
 #define MR 4
-#endif
-#ifndef NRV
 #define NRV 3
-#endif
-#ifndef KC
 #define KC 256
-#endif
-#ifndef MC
 #define MC 256
-#endif
-#ifndef NC
 #define NC 4096
-#endif
 
 #include "gemm_simd.inc"
