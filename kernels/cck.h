@@ -39,15 +39,15 @@ enum cck_op {
 	CCK_OP_LEAKY_RELU, /* params[0] = alpha */
 	CCK_OP_ELU,        /* params[0] = alpha */
 	CCK_OP_SELU,
-	CCK_OP_GELU,       /* tanh approximation */
+	CCK_OP_GELU, /* tanh approximation */
 	CCK_OP_GELU_ERF,
-	CCK_OP_SILU,       /* alias "swish" */
+	CCK_OP_SILU, /* alias "swish" */
 	CCK_OP_MISH,
 	CCK_OP_HARDSWISH,
 	CCK_OP_SOFTPLUS,
 	CCK_OP_FLOOR,
 	CCK_OP_CEIL,
-	CCK_OP_ROUND,      /* half away from zero, as C's roundf */
+	CCK_OP_ROUND, /* half away from zero, as C's roundf */
 	CCK_OP_TRUNC,
 	CCK_OP_SCALE,      /* params[0] = alpha: y = alpha * x */
 	CCK_OP_ADD_SCALAR, /* params[0] = alpha: y = x + alpha */
@@ -55,8 +55,8 @@ enum cck_op {
 	/* unary whole-vector (the result depends on every element) */
 	CCK_OP_SOFTMAX,
 	CCK_OP_LOG_SOFTMAX,
-	CCK_OP_NORMALIZE,  /* x / ||x||_2 */
-	CCK_OP_ZSCORE,     /* (x - mean) / stddev (population) */
+	CCK_OP_NORMALIZE, /* x / ||x||_2 */
+	CCK_OP_ZSCORE,    /* (x - mean) / stddev (population) */
 	CCK_OP_MINMAX_NORMALIZE,
 	CCK_OP_LAYER_NORM, /* params[0] = eps */
 	CCK_OP_RMS_NORM,   /* params[0] = eps */
@@ -79,8 +79,8 @@ enum cck_op {
 	CCK_OP_NORM_L1,
 	CCK_OP_NORM_L2,
 	CCK_OP_NORM_LINF,
-	CCK_OP_VARIANCE,   /* population */
-	CCK_OP_STDDEV,     /* population */
+	CCK_OP_VARIANCE, /* population */
+	CCK_OP_STDDEV,   /* population */
 	/* reductions of two vectors */
 	CCK_OP_DOT,
 	CCK_OP_COVARIANCE, /* population */
@@ -107,7 +107,7 @@ enum cck_kind {
 enum cck_tier_id {
 	CCK_TIER_SCALAR = 0,
 	CCK_TIER_SSE2,
-	CCK_TIER_AVX2, /* AVX2 + FMA */
+	CCK_TIER_AVX2,   /* AVX2 + FMA */
 	CCK_TIER_AVX512, /* AVX-512 F/DQ/BW/VL */
 	CCK_TIER_COUNT
 };

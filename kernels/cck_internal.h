@@ -20,13 +20,13 @@ struct cck__param {
  * overflow or underflow (squares of |x| > 1e19 or < 1e-19).
  */
 struct cck__part {
-	double s0;     /* sum / sum of squares / dot ... */
-	double s1;     /* second moment where an op needs one */
-	double s2;     /* third accumulator (correlation) */
-	double s3;     /* sum of centred a (correction term) */
-	double s4;     /* sum of centred b (correction term) */
-	float f;       /* min / max / |max| */
-	size_t idx;    /* argmin / argmax, relative to the chunk start */
+	double s0;  /* sum / sum of squares / dot ... */
+	double s1;  /* second moment where an op needs one */
+	double s2;  /* third accumulator (correlation) */
+	double s3;  /* sum of centred a (correction term) */
+	double s4;  /* sum of centred b (correction term) */
+	float f;    /* min / max / |max| */
+	size_t idx; /* argmin / argmax, relative to the chunk start */
 };
 
 /* Element-wise kernel: y[i] = f(x[i]), y may equal x. */
@@ -36,31 +36,31 @@ typedef void (*cck__binary_fn)(const float *a, const float *b, float *y, size_t 
 /* Reduction of one chunk; p carries a centre (mean) for centred ops. */
 typedef void (*cck__reduce_fn)(const float *x, size_t n, const struct cck__param *p, struct cck__part *ret);
 typedef void (*cck__reduce2_fn)(const float *a, const float *b, size_t n, const struct cck__param *p,
-				struct cck__part *ret);
+                                struct cck__part *ret);
 
 /* Internal primitives that are not public ops. */
 enum cck__prim {
-	CCK__AFFINE = 0,  /* unary: y = (x + p.a) * p.b */
-	CCK__EXPSUB,      /* unary: y = exp(x - p.a) */
-	CCK__SUB2,        /* unary: y = (x - p.a) - p.b, two roundings (log_softmax) */
+	CCK__AFFINE = 0, /* unary: y = (x + p.a) * p.b */
+	CCK__EXPSUB,     /* unary: y = exp(x - p.a) */
+	CCK__SUB2,       /* unary: y = (x - p.a) - p.b, two roundings (log_softmax) */
 	CCK__PRIM_COUNT
 };
 enum cck__rprim {
-	CCK__R_SUM = 0,   /* s0 = sum x (double accumulation) */
-	CCK__R_SUMSQ,     /* s0 = sum x^2 (as if in double: no float overflow or underflow) */
-	CCK__R_ABSSUM,    /* s0 = sum |x| */
-	CCK__R_MIN,       /* f = min x (NaN if any), idx = first index of it */
-	CCK__R_MAX,       /* f = max x (NaN if any), idx = first index of it */
-	CCK__R_ABSMAX,    /* f = max |x| (NaN if any) */
-	CCK__R_CSUMSQ,    /* s0 = sum (x - p.a), s1 = sum (x - p.a)^2, as if in double */
-	CCK__R_EXPSUM,    /* s0 = sum exp(x - p.a) */
+	CCK__R_SUM = 0, /* s0 = sum x (double accumulation) */
+	CCK__R_SUMSQ,   /* s0 = sum x^2 (as if in double: no float overflow or underflow) */
+	CCK__R_ABSSUM,  /* s0 = sum |x| */
+	CCK__R_MIN,     /* f = min x (NaN if any), idx = first index of it */
+	CCK__R_MAX,     /* f = max x (NaN if any), idx = first index of it */
+	CCK__R_ABSMAX,  /* f = max |x| (NaN if any) */
+	CCK__R_CSUMSQ,  /* s0 = sum (x - p.a), s1 = sum (x - p.a)^2, as if in double */
+	CCK__R_EXPSUM,  /* s0 = sum exp(x - p.a) */
 	CCK__R_COUNT
 };
 enum cck__r2prim {
-	CCK__R2_DOT = 0,  /* s0 = sum a*b */
-	CCK__R2_SQDIFF,   /* s0 = sum (a-b)^2 */
-	CCK__R2_CENTRED,  /* da = a - p.a, db = b - p.b (in double): s0 = sum da*db, s1 = sum da^2,
-			     s2 = sum db^2, s3 = sum da, s4 = sum db */
+	CCK__R2_DOT = 0, /* s0 = sum a*b */
+	CCK__R2_SQDIFF,  /* s0 = sum (a-b)^2 */
+	CCK__R2_CENTRED, /* da = a - p.a, db = b - p.b (in double): s0 = sum da*db, s1 = sum da^2,
+	                    s2 = sum db^2, s3 = sum da, s4 = sum db */
 	CCK__R2_COUNT
 };
 
@@ -70,7 +70,7 @@ enum cck__r2prim {
  */
 struct cck__tier_ops {
 	const char *name;
-	cck__unary_fn unary[CCK_OP_COUNT];  /* element-wise ops, indexed by enum cck_op */
+	cck__unary_fn unary[CCK_OP_COUNT]; /* element-wise ops, indexed by enum cck_op */
 	cck__unary_fn prim[CCK__PRIM_COUNT];
 	cck__binary_fn binary[CCK_OP_COUNT];
 	cck__reduce_fn reduce[CCK__R_COUNT];
@@ -83,8 +83,8 @@ struct cck__tier_ops {
 	 * C[m x n] (ldc) = A[m x k] (lda) * B[k x n] (ldb), single-threaded over
 	 * a block of C. The threaded driver in matmul.c calls it on slices.
 	 */
-	void (*gemm)(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m,
-		     size_t k, size_t n);
+	void (*gemm)(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m, size_t k,
+	             size_t n);
 };
 
 extern const struct cck__tier_ops cck__ops_scalar;
@@ -112,10 +112,10 @@ void cck__pool_run(int nt, void (*fn)(void *arg, int i, int nt), void *arg);
 /* Current table for op (tier choice per op); never NULL. */
 const struct cck__tier_ops *cck__ops_for(int op);
 
-#define CCK__ASSERT(c)                                                                                       \
-	do {                                                                                                 \
-		if (!(c))                                                                                    \
-			cck__assert_fail(#c, __FILE__, __LINE__);                                            \
+#define CCK__ASSERT(c)                                                                                                 \
+	do {                                                                                                           \
+		if (!(c))                                                                                              \
+			cck__assert_fail(#c, __FILE__, __LINE__);                                                      \
 	} while (0)
 void cck__assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
 

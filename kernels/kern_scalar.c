@@ -183,12 +183,12 @@ static float s_expsub(float x, float a, float b)
 	return (float)exp((double)(x - a));
 }
 
-#define DEF_UNARY(name)                                                                                      \
-	static void u_##name(const float *x, float *y, size_t n, const struct cck__param *p)                 \
-	{                                                                                                    \
-		const float a = p ? p->a : 0.0f, b = p ? p->b : 0.0f;                                        \
-		for (size_t i = 0; i < n; i++)                                                               \
-			y[i] = s_##name(x[i], a, b);                                                         \
+#define DEF_UNARY(name)                                                                                                \
+	static void u_##name(const float *x, float *y, size_t n, const struct cck__param *p)                           \
+	{                                                                                                              \
+		const float a = p ? p->a : 0.0f, b = p ? p->b : 0.0f;                                                  \
+		for (size_t i = 0; i < n; i++)                                                                         \
+			y[i] = s_##name(x[i], a, b);                                                                   \
 	}
 DEF_UNARY(neg)
 DEF_UNARY(abs)
@@ -251,11 +251,11 @@ static float f_maximum(float a, float b)
 	return isnan(a) ? a : (a > b ? a : b);
 }
 
-#define DEF_BINARY(name)                                                                                     \
-	static void b_##name(const float *a, const float *b, float *y, size_t n)                             \
-	{                                                                                                    \
-		for (size_t i = 0; i < n; i++)                                                               \
-			y[i] = f_##name(a[i], b[i]);                                                         \
+#define DEF_BINARY(name)                                                                                               \
+	static void b_##name(const float *a, const float *b, float *y, size_t n)                                       \
+	{                                                                                                              \
+		for (size_t i = 0; i < n; i++)                                                                         \
+			y[i] = f_##name(a[i], b[i]);                                                                   \
 	}
 DEF_BINARY(add)
 DEF_BINARY(sub)
@@ -396,32 +396,64 @@ static double s_cumsum(const float *x, float *y, size_t n, double carry)
 }
 
 const struct cck__tier_ops cck__ops_scalar = {
-	.name = "scalar",
-	.unary = {
-		[CCK_OP_NEG] = u_neg, [CCK_OP_ABS] = u_abs, [CCK_OP_SQUARE] = u_square,
-		[CCK_OP_SQRT] = u_sqrt, [CCK_OP_RSQRT] = u_rsqrt, [CCK_OP_RECIP] = u_recip,
-		[CCK_OP_EXP] = u_exp, [CCK_OP_LN] = u_ln, [CCK_OP_LOG2] = u_log2, [CCK_OP_LOG10] = u_log10,
-		[CCK_OP_SIN] = u_sin, [CCK_OP_COS] = u_cos, [CCK_OP_TANH] = u_tanh,
-		[CCK_OP_SIGMOID] = u_sigmoid, [CCK_OP_RELU] = u_relu, [CCK_OP_LEAKY_RELU] = u_leaky_relu,
-		[CCK_OP_ELU] = u_elu, [CCK_OP_SELU] = u_selu, [CCK_OP_GELU] = u_gelu,
-		[CCK_OP_GELU_ERF] = u_gelu_erf, [CCK_OP_SILU] = u_silu, [CCK_OP_MISH] = u_mish,
-		[CCK_OP_HARDSWISH] = u_hardswish, [CCK_OP_SOFTPLUS] = u_softplus,
-		[CCK_OP_FLOOR] = u_floor, [CCK_OP_CEIL] = u_ceil, [CCK_OP_ROUND] = u_round,
-		[CCK_OP_TRUNC] = u_trunc, [CCK_OP_SCALE] = u_scale, [CCK_OP_ADD_SCALAR] = u_add_scalar,
-		[CCK_OP_CLAMP] = u_clamp,
-	},
-	.prim = { [CCK__AFFINE] = u_affine, [CCK__EXPSUB] = u_expsub, [CCK__SUB2] = u_sub2 },
-	.binary = {
-		[CCK_OP_ADD] = b_add, [CCK_OP_SUB] = b_sub, [CCK_OP_MUL] = b_mul, [CCK_OP_DIV] = b_div,
-		[CCK_OP_MINIMUM] = b_minimum, [CCK_OP_MAXIMUM] = b_maximum,
-	},
-	.reduce = {
-		[CCK__R_SUM] = r_sum, [CCK__R_SUMSQ] = r_sumsq, [CCK__R_ABSSUM] = r_abssum,
-		[CCK__R_MIN] = r_min, [CCK__R_MAX] = r_max, [CCK__R_ABSMAX] = r_absmax,
-		[CCK__R_CSUMSQ] = r_csumsq, [CCK__R_EXPSUM] = r_expsum,
-	},
-	.reduce2 = { [CCK__R2_DOT] = r2_dot, [CCK__R2_SQDIFF] = r2_sqdiff, [CCK__R2_CENTRED] = r2_centred },
-	.cumsum = s_cumsum,
-	.matvec = cck__matvec_scalar,
-	.gemm = cck__gemm_scalar,
+    .name = "scalar",
+    .unary =
+        {
+            [CCK_OP_NEG] = u_neg,
+            [CCK_OP_ABS] = u_abs,
+            [CCK_OP_SQUARE] = u_square,
+            [CCK_OP_SQRT] = u_sqrt,
+            [CCK_OP_RSQRT] = u_rsqrt,
+            [CCK_OP_RECIP] = u_recip,
+            [CCK_OP_EXP] = u_exp,
+            [CCK_OP_LN] = u_ln,
+            [CCK_OP_LOG2] = u_log2,
+            [CCK_OP_LOG10] = u_log10,
+            [CCK_OP_SIN] = u_sin,
+            [CCK_OP_COS] = u_cos,
+            [CCK_OP_TANH] = u_tanh,
+            [CCK_OP_SIGMOID] = u_sigmoid,
+            [CCK_OP_RELU] = u_relu,
+            [CCK_OP_LEAKY_RELU] = u_leaky_relu,
+            [CCK_OP_ELU] = u_elu,
+            [CCK_OP_SELU] = u_selu,
+            [CCK_OP_GELU] = u_gelu,
+            [CCK_OP_GELU_ERF] = u_gelu_erf,
+            [CCK_OP_SILU] = u_silu,
+            [CCK_OP_MISH] = u_mish,
+            [CCK_OP_HARDSWISH] = u_hardswish,
+            [CCK_OP_SOFTPLUS] = u_softplus,
+            [CCK_OP_FLOOR] = u_floor,
+            [CCK_OP_CEIL] = u_ceil,
+            [CCK_OP_ROUND] = u_round,
+            [CCK_OP_TRUNC] = u_trunc,
+            [CCK_OP_SCALE] = u_scale,
+            [CCK_OP_ADD_SCALAR] = u_add_scalar,
+            [CCK_OP_CLAMP] = u_clamp,
+        },
+    .prim = {[CCK__AFFINE] = u_affine, [CCK__EXPSUB] = u_expsub, [CCK__SUB2] = u_sub2},
+    .binary =
+        {
+            [CCK_OP_ADD] = b_add,
+            [CCK_OP_SUB] = b_sub,
+            [CCK_OP_MUL] = b_mul,
+            [CCK_OP_DIV] = b_div,
+            [CCK_OP_MINIMUM] = b_minimum,
+            [CCK_OP_MAXIMUM] = b_maximum,
+        },
+    .reduce =
+        {
+            [CCK__R_SUM] = r_sum,
+            [CCK__R_SUMSQ] = r_sumsq,
+            [CCK__R_ABSSUM] = r_abssum,
+            [CCK__R_MIN] = r_min,
+            [CCK__R_MAX] = r_max,
+            [CCK__R_ABSMAX] = r_absmax,
+            [CCK__R_CSUMSQ] = r_csumsq,
+            [CCK__R_EXPSUM] = r_expsum,
+        },
+    .reduce2 = {[CCK__R2_DOT] = r2_dot, [CCK__R2_SQDIFF] = r2_sqdiff, [CCK__R2_CENTRED] = r2_centred},
+    .cumsum = s_cumsum,
+    .matvec = cck__matvec_scalar,
+    .gemm = cck__gemm_scalar,
 };

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define VW 8 /* floats per vector */
+#define VW 8  /* floats per vector */
 #define VDW 4 /* doubles per vector */
 #define TIER(name) name##_avx2
 #define TIER_NAME "avx2"

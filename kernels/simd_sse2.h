@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define VW 4 /* floats per vector */
+#define VW 4  /* floats per vector */
 #define VDW 2 /* doubles per vector */
 #define TIER(name) name##_sse2
 #define TIER_NAME "sse2"

@@ -953,8 +953,8 @@ static void test_tier_api(void **state)
 			for (int op = 0; op < CCK_OP_COUNT; op++) {
 				int ot = cck_op_tier(op);
 
-				T_CHECK(nf, ot == t, "forced %s, cck_op_tier(%s) = %d", t_tier_names[t],
-				        t_ops[op].name, ot);
+				T_CHECK(nf, ot == t, "forced %s, cck_op_tier(%s) = %d", t_tier_names[t], t_ops[op].name,
+				        ot);
 			}
 		} else {
 			print_message("skipping tier %s: the host has up to %s; forcing it must fail\n",
@@ -984,7 +984,8 @@ static void test_tier_api(void **state)
 		int ot = cck_op_tier(op);
 
 		T_CHECK(nf, ot >= CCK_TIER_SCALAR && ot <= t_host, "auto: cck_op_tier(%s) = %d", t_ops[op].name, ot);
-		T_CHECK(nf, t_host == CCK_TIER_SCALAR || ot > CCK_TIER_SCALAR, "auto: %s left on scalar", t_ops[op].name);
+		T_CHECK(nf, t_host == CCK_TIER_SCALAR || ot > CCK_TIER_SCALAR, "auto: %s left on scalar",
+		        t_ops[op].name);
 	}
 	t_expect_none(nf, __func__);
 }
@@ -1613,8 +1614,9 @@ static void test_variance_large_mean(void **state)
  */
 static void test_reduce_magnitudes(void **state)
 {
-	static const int sq_ops[] = {CCK_OP_SUM_OF_SQUARES, CCK_OP_NORM_L2, CCK_OP_VARIANCE, CCK_OP_STDDEV,
-				     CCK_OP_DOT, CCK_OP_DIST_L2, CCK_OP_COVARIANCE};
+	static const int sq_ops[] = {CCK_OP_SUM_OF_SQUARES, CCK_OP_NORM_L2, CCK_OP_VARIANCE,
+	                             CCK_OP_STDDEV,         CCK_OP_DOT,     CCK_OP_DIST_L2,
+	                             CCK_OP_COVARIANCE};
 	static const int sum_ops[] = {CCK_OP_SUM, CCK_OP_MEAN, CCK_OP_NORM_L1};
 	static const double scales[] = {1e20, 1e-25};
 	const size_t n = 5003;
