@@ -21,8 +21,8 @@ extern "C" {
 
 /* Element types. Values are ABI: never renumbered. */
 enum cc_dtype {
-	CC_DTYPE_F32 = 0,
-	CC_DTYPE_COUNT
+	CC_DTYPE_F32 = 0, /* IEEE-754 binary32 */
+	CC_DTYPE_COUNT    /* number of dtypes, not a dtype */
 };
 
 /* Opaque handles. */
@@ -41,13 +41,20 @@ CC_EXPORT const char *cc_strerror(int err);
  * Connect to ccd at endpoint (a ZeroMQ URL such as "ipc:///run/user/1000/ccd.sock");
  * NULL means $CC_ENDPOINT, else the per-user default (cc_default_endpoint()).
  * Performs the protocol handshake. Returns 0 and *ret, or a negative errno:
- * -ECONNREFUSED when no daemon answers, -EPROTO on a version mismatch.
+ * -ECONNREFUSED when no daemon answers (within 2 s, or $CC_TIMEOUT_MS),
+ * -EPROTO on a version mismatch.
  * A client handle is not thread-safe: use one per thread.
+ * On every call below, -ECONNRESET means ccd died (or was shut down) since:
+ * the handle can only be closed.
  */
 CC_EXPORT int cc_connect(const char *endpoint, cc_client **ret);
 /* Free every tensor of c, tell the daemon, and close. NULL is a no-op. */
 CC_EXPORT void cc_close(cc_client *c);
-/* The daemon's message for the last refused request on c ("" if none). */
+/*
+ * The daemon's message for the last refused request on c ("" if none).
+ * c == NULL: the daemon's message for the last failed cc_connect of the
+ * calling thread (e.g. both protocol versions on -EPROTO).
+ */
 CC_EXPORT const char *cc_last_error(const cc_client *c);
 /*
  * The default endpoint for this user: ipc://$XDG_RUNTIME_DIR/ccd.sock when
@@ -81,29 +88,30 @@ CC_EXPORT void cc_tensor_free(cc_tensor *t);
  *   cc_matmul: C[m x n] = A[m x k] * B[k x n], row-major.
  */
 CC_EXPORT int cc_unary(cc_client *c, const char *op, const cc_tensor *x, cc_tensor *y, const float *params,
-		       size_t nparams);
+                       size_t nparams);
 CC_EXPORT int cc_binary(cc_client *c, const char *op, const cc_tensor *a, const cc_tensor *b, cc_tensor *y);
 CC_EXPORT int cc_reduce(cc_client *c, const char *op, const cc_tensor *x, const cc_tensor *b, double *ret);
 CC_EXPORT int cc_matmul(cc_client *c, const cc_tensor *A, const cc_tensor *B, cc_tensor *C, size_t m, size_t k,
-			size_t n);
+                        size_t n);
 
 /*
  * Asynchronous form: submit returns at once with a job id (> 0); several
  * jobs may be in flight (up to the daemon's per-client limit). cc_wait
  * blocks until that job is done (timeout_ms < 0: forever) and returns its
  * result code (and the reduction value in *ret_value if not NULL);
- * -ETIMEDOUT if it is not done in time. cc_poll is cc_wait with timeout 0
- * and returns -EAGAIN while the job runs. Tensors of a job in flight must
- * not be freed or touched until it is done.
+ * -ETIMEDOUT if it is not done in time (the job stays in flight). cc_poll
+ * is cc_wait with timeout 0 and returns -EAGAIN while the job runs. A job
+ * is collected once: its id is then unknown (-ESRCH), like an id never
+ * submitted. Results of jobs never waited for are freed by cc_close.
+ * Tensors of a job in flight must not be freed or touched until it is done.
  */
 CC_EXPORT int cc_submit_unary(cc_client *c, const char *op, const cc_tensor *x, cc_tensor *y, const float *params,
-			      size_t nparams, uint64_t *ret_job);
+                              size_t nparams, uint64_t *ret_job);
 CC_EXPORT int cc_submit_binary(cc_client *c, const char *op, const cc_tensor *a, const cc_tensor *b, cc_tensor *y,
-			       uint64_t *ret_job);
-CC_EXPORT int cc_submit_reduce(cc_client *c, const char *op, const cc_tensor *x, const cc_tensor *b,
-			       uint64_t *ret_job);
-CC_EXPORT int cc_submit_matmul(cc_client *c, const cc_tensor *A, const cc_tensor *B, cc_tensor *C, size_t m,
-			       size_t k, size_t n, uint64_t *ret_job);
+                               uint64_t *ret_job);
+CC_EXPORT int cc_submit_reduce(cc_client *c, const char *op, const cc_tensor *x, const cc_tensor *b, uint64_t *ret_job);
+CC_EXPORT int cc_submit_matmul(cc_client *c, const cc_tensor *A, const cc_tensor *B, cc_tensor *C, size_t m, size_t k,
+                               size_t n, uint64_t *ret_job);
 CC_EXPORT int cc_wait(cc_client *c, uint64_t job, int timeout_ms, double *ret_value);
 CC_EXPORT int cc_poll(cc_client *c, uint64_t job, double *ret_value);
 

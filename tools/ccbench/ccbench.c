@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* ccbench.c: benchmark tool for libcck (per-op and per-tier kernel speed, matmul against OpenBLAS). */
+/* ccbench.c: benchmark tool for libcck (per-op and per-tier kernel speed, matmul against OpenBLAS) and the ccd round trip. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -14,8 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
+#include <unistd.h>
+#include <zmq.h>
 
+#include "cc.h"
 #include "cck.h"
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -39,6 +46,7 @@ static const char usage_text[] =
     "Commands:\n"
     "  kernels   time libcck ops (and a plain memory read as the speed limit)\n"
     "  matmul    time cck_matmul_f32 against OpenBLAS cblas_sgemm, same matrices\n"
+    "  ipc       ZeroMQ ipc ping-pong, and small and large ops through ccd\n"
     "  help      show this text (also: ccbench --help, ccbench <command> --help)\n"
     "\n"
     "ccbench kernels [--ops a,b,...] [--sizes N,...] [--tier T] [--threads N]\n"
@@ -96,7 +104,31 @@ static const char usage_text[] =
     "  cck is faster). If OpenBLAS cannot be loaded, or its result and cck's\n"
     "  differ, a line with \"error\" is printed and the run goes on.\n"
     "\n"
-    "Exit status: 0 success, 1 a kernel failed, 2 usage error or unsupported tier.\n";
+    "ccbench ipc [--endpoint URL] [--iters N]\n"
+    "  Three measurements in one run, one line each:\n"
+    "    {\"bench\":\"zmq_pingpong\",\"iters\":N,\"p50_us\":..,\"p99_us\":..}\n"
+    "      1-byte round trips from a DEALER to a ROUTER (in a thread of ccbench)\n"
+    "      over a temporary ipc:// socket: the transport's own latency.\n"
+    "    {\"bench\":\"ccd_small_op\",\"op\":\"relu\",\"n\":8,\"iters\":N,\"p50_us\":..,\n"
+    "     \"p99_us\":..,\"ratio_vs_zmq\":..}\n"
+    "      cc_unary(\"relu\") on an 8-element tensor through ccd, round trip per\n"
+    "      call; ratio_vs_zmq = its p50 / the ping-pong's p50.\n"
+    "    {\"bench\":\"ccd_relu_16m\",\"n\":16777216,\"reps\":7,\"ccd_ms\":..,\n"
+    "     \"inproc_ms\":..,\"ratio\":..}\n"
+    "      relu on 16M floats through ccd (shared memory) and in-process\n"
+    "      (cck_unary_f32, one thread, as ccd runs a job), 7 interleaved runs\n"
+    "      each after a warm-up, medians; ratio = ccd_ms / inproc_ms. The two\n"
+    "      results must be identical.\n"
+    "  --endpoint URL  the ccd to use (default: $CC_ENDPOINT, else the per-user\n"
+    "                  default). If none answers there, ccbench starts one\n"
+    "                  ($CCD, else the ccd next to ccbench) on a temporary\n"
+    "                  socket and stops it at the end.\n"
+    "  --iters N       timed round trips for the two latency lines (after 1000\n"
+    "                  untimed ones). Default 10000.\n"
+    "  p50/p99: percentiles of the per-round-trip times (CLOCK_MONOTONIC).\n"
+    "  A step that fails prints {\"bench\":..,\"error\":\"...\"} and ccbench exits 1.\n"
+    "\n"
+    "Exit status: 0 success, 1 a kernel or a step failed, 2 usage error or unsupported tier.\n";
 
 static void usage(FILE *f)
 {
@@ -1291,6 +1323,477 @@ static int cmd_matmul(int argc, char **argv)
 	return failed ? 1 : 0;
 }
 
+/* ---- ipc: raw ZeroMQ ping-pong and round trips through ccd ------------------ */
+
+#define IPC_DEF_ITERS 10000  /* timed round trips per latency measurement */
+#define IPC_WARMUP 1000      /* untimed round trips first */
+#define IPC_BIG_N (16u << 20) /* the 16M-element relu */
+#define IPC_BIG_REPS 7       /* timed runs of it, each way (median) */
+#define IPC_START_S 15.0     /* until a ccd we started answers */
+#define IPC_STOP_S 10.0      /* SIGTERM to exit */
+
+static double now_s(void)
+{
+	return now_ns() * 1e-9;
+}
+
+/* p-th percentile (0..100) of sorted v[0..n). */
+static double percentile(const double *v, size_t n, double p)
+{
+	size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+
+	return v[i < n ? i : n - 1];
+}
+
+static void print_ipc_error(const char *bench, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void print_ipc_error(const char *bench, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	printf("{\"bench\":");
+	print_json_string(bench);
+	printf(",\"error\":");
+	print_json_string(msg);
+	printf("}\n");
+	fflush(stdout);
+}
+
+/* The echo side of the ping-pong: a ROUTER that sends every message back until an empty one. */
+struct pp_server {
+	void *ctx;
+	const char *endpoint;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int state; /* 0 starting, 1 bound, -errno failed */
+};
+
+static void *pp_server_main(void *arg)
+{
+	struct pp_server *s = arg;
+	void *sock = zmq_socket(s->ctx, ZMQ_ROUTER);
+	int zero = 0, state = 1;
+
+	if (!sock || zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero)) || zmq_bind(sock, s->endpoint))
+		state = -errno;
+	pthread_mutex_lock(&s->lock);
+	s->state = state;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (state < 0) {
+		if (sock)
+			zmq_close(sock);
+		return NULL;
+	}
+	for (;;) {
+		zmq_msg_t id, body;
+		int quit;
+
+		zmq_msg_init(&id);
+		zmq_msg_init(&body);
+		if (zmq_msg_recv(&id, sock, 0) < 0 || zmq_msg_recv(&body, sock, 0) < 0) {
+			zmq_msg_close(&id);
+			zmq_msg_close(&body);
+			break;
+		}
+		quit = zmq_msg_size(&body) == 0;
+		zmq_msg_send(&id, sock, ZMQ_SNDMORE);
+		zmq_msg_send(&body, sock, 0);
+		zmq_msg_close(&id);
+		zmq_msg_close(&body);
+		if (quit)
+			break;
+	}
+	zmq_close(sock);
+	return NULL;
+}
+
+/*
+ * 1-byte round trips DEALER -> ROUTER -> DEALER over a fresh ipc:// socket (the transport and
+ * socket types libcc and ccd use), timed one by one. Returns 0 with the sorted times (us) in
+ * lat[0..iters), or -errno.
+ */
+static int zmq_pingpong(int iters, double *lat)
+{
+	char dir[] = "/tmp/ccbench.XXXXXX", endpoint[80], path[64];
+	struct pp_server s;
+	pthread_t th;
+	void *dealer = NULL;
+	int zero = 0, i, err = 0;
+	char byte = 'x';
+
+	if (!mkdtemp(dir))
+		return -errno;
+	snprintf(path, sizeof(path), "%s/pp.sock", dir);
+	snprintf(endpoint, sizeof(endpoint), "ipc://%s", path);
+	memset(&s, 0, sizeof(s));
+	s.ctx = zmq_ctx_new();
+	s.endpoint = endpoint;
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_cond_init(&s.cond, NULL);
+	if (!s.ctx || pthread_create(&th, NULL, pp_server_main, &s)) {
+		err = -EAGAIN;
+		goto out_dir;
+	}
+	pthread_mutex_lock(&s.lock);
+	while (s.state == 0)
+		pthread_cond_wait(&s.cond, &s.lock);
+	pthread_mutex_unlock(&s.lock);
+	if (s.state < 0) {
+		err = s.state;
+		goto out_join;
+	}
+	dealer = zmq_socket(s.ctx, ZMQ_DEALER);
+	if (!dealer || zmq_setsockopt(dealer, ZMQ_LINGER, &zero, sizeof(zero)) || zmq_connect(dealer, endpoint)) {
+		err = -errno;
+		goto out_stop;
+	}
+	for (i = -IPC_WARMUP; i < iters; i++) {
+		double t0 = now_ns();
+		char back;
+
+		if (zmq_send(dealer, &byte, 1, 0) != 1 || zmq_recv(dealer, &back, 1, 0) != 1) {
+			err = -errno;
+			break;
+		}
+		if (i >= 0)
+			lat[i] = (now_ns() - t0) * 1e-3;
+	}
+out_stop:
+	/* an empty message stops the server (a fresh DEALER if ours failed) */
+	if (!dealer) {
+		dealer = zmq_socket(s.ctx, ZMQ_DEALER);
+		zmq_setsockopt(dealer, ZMQ_LINGER, &zero, sizeof(zero));
+		zmq_connect(dealer, endpoint);
+	}
+	zmq_send(dealer, "", 0, 0);
+out_join:
+	pthread_join(th, NULL);
+	if (dealer)
+		zmq_close(dealer);
+	zmq_ctx_term(s.ctx);
+out_dir:
+	pthread_mutex_destroy(&s.lock);
+	pthread_cond_destroy(&s.cond);
+	unlink(path);
+	rmdir(dir);
+	if (!err)
+		qsort(lat, (size_t)iters, sizeof(lat[0]), cmp_double);
+	return err;
+}
+
+/* A ccd started by ccbench (when none answers at the endpoint). */
+struct own_ccd {
+	pid_t pid;
+	char dir[64];
+	char sock[96];
+	char endpoint[112];
+	char log[96];
+};
+
+/* The ccd to start: $CCD, else one next to ccbench (installed, or in the build tree). */
+static int find_ccd(char *buf, size_t size)
+{
+	static const char *const rel[] = {"ccd", "../sbin/ccd", "../../daemon/ccd", "../../../daemon/ccd"};
+	const char *env = getenv("CCD");
+	char self[PATH_MAX], *slash;
+	ssize_t len;
+	size_t i;
+
+	if (env && *env) {
+		snprintf(buf, size, "%s", env);
+		return access(buf, X_OK) == 0 ? 0 : -ENOENT;
+	}
+	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (len <= 0)
+		return -ENOENT;
+	self[len] = 0;
+	slash = strrchr(self, '/');
+	if (!slash)
+		return -ENOENT;
+	*slash = 0;
+	for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		if ((size_t)snprintf(buf, size, "%s/%s", self, rel[i]) >= size)
+			continue;
+		if (access(buf, X_OK) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+static void own_ccd_log(const struct own_ccd *d)
+{
+	char buf[2048];
+	ssize_t got;
+	int fd = open(d->log, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	got = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (got > 0) {
+		buf[got] = 0;
+		fprintf(stderr, "ccbench: ccd's output:\n%s\n", buf);
+	}
+}
+
+static void own_ccd_stop(struct own_ccd *d)
+{
+	double end = now_s() + IPC_STOP_S;
+	int st = 0;
+
+	if (d->pid > 0) {
+		kill(d->pid, SIGTERM);
+		while (waitpid(d->pid, &st, WNOHANG) == 0) {
+			if (now_s() > end) {
+				fprintf(stderr, "ccbench: ccd (pid %d) ignored SIGTERM for %.0f s: SIGKILL\n", (int)d->pid,
+					IPC_STOP_S);
+				kill(d->pid, SIGKILL);
+				waitpid(d->pid, &st, 0);
+				break;
+			}
+			usleep(5000);
+		}
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "ccbench: the ccd it started ended with wait status 0x%x\n", st);
+			own_ccd_log(d);
+		}
+		d->pid = 0;
+	}
+	unlink(d->sock);
+	unlink(d->log);
+	rmdir(d->dir);
+}
+
+/* Start ccd --foreground on a private temporary socket and connect to it. */
+static int own_ccd_start(struct own_ccd *d, cc_client **ret)
+{
+	char ccd[PATH_MAX];
+	double end;
+	int err, logfd;
+	pid_t parent = getpid();
+
+	memset(d, 0, sizeof(*d));
+	err = find_ccd(ccd, sizeof(ccd));
+	if (err) {
+		fprintf(stderr, "ccbench: no ccd to start: set CCD=/path/to/ccd\n");
+		return err;
+	}
+	snprintf(d->dir, sizeof(d->dir), "/tmp/ccbench.XXXXXX");
+	if (!mkdtemp(d->dir))
+		return -errno;
+	snprintf(d->sock, sizeof(d->sock), "%s/ccd.sock", d->dir);
+	snprintf(d->endpoint, sizeof(d->endpoint), "ipc://%s", d->sock);
+	snprintf(d->log, sizeof(d->log), "%s/ccd.log", d->dir);
+	logfd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (logfd < 0) {
+		err = -errno;
+		rmdir(d->dir);
+		return err;
+	}
+	fflush(stdout);
+	d->pid = fork();
+	if (d->pid < 0) {
+		err = -errno;
+		close(logfd);
+		own_ccd_stop(d);
+		return err;
+	}
+	if (d->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		execl(ccd, ccd, "--foreground", "--endpoint", d->endpoint, (char *)NULL);
+		fprintf(stderr, "exec %s: %s\n", ccd, strerror(errno));
+		_exit(127);
+	}
+	close(logfd);
+	fprintf(stderr, "ccbench: no ccd answered; started %s (pid %d) on %s\n", ccd, (int)d->pid, d->endpoint);
+	end = now_s() + IPC_START_S;
+	for (;;) {
+		int st;
+
+		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+			fprintf(stderr, "ccbench: ccd exited (wait status 0x%x)\n", st);
+			own_ccd_log(d);
+			d->pid = 0;
+			own_ccd_stop(d);
+			return -ECHILD;
+		}
+		if (access(d->sock, F_OK) == 0 && cc_connect(d->endpoint, ret) == 0)
+			return 0;
+		if (now_s() > end) {
+			fprintf(stderr, "ccbench: ccd did not answer within %.0f s\n", IPC_START_S);
+			own_ccd_log(d);
+			own_ccd_stop(d);
+			return -ETIMEDOUT;
+		}
+		usleep(10000);
+	}
+}
+
+static int cmd_ipc(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"endpoint", required_argument, NULL, 'e'},
+	    {"iters", required_argument, NULL, 'i'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *endpoint = NULL;
+	struct own_ccd own = {0};
+	cc_client *c = NULL;
+	cc_tensor *x = NULL, *y = NULL, *bx = NULL, *by = NULL;
+	double *lat = NULL, zmq_p50 = 0, ccd_t[IPC_BIG_REPS], in_t[IPC_BIG_REPS];
+	float *lx = NULL, *ly = NULL;
+	int iters = IPC_DEF_ITERS, opt, err, i, failed = 0;
+
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'e':
+			endpoint = optarg;
+			break;
+		case 'i':
+			iters = parse_int("--iters", optarg, 1, 100000000);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage_error(NULL);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	lat = malloc((size_t)iters * sizeof(*lat));
+	if (!lat) {
+		fprintf(stderr, "ccbench: out of memory\n");
+		return 1;
+	}
+
+	/* (a) raw ZeroMQ */
+	err = zmq_pingpong(iters, lat);
+	if (err) {
+		print_ipc_error("zmq_pingpong", "%s", strerror(-err));
+		failed = 1;
+	} else {
+		zmq_p50 = percentile(lat, (size_t)iters, 50);
+		printf("{\"bench\":\"zmq_pingpong\",\"iters\":%d,\"p50_us\":%.2f,\"p99_us\":%.2f}\n", iters, zmq_p50,
+		       percentile(lat, (size_t)iters, 99));
+	}
+
+	/* a ccd: the one at the endpoint, or our own */
+	err = cc_connect(endpoint, &c);
+	if (err) {
+		fprintf(stderr, "ccbench: no ccd at %s (%s)\n", endpoint ? endpoint : "the default endpoint",
+			cc_strerror(err));
+		err = own_ccd_start(&own, &c);
+		if (err) {
+			print_ipc_error("ccd_small_op", "cannot reach or start ccd: %s", cc_strerror(err));
+			free(lat);
+			return 1;
+		}
+	}
+
+	/* (b) an 8-element relu through ccd */
+	err = cc_tensor_new(c, CC_DTYPE_F32, 8, &x);
+	if (!err)
+		err = cc_tensor_new(c, CC_DTYPE_F32, 8, &y);
+	if (err) {
+		print_ipc_error("ccd_small_op", "cc_tensor_new: %s (%s)", cc_strerror(err), cc_last_error(c));
+		failed = 1;
+		goto big;
+	}
+	fill_uniform(cc_tensor_data(x), 8, -5.0f, 5.0f, 0);
+	for (i = -IPC_WARMUP; i < iters && !err; i++) {
+		double t0 = now_ns();
+
+		err = cc_unary(c, "relu", x, y, NULL, 0);
+		if (i >= 0)
+			lat[i] = (now_ns() - t0) * 1e-3;
+	}
+	if (err) {
+		print_ipc_error("ccd_small_op", "cc_unary relu: %s (%s)", cc_strerror(err), cc_last_error(c));
+		failed = 1;
+	} else {
+		double p50;
+
+		qsort(lat, (size_t)iters, sizeof(lat[0]), cmp_double);
+		p50 = percentile(lat, (size_t)iters, 50);
+		printf("{\"bench\":\"ccd_small_op\",\"op\":\"relu\",\"n\":8,\"iters\":%d,\"p50_us\":%.2f,\"p99_us\":%.2f",
+		       iters, p50, percentile(lat, (size_t)iters, 99));
+		if (zmq_p50 > 0)
+			printf(",\"ratio_vs_zmq\":%.3f", p50 / zmq_p50);
+		printf("}\n");
+	}
+
+big:
+	/* (c) a 16M-element relu through ccd vs in-process (one thread, as ccd runs a job) */
+	setup_threads(1);
+	err = cc_tensor_new(c, CC_DTYPE_F32, IPC_BIG_N, &bx);
+	if (!err)
+		err = cc_tensor_new(c, CC_DTYPE_F32, IPC_BIG_N, &by);
+	if (err) {
+		print_ipc_error("ccd_relu_16m", "cc_tensor_new: %s (%s)", cc_strerror(err), cc_last_error(c));
+		failed = 1;
+		goto out;
+	}
+	lx = xalloc(IPC_BIG_N);
+	ly = xalloc(IPC_BIG_N);
+	fill_uniform(lx, IPC_BIG_N, -5.0f, 5.0f, 0);
+	memcpy(cc_tensor_data(bx), lx, (size_t)IPC_BIG_N * sizeof(float));
+	memset(cc_tensor_data(by), 0, (size_t)IPC_BIG_N * sizeof(float)); /* both sides' pages exist */
+	/* warm-up, then interleaved timed runs so that both see the same machine state */
+	err = cc_unary(c, "relu", bx, by, NULL, 0);
+	if (!err)
+		err = cck_unary_f32(CCK_OP_RELU, lx, ly, IPC_BIG_N, NULL);
+	for (i = 0; i < IPC_BIG_REPS && !err; i++) {
+		double t0 = now_ns();
+
+		err = cc_unary(c, "relu", bx, by, NULL, 0);
+		ccd_t[i] = (now_ns() - t0) * 1e-6;
+		t0 = now_ns();
+		if (!err)
+			err = cck_unary_f32(CCK_OP_RELU, lx, ly, IPC_BIG_N, NULL);
+		in_t[i] = (now_ns() - t0) * 1e-6;
+	}
+	if (err) {
+		print_ipc_error("ccd_relu_16m", "relu: %s (%s)", cc_strerror(err), cc_last_error(c));
+		failed = 1;
+	} else if (memcmp(cc_tensor_data(by), ly, (size_t)IPC_BIG_N * sizeof(float))) {
+		/* a fast wrong answer is no answer */
+		print_ipc_error("ccd_relu_16m", "ccd's result differs from in-process libcck");
+		failed = 1;
+	} else {
+		double cm, im;
+
+		qsort(ccd_t, IPC_BIG_REPS, sizeof(double), cmp_double);
+		qsort(in_t, IPC_BIG_REPS, sizeof(double), cmp_double);
+		cm = ccd_t[IPC_BIG_REPS / 2];
+		im = in_t[IPC_BIG_REPS / 2];
+		printf("{\"bench\":\"ccd_relu_16m\",\"n\":%u,\"reps\":%d,\"ccd_ms\":%.3f,\"inproc_ms\":%.3f,\"ratio\":%.3f}\n",
+		       IPC_BIG_N, IPC_BIG_REPS, cm, im, im > 0 ? cm / im : 0.0);
+	}
+
+out:
+	cc_tensor_free(x);
+	cc_tensor_free(y);
+	cc_tensor_free(bx);
+	cc_tensor_free(by);
+	cc_close(c);
+	own_ccd_stop(&own);
+	free(lx);
+	free(ly);
+	free(lat);
+	return failed;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -1307,5 +1810,7 @@ int main(int argc, char **argv)
 		return cmd_kernels(argc - 1, argv + 1);
 	if (!strcmp(cmd, "matmul"))
 		return cmd_matmul(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ipc"))
+		return cmd_ipc(argc - 1, argv + 1);
 	usage_error("unknown command '%s'", cmd);
 }

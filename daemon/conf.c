@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/* conf.c: the settings table, value parsing, and the config file reader. */
+#define _GNU_SOURCE 1
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "log.h"
+#include "util.h"
+
+enum conf_type {
+	CONF_T_COUNT = 0, /* a plain number */
+	CONF_T_BYTES,     /* a size: accepts K/M/G/T suffixes */
+	CONF_T_TYPE_COUNT
+};
+
+struct conf_def {
+	const char *name;
+	unsigned char type; /* enum conf_type */
+	uint64_t min, max, def;
+	const char *help;
+};
+
+#define KiB ((uint64_t)1 << 10)
+#define MiB ((uint64_t)1 << 20)
+#define GiB ((uint64_t)1 << 30)
+#define TiB ((uint64_t)1 << 40)
+
+/*
+ * Every client-controlled resource has its limit here, and every tunable
+ * its bounds; main.c, server.c and the pool read the values from struct
+ * ccd_conf, never from anywhere else.
+ */
+/* clang-format off */
+static const struct conf_def defs[CCD_CONF_COUNT] = {
+	[CCD_CONF_MAX_MESSAGE_BYTES] = { "max_message_bytes", CONF_T_BYTES, 4 * KiB, 1 * GiB, 1 * MiB,
+		"largest request ccd accepts; ZeroMQ drops a peer sending more" },
+	[CCD_CONF_MAX_CLIENTS] = { "max_clients", CONF_T_COUNT, 1, 65536, 256,
+		"connected clients (after hello) at once" },
+	[CCD_CONF_MAX_REGIONS_PER_CLIENT] = { "max_regions_per_client", CONF_T_COUNT, 1, 1 << 20, 4096,
+		"shared-memory regions one client may register" },
+	[CCD_CONF_MAX_BYTES_PER_CLIENT] = { "max_bytes_per_client", CONF_T_BYTES, 4 * KiB, 1024 * TiB, 64 * GiB,
+		"total bytes of one client's regions" },
+	[CCD_CONF_MAX_INFLIGHT_PER_CLIENT] = { "max_inflight_per_client", CONF_T_COUNT, 1, 65536, 64,
+		"jobs one client may have submitted and not yet answered" },
+	[CCD_CONF_THREADS] = { "threads", CONF_T_COUNT, 0, 4096, 0,
+		"worker threads over all NUMA nodes (0: one per online CPU, at least one per node)" },
+	[CCD_CONF_INLINE_MAX_ELEMENTS] = { "inline_max_elements", CONF_T_COUNT, 0, 1 << 24, 4096,
+		"vector ops up to this many elements run on the front-end thread (lowest latency)" },
+	[CCD_CONF_INLINE_MAX_MATMUL] = { "inline_max_matmul", CONF_T_COUNT, 0, 1 << 30, 32768,
+		"matmul/matvec up to this many multiply-adds run on the front-end thread" },
+	[CCD_CONF_SPLIT_MIN_ELEMENTS] = { "split_min_elements", CONF_T_COUNT, 1024, (uint64_t)1 << 40, 256 * 1024,
+		"element-wise ops are split over the node's workers in parts of at least this many elements" },
+	[CCD_CONF_SPLIT_MIN_MATMUL] = { "split_min_matmul", CONF_T_COUNT, 1024, (uint64_t)1 << 50, 512 * 1024,
+		"matmul/matvec are split by rows in parts of at least this many multiply-adds" },
+	[CCD_CONF_REAP_INTERVAL_MS] = { "reap_interval_ms", CONF_T_COUNT, 100, 60000, 1000,
+		"how often ccd checks that each client's process is still alive" },
+};
+/* clang-format on */
+
+void ccd_conf_defaults(struct ccd_conf *conf)
+{
+	int i;
+
+	for (i = 0; i < CCD_CONF_COUNT; i++)
+		conf->v[i] = defs[i].def;
+}
+
+const char *ccd_conf_name(int key)
+{
+	if (key < 0 || key >= CCD_CONF_COUNT)
+		return NULL;
+	return defs[key].name;
+}
+
+/* "64G" for whole binary multiples, else the plain number. */
+static void fmt_value(char *buf, size_t size, const struct conf_def *d, uint64_t v)
+{
+	static const char suffix[] = "KMGT";
+	int i;
+
+	if (d->type == CONF_T_BYTES && v) {
+		for (i = 3; i >= 0; i--) {
+			uint64_t unit = (uint64_t)1 << (10 * (i + 1));
+
+			if (v % unit == 0) {
+				snprintf(buf, size, "%" PRIu64 "%c", v / unit, suffix[i]);
+				return;
+			}
+		}
+	}
+	snprintf(buf, size, "%" PRIu64, v);
+}
+
+/* Parse a non-negative decimal, with a K/M/G/T[iB] suffix for byte sizes. */
+static int parse_value(const struct conf_def *d, const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -ERANGE;
+	if (d->type == CONF_T_BYTES && *end) {
+		switch (*end) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		case 't': case 'T': shift = 40; break;
+		default: return -EINVAL;
+		}
+		end++;
+		if (end[0] == 'i' && end[1] == 'B')
+			end += 2;
+		else if (end[0] == 'B')
+			end++;
+	}
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end)
+		return -EINVAL;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*ret = (uint64_t)v << shift;
+	return 0;
+}
+
+int ccd_conf_set(struct ccd_conf *conf, const char *name, const char *value, char *err, size_t errsize)
+{
+	char shown[64], lo[32], hi[32];
+	const struct conf_def *d = NULL;
+	uint64_t v;
+	int i, r;
+
+	for (i = 0; i < CCD_CONF_COUNT; i++)
+		if (!strcmp(name, defs[i].name))
+			d = &defs[i];
+	if (!d) {
+		ccd_sanitize(shown, sizeof(shown), name);
+		snprintf(err, errsize, "unknown setting '%s' (ccd --help lists them)", shown);
+		return -ENOENT;
+	}
+	fmt_value(lo, sizeof(lo), d, d->min);
+	fmt_value(hi, sizeof(hi), d, d->max);
+	ccd_sanitize(shown, sizeof(shown), value);
+	r = parse_value(d, value, &v);
+	if (r == -EINVAL) {
+		snprintf(err, errsize, "%s = '%s' is not a %s (min %s, max %s)", d->name, shown,
+			 d->type == CONF_T_BYTES ? "size (a number with an optional K/M/G/T suffix)" : "number", lo,
+			 hi);
+		return r;
+	}
+	if (r || v < d->min || v > d->max) {
+		snprintf(err, errsize, "%s = %s out of range (min %s, max %s)", d->name, shown, lo, hi);
+		return -ERANGE;
+	}
+	conf->v[d - defs] = v;
+	return 0;
+}
+
+int ccd_conf_set_option(struct ccd_conf *conf, const char *arg, char *err, size_t errsize)
+{
+	char name[128], shown[64];
+	const char *eq = strchr(arg, '=');
+	size_t len;
+
+	if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof(name)) {
+		ccd_sanitize(shown, sizeof(shown), arg);
+		snprintf(err, errsize, "-o '%s': expected name=value", shown);
+		return -EINVAL;
+	}
+	len = (size_t)(eq - arg);
+	memcpy(name, arg, len);
+	name[len] = 0;
+	return ccd_conf_set(conf, name, eq + 1, err, errsize);
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = 0;
+	return s;
+}
+
+int ccd_conf_load(struct ccd_conf *conf, const char *path, char *err, size_t errsize)
+{
+	struct ccd_conf tmp = *conf;
+	char msg[256], *line = NULL, *name, *value, *p;
+	size_t cap = 0;
+	unsigned lineno = 0;
+	FILE *f;
+	int r = 0;
+
+	f = fopen(path, "re");
+	if (!f) {
+		r = -errno;
+		snprintf(err, errsize, "cannot read config file %s: %s", path, strerror(-r));
+		return r;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		lineno++;
+		p = strchr(line, '#');
+		if (p)
+			*p = 0;
+		name = trim(line);
+		if (!*name)
+			continue;
+		p = strchr(name, '=');
+		if (!p) {
+			snprintf(err, errsize, "%s:%u: expected 'name = value'", path, lineno);
+			r = -EINVAL;
+			goto out_free_line;
+		}
+		*p = 0;
+		value = trim(p + 1);
+		name = trim(name);
+		r = ccd_conf_set(&tmp, name, value, msg, sizeof(msg));
+		if (r < 0) {
+			snprintf(err, errsize, "%s:%u: %s", path, lineno, msg);
+			goto out_free_line;
+		}
+	}
+	if (ferror(f)) {
+		r = -EIO;
+		snprintf(err, errsize, "cannot read config file %s", path);
+		goto out_free_line;
+	}
+	*conf = tmp;
+out_free_line:
+	free(line);
+	fclose(f);
+	return r;
+}
+
+void ccd_conf_print_help(FILE *f)
+{
+	char lo[32], hi[32], def[32];
+	int i;
+
+	for (i = 0; i < CCD_CONF_COUNT; i++) {
+		const struct conf_def *d = &defs[i];
+
+		fmt_value(lo, sizeof(lo), d, d->min);
+		fmt_value(hi, sizeof(hi), d, d->max);
+		fmt_value(def, sizeof(def), d, d->def);
+		fprintf(f, "  %-24s default %s, min %s, max %s\n  %-24s %s\n", d->name, def, lo, hi, "", d->help);
+	}
+}
+
+void ccd_conf_log(const struct ccd_conf *conf)
+{
+	char v[32];
+	int i;
+
+	for (i = 0; i < CCD_CONF_COUNT; i++) {
+		fmt_value(v, sizeof(v), &defs[i], conf->v[i]);
+		ccd_debug("setting %s = %s", defs[i].name, v);
+	}
+}

@@ -1,0 +1,830 @@
+/* SPDX-License-Identifier: MIT */
+/* server.c: the front end: one thread owns the ROUTER, parses and checks requests, dispatches and answers. */
+#define _GNU_SOURCE 1
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "cc.pb-c.h"
+#include "cck.h"
+#include "clients.h"
+#include "jobs.h"
+#include "log.h"
+#include "server.h"
+#include "shm.h"
+#include "util.h"
+#include "workers.h"
+
+/* The protocol version this ccd speaks (cc.proto, Hello.proto_version). */
+#define CCD_PROTO_VERSION 1
+/* Messages taken from the ROUTER per poll round, so finished jobs are not starved by a flood. */
+#define ROUTER_BATCH 256
+/* How long closing waits to flush replies already queued (the shutdown request's among them). */
+#define CLOSE_LINGER_MS 500
+
+struct ccd_server {
+	struct ccd_conf conf;
+	const struct ccd_topo *topo;
+	void *ctx;
+	void *router;
+	struct ccd_pool *pool;
+	struct ccd_clients clients;
+	int clients_ready;
+	struct ccd_shm_stats shm;
+	double start_s;
+	uint64_t jobs_done, jobs_failed;
+	int stopping;
+};
+
+/* The sender of a request: its ZeroMQ routing id. */
+struct peer {
+	unsigned char ident[CCD_IDENT_MAX];
+	size_t len;
+};
+
+/* A reply being built, with storage for whichever body it carries. */
+struct reply {
+	Cc__Reply msg;
+	char err[512];
+	union {
+		Cc__HelloReply hello;
+		Cc__OpReply op;
+		Cc__StatusReply status;
+		Cc__ClientsReply clients;
+		Cc__KernelsReply kernels;
+	} u;
+	char *tiers[CCK_TIER_COUNT];
+	char *ops[CCK_OP_COUNT];
+	char *kinds[CCK_OP_COUNT];
+	Cc__ClientInfo *infos;     /* malloc'd for clients */
+	Cc__ClientInfo **info_ptr; /* malloc'd for clients */
+};
+
+/* A handler's return when the reply comes later (a job went to the workers). */
+#define REPLY_DEFERRED 1
+
+static const char *const kind_names[CCK_KIND_COUNT] = {
+	[CCK_KIND_UNARY] = "unary",     [CCK_KIND_VECTOR] = "vector",   [CCK_KIND_BINARY] = "binary",
+	[CCK_KIND_REDUCE] = "reduce",   [CCK_KIND_REDUCE2] = "reduce2", [CCK_KIND_MATRIX] = "matrix",
+};
+
+static int fail(struct reply *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(struct reply *r, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static void send_reply(struct ccd_server *s, const void *ident, size_t identlen, Cc__Reply *msg)
+{
+	size_t len = cc__reply__get_packed_size(msg);
+	zmq_msg_t m;
+
+	if (zmq_msg_init_size(&m, len) < 0) {
+		ccd_error("cannot allocate a %zu-byte reply: %s", len, zmq_strerror(errno));
+		return;
+	}
+	cc__reply__pack(msg, zmq_msg_data(&m));
+	/* A ROUTER never blocks: a reply to a peer that is gone or not reading is dropped. */
+	if (zmq_send(s->router, ident, identlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_msg_send(&m, s->router, ZMQ_DONTWAIT) < 0) {
+		ccd_debug("reply %" PRIu64 " not sent: %s", msg->id, zmq_strerror(errno));
+		zmq_msg_close(&m);
+	}
+}
+
+/* Answer with code (and r's error text and body when set). */
+static void finish_reply(struct ccd_server *s, const struct peer *p, struct reply *r, int code)
+{
+	r->msg.code = code;
+	if (code) {
+		r->msg.body_case = CC__REPLY__BODY__NOT_SET;
+		r->msg.error = r->err[0] ? r->err : (char *)strerror(-code);
+	}
+	send_reply(s, p->ident, p->len, &r->msg);
+	free(r->infos);
+	free(r->info_ptr);
+}
+
+/* ---- jobs ------------------------------------------------------------------- */
+
+/* A job (or the last part of a split one) is done: answer it, release its regions, count it. */
+static void job_finished(struct ccd_server *s, struct ccd_job *job)
+{
+	struct ccd_client *c;
+	Cc__Reply msg = CC__REPLY__INIT;
+	Cc__OpReply op = CC__OP_REPLY__INIT;
+	char err[256];
+	int i;
+
+	if (job->parent) {
+		struct ccd_job *parent = job->parent;
+
+		if (job->code && !parent->code)
+			parent->code = job->code;
+		CCD_ASSERT(parent->parts_left > 0);
+		if (--parent->parts_left)
+			return;
+		job = parent;
+	}
+	c = job->client;
+	if (c->state == CCD_CLIENT_LIVE) {
+		msg.id = job->req_id;
+		msg.code = job->code;
+		if (job->code) {
+			ccd_job_strerror(job, err, sizeof(err));
+			msg.error = err;
+		} else {
+			op.value = job->value;
+			msg.body_case = CC__REPLY__BODY_OP;
+			msg.op = &op;
+		}
+		send_reply(s, c->ident, c->identlen, &msg);
+	}
+	if (job->code) {
+		s->jobs_failed++;
+		c->jobs_failed++;
+	} else {
+		s->jobs_done++;
+		c->jobs_done++;
+	}
+	for (i = 0; i < job->nregions; i++)
+		ccd_region_unref(job->regions[i]);
+	ccd_clients_job_end(&s->clients, c);
+	free(job);
+}
+
+static void drain_workers(struct ccd_server *s)
+{
+	struct ccd_job *job;
+
+	while ((job = ccd_pool_collect(s->pool)))
+		job_finished(s, job);
+}
+
+/* Answer every job still waiting for a worker with -ECANCELED. */
+static void cancel_queued(struct ccd_server *s)
+{
+	struct ccd_job *job;
+
+	while ((job = ccd_pool_unqueue(s->pool))) {
+		job->code = -ECANCELED;
+		job_finished(s, job);
+	}
+}
+
+/* The client said bye or died: cancel its queued jobs, free its regions, and free it once no job runs. */
+static void client_leave(struct ccd_server *s, struct ccd_client *c)
+{
+	struct ccd_job *job = ccd_pool_unqueue_client(s->pool, c), *next;
+
+	for (; job; job = next) {
+		next = job->next;
+		job->code = -ECANCELED;
+		job_finished(s, job);
+	}
+	ccd_clients_retire(&s->clients, c);
+}
+
+static void begin_stop(struct ccd_server *s, const char *why)
+{
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	ccd_info("shutting down (%s): %u jobs running, %u queued", why, ccd_pool_running(s->pool),
+		 ccd_pool_queued(s->pool));
+	cancel_queued(s);
+}
+
+/* ---- request handlers ------------------------------------------------------- */
+
+typedef int (*handler_fn)(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+			  struct reply *r);
+
+static int h_hello(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+		   struct reply *r)
+{
+	const Cc__Hello *h = req->hello;
+	unsigned long long start;
+	int ret;
+
+	if (!h)
+		return fail(r, -EBADMSG, "hello: missing");
+	if (c)
+		return fail(r, -EALREADY, "hello: already done on this connection (client %" PRIu64 ")", c->id);
+	if (h->proto_version != CCD_PROTO_VERSION)
+		return fail(r, -EPROTO, "protocol version %u not supported: ccd speaks %d", h->proto_version,
+			    CCD_PROTO_VERSION);
+	if (s->stopping)
+		return fail(r, -ESHUTDOWN, "ccd is shutting down");
+	if (!h->pid || h->pid > INT32_MAX)
+		return fail(r, -EINVAL, "hello: pid %u is not a process", h->pid);
+	ret = ccd_proc_start_time((pid_t)h->pid, &start);
+	if (ret < 0)
+		return fail(r, ret == -ESRCH ? -ESRCH : ret, "hello: no process %u", h->pid);
+	if (s->clients.live >= s->conf.v[CCD_CONF_MAX_CLIENTS])
+		return fail(r, -EMFILE, "max_clients (%" PRIu64 ") reached", s->conf.v[CCD_CONF_MAX_CLIENTS]);
+	ret = ccd_clients_add(&s->clients, p->ident, p->len, (pid_t)h->pid, start, h->name, &c);
+	if (ret < 0)
+		return fail(r, ret, "hello: cannot add a client: %s", strerror(-ret));
+	ccd_info("client %" PRIu64 " connected: pid %ld '%s', node %d", c->id, (long)c->pid, c->name, c->node);
+	r->u.hello = (Cc__HelloReply)CC__HELLO_REPLY__INIT;
+	r->u.hello.proto_version = CCD_PROTO_VERSION;
+	r->u.hello.client_id = c->id;
+	r->u.hello.version = (char *)PACKAGE_VERSION;
+	r->u.hello.pid = (uint32_t)getpid();
+	r->u.hello.tier = (char *)cck_tier();
+	r->msg.body_case = CC__REPLY__BODY_HELLO;
+	r->msg.hello = &r->u.hello;
+	return 0;
+}
+
+static int h_region_add(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+			struct reply *r)
+{
+	const Cc__RegionAdd *a = req->region_add;
+	struct ccd_shm_limits lim = {
+		.max_regions = s->conf.v[CCD_CONF_MAX_REGIONS_PER_CLIENT],
+		.max_bytes = s->conf.v[CCD_CONF_MAX_BYTES_PER_CLIENT],
+	};
+	int ret;
+
+	if (!a)
+		return fail(r, -EBADMSG, "region_add: missing");
+	ret = ccd_region_add(&c->regions, c->pid, a->region_id, a->fd, a->size, &lim, s->topo, c->node, r->err,
+			     sizeof(r->err));
+	if (!ret)
+		ccd_debug("client %" PRIu64 ": region %" PRIu64 " added (%" PRIu64 " bytes)", c->id, a->region_id,
+			  a->size);
+	return ret;
+}
+
+static int h_region_free(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+			 struct reply *r)
+{
+	const Cc__RegionFree *f = req->region_free;
+
+	if (!f)
+		return fail(r, -EBADMSG, "region_free: missing");
+	if (ccd_region_remove(&c->regions, f->region_id) < 0)
+		return fail(r, -ENOENT, "no region %" PRIu64, f->region_id);
+	return 0;
+}
+
+static int h_op(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+		struct reply *r)
+{
+	struct ccd_job job, *blk;
+	uint64_t max_inflight = s->conf.v[CCD_CONF_MAX_INFLIGHT_PER_CLIENT];
+	unsigned nparts, i;
+	int inline_ok, ret, k;
+
+	if (!req->op) {
+		ret = fail(r, -EBADMSG, "op: missing");
+		goto out_failed;
+	}
+	if (c->in_flight >= max_inflight) {
+		ret = fail(r, -EBUSY, "max_inflight_per_client (%" PRIu64 ") reached", max_inflight);
+		goto out_failed;
+	}
+	ret = ccd_job_prepare(&job, req->op, &c->regions, r->err, sizeof(r->err));
+	if (ret)
+		goto out_failed;
+	job.client = c;
+	job.req_id = req->id;
+	job.node = c->node;
+	if (job.kind == CCK_KIND_MATRIX)
+		inline_ok = job.work <= s->conf.v[CCD_CONF_INLINE_MAX_MATMUL];
+	else
+		inline_ok = job.work <= s->conf.v[CCD_CONF_INLINE_MAX_ELEMENTS];
+	if (inline_ok) {
+		/* Tiny: the front end computes it now, cheaper than a trip through a worker. */
+		ccd_job_run(&job);
+		if (job.code) {
+			ccd_job_strerror(&job, r->err, sizeof(r->err));
+			ret = job.code;
+			goto out_failed;
+		}
+		s->jobs_done++;
+		c->jobs_done++;
+		r->u.op = (Cc__OpReply)CC__OP_REPLY__INIT;
+		r->u.op.value = job.value;
+		r->msg.body_case = CC__REPLY__BODY_OP;
+		r->msg.op = &r->u.op;
+		return 0;
+	}
+
+	nparts = ccd_job_plan(&job, ccd_pool_node_workers(s->pool, job.node), s->conf.v[CCD_CONF_SPLIT_MIN_ELEMENTS],
+			      s->conf.v[CCD_CONF_SPLIT_MIN_MATMUL]);
+	blk = calloc(1 + (nparts > 1 ? nparts : 0), sizeof(*blk));
+	if (!blk) {
+		ret = fail(r, -ENOMEM, "op: out of memory");
+		goto out_failed;
+	}
+	*blk = job;
+	for (k = 0; k < blk->nregions; k++)
+		ccd_region_ref(blk->regions[k]);
+	c->in_flight++;
+	if (nparts <= 1) {
+		ccd_pool_submit(s->pool, blk);
+		return REPLY_DEFERRED;
+	}
+	blk->parts_left = nparts;
+	for (i = 0; i < nparts; i++) {
+		ccd_job_part(blk, i, nparts, &blk[1 + i]);
+		blk[1 + i].parent = blk;
+		ccd_pool_submit(s->pool, &blk[1 + i]);
+	}
+	return REPLY_DEFERRED;
+
+out_failed:
+	s->jobs_failed++;
+	c->jobs_failed++;
+	return ret;
+}
+
+static int h_status(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+		    struct reply *r)
+{
+	Cc__StatusReply *st = &r->u.status;
+
+	*st = (Cc__StatusReply)CC__STATUS_REPLY__INIT;
+	st->version = (char *)PACKAGE_VERSION;
+	st->pid = (uint32_t)getpid();
+	st->uptime_s = ccd_now_s() - s->start_s;
+	st->tier = (char *)cck_tier();
+	st->numa_nodes = (uint32_t)s->topo->nnodes;
+	st->workers = ccd_pool_workers(s->pool);
+	st->clients = s->clients.live;
+	st->regions = s->shm.regions;
+	st->region_bytes = s->shm.bytes;
+	st->jobs_done = s->jobs_done;
+	st->jobs_failed = s->jobs_failed;
+	st->numa_simulated = s->topo->simulated != 0;
+	r->msg.body_case = CC__REPLY__BODY_STATUS;
+	r->msg.status = st;
+	return 0;
+}
+
+static int h_clients(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+		     struct reply *r)
+{
+	size_t n = s->clients.live, i = 0;
+	struct ccd_client *it;
+
+	r->u.clients = (Cc__ClientsReply)CC__CLIENTS_REPLY__INIT;
+	if (n) {
+		r->infos = calloc(n, sizeof(*r->infos));
+		r->info_ptr = calloc(n, sizeof(*r->info_ptr));
+		if (!r->infos || !r->info_ptr)
+			return fail(r, -ENOMEM, "clients: out of memory");
+	}
+	for (it = s->clients.all; it && i < n; it = it->next) {
+		Cc__ClientInfo *ci = &r->infos[i];
+
+		if (it->state != CCD_CLIENT_LIVE)
+			continue;
+		*ci = (Cc__ClientInfo)CC__CLIENT_INFO__INIT;
+		ci->id = it->id;
+		ci->pid = (uint32_t)it->pid;
+		ci->uid = (uint32_t)geteuid(); /* the socket is private: every client is our user */
+		ci->name = it->name;
+		ci->regions = it->regions.mapped;
+		ci->bytes = it->regions.bytes;
+		ci->jobs = it->jobs_done;
+		ci->in_flight = it->in_flight;
+		ci->node = (uint32_t)it->node;
+		r->info_ptr[i++] = ci;
+	}
+	r->u.clients.n_clients = i;
+	r->u.clients.clients = r->info_ptr;
+	r->msg.body_case = CC__REPLY__BODY_CLIENTS;
+	r->msg.clients = &r->u.clients;
+	return 0;
+}
+
+static int h_kernels(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+		     struct reply *r)
+{
+	Cc__KernelsReply *k = &r->u.kernels;
+	const char *host = cck_host_tier();
+	size_t nt = 0, no = 0;
+	int i;
+
+	*k = (Cc__KernelsReply)CC__KERNELS_REPLY__INIT;
+	k->tier = (char *)cck_tier();
+	for (i = 0; i < CCK_TIER_COUNT; i++) {
+		const char *name = cck_tier_name(i);
+
+		if (!name)
+			break;
+		r->tiers[nt++] = (char *)name;
+		if (host && !strcmp(name, host))
+			break;
+	}
+	for (i = 0; i < CCK_OP_COUNT; i++) {
+		const char *name = cck_op_name(i);
+		int kind = cck_op_kind(i);
+
+		if (!name || kind < 0 || kind >= CCK_KIND_COUNT)
+			continue;
+		r->ops[no] = (char *)name;
+		r->kinds[no++] = (char *)kind_names[kind];
+	}
+	k->n_tiers = nt;
+	k->tiers = r->tiers;
+	k->n_ops = no;
+	k->ops = r->ops;
+	k->n_kinds = no;
+	k->kinds = r->kinds;
+	k->threads = ccd_pool_workers(s->pool);
+	r->msg.body_case = CC__REPLY__BODY_KERNELS;
+	r->msg.kernels = k;
+	return 0;
+}
+
+static int h_shutdown(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+		      struct reply *r)
+{
+	char why[64];
+
+	snprintf(why, sizeof(why), "requested by client %" PRIu64, c->id);
+	begin_stop(s, why);
+	return 0;
+}
+
+static int h_ping(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+		  struct reply *r)
+{
+	return 0;
+}
+
+static int h_bye(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+		 struct reply *r)
+{
+	ccd_info("client %" PRIu64 " said bye: freeing %" PRIu64 " regions (%" PRIu64 " bytes)", c->id,
+		 c->regions.mapped, c->regions.bytes);
+	client_leave(s, c);
+	return 0;
+}
+
+enum {
+	H_ANON = 1 << 0,     /* allowed before hello */
+	H_STOPPING = 1 << 1, /* served while shutting down */
+};
+
+/*
+ * One entry per request kind of cc.proto, indexed by its oneof case. The
+ * model registry and the engine add their requests (load, unload, session,
+ * generate, ...) here, next to new fields of Request.
+ */
+static const struct handler {
+	handler_fn fn;
+	unsigned flags;
+	const char *name;
+} handlers[] = {
+	[CC__REQUEST__BODY_HELLO] = {h_hello, H_ANON, "hello"},
+	[CC__REQUEST__BODY_REGION_ADD] = {h_region_add, 0, "region_add"},
+	[CC__REQUEST__BODY_REGION_FREE] = {h_region_free, H_STOPPING, "region_free"},
+	[CC__REQUEST__BODY_OP] = {h_op, 0, "op"},
+	[CC__REQUEST__BODY_STATUS] = {h_status, H_STOPPING, "status"},
+	[CC__REQUEST__BODY_CLIENTS] = {h_clients, H_STOPPING, "clients"},
+	[CC__REQUEST__BODY_KERNELS] = {h_kernels, H_STOPPING, "kernels"},
+	[CC__REQUEST__BODY_SHUTDOWN] = {h_shutdown, H_STOPPING, "shutdown"},
+	[CC__REQUEST__BODY_PING] = {h_ping, H_ANON | H_STOPPING, "ping"},
+	[CC__REQUEST__BODY_BYE] = {h_bye, H_STOPPING, "bye"},
+};
+
+/* Check and dispatch one request; answer it unless its handler deferred the reply. */
+static void handle_request(struct ccd_server *s, const struct peer *p, const void *data, size_t size, int extra)
+{
+	Cc__Request *req = cc__request__unpack(NULL, size, data);
+	const struct handler *h = NULL;
+	struct ccd_client *c;
+	struct reply r;
+	int code;
+
+	memset(&r, 0, sizeof(r));
+	r.msg = (Cc__Reply)CC__REPLY__INIT;
+	if (!req) {
+		code = fail(&r, -EBADMSG, "malformed request: %zu bytes that are not a cc.Request", size);
+		goto out_reply;
+	}
+	r.msg.id = req->id;
+	if (extra) {
+		code = fail(&r, -EBADMSG, "request has %d extra frames: send exactly one frame per request", extra);
+		goto out_reply;
+	}
+	if ((size_t)req->body_case < CCD_ARRAY_SIZE(handlers))
+		h = &handlers[req->body_case];
+	if (!h || !h->fn) {
+		if (req->body_case == CC__REQUEST__BODY__NOT_SET && !req->base.n_unknown_fields)
+			code = fail(&r, -EBADMSG, "request has no body");
+		else
+			code = fail(&r, -EOPNOTSUPP, "request type not supported by this ccd (version %s)",
+				    PACKAGE_VERSION);
+		goto out_reply;
+	}
+	c = ccd_clients_find(&s->clients, p->ident, p->len);
+	if (!c && !(h->flags & H_ANON)) {
+		code = fail(&r, -EPROTO, "hello first");
+		goto out_reply;
+	}
+	if (s->stopping && !(h->flags & H_STOPPING)) {
+		code = fail(&r, -ESHUTDOWN, "ccd is shutting down");
+		goto out_reply;
+	}
+	code = h->fn(s, p, c, req, &r);
+	if (code == REPLY_DEFERRED) {
+		cc__request__free_unpacked(req, NULL);
+		return;
+	}
+	if (code)
+		ccd_debug("%s from client %" PRIu64 ": %s", h->name, c ? c->id : 0, r.err);
+out_reply:
+	if (code && !h)
+		ccd_debug("bad request: %s", r.err);
+	finish_reply(s, p, &r, code);
+	if (req)
+		cc__request__free_unpacked(req, NULL);
+}
+
+/* Take one message from the ROUTER. Returns 0, or -EAGAIN when there is none. */
+static int recv_request(struct ccd_server *s)
+{
+	struct peer p;
+	zmq_msg_t id, body, junk;
+	int extra = 0, r;
+
+	zmq_msg_init(&id);
+	if (zmq_msg_recv(&id, s->router, ZMQ_DONTWAIT) < 0) {
+		r = -errno;
+		zmq_msg_close(&id);
+		return r == -EAGAIN || r == -EINTR ? -EAGAIN : r;
+	}
+	/* The routing id frame is complete with its message: the rest is there already. */
+	zmq_msg_init(&body);
+	if (!zmq_msg_more(&id) || zmq_msg_recv(&body, s->router, 0) < 0) {
+		zmq_msg_close(&body);
+		zmq_msg_close(&id);
+		return 0;
+	}
+	while (zmq_msg_more(extra ? &junk : &body)) {
+		if (extra)
+			zmq_msg_close(&junk);
+		zmq_msg_init(&junk);
+		if (zmq_msg_recv(&junk, s->router, 0) < 0)
+			break;
+		extra++;
+	}
+	if (extra)
+		zmq_msg_close(&junk);
+	p.len = zmq_msg_size(&id);
+	if (p.len >= 1 && p.len <= sizeof(p.ident)) {
+		memcpy(p.ident, zmq_msg_data(&id), p.len);
+		handle_request(s, &p, zmq_msg_data(&body), zmq_msg_size(&body), extra);
+	}
+	zmq_msg_close(&body);
+	zmq_msg_close(&id);
+	return 0;
+}
+
+/* Free the state of clients whose process is gone. */
+static void reap(struct ccd_server *s)
+{
+	struct ccd_client *c, *next;
+
+	for (c = s->clients.all; c; c = next) {
+		next = c->next;
+		if (c->state != CCD_CLIENT_LIVE || ccd_client_alive(c))
+			continue;
+		ccd_info("client %" PRIu64 " (pid %ld '%s') is gone: freeing %" PRIu64 " regions (%" PRIu64 " bytes)",
+			 c->id, (long)c->pid, c->name, c->regions.mapped, c->regions.bytes);
+		client_leave(s, c);
+	}
+}
+
+static void read_signals(struct ccd_server *s, int sigfd)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			if (s->stopping)
+				ccd_info("%s: still waiting for %u running jobs", strsignal((int)si.ssi_signo),
+					 ccd_pool_running(s->pool));
+			begin_stop(s, strsignal((int)si.ssi_signo));
+			break;
+		case SIGHUP:
+			ccd_info("SIGHUP: nothing to reload");
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+int ccd_server_run(struct ccd_server *s, int sigfd)
+{
+	zmq_pollitem_t items[3] = {
+		{s->router, 0, ZMQ_POLLIN, 0},
+		{ccd_pool_socket(s->pool), 0, ZMQ_POLLIN, 0},
+		{NULL, sigfd, ZMQ_POLLIN, 0},
+	};
+	uint64_t interval = s->conf.v[CCD_CONF_REAP_INTERVAL_MS], now = ccd_now_ms(), next_reap = now + interval;
+	int nitems = sigfd >= 0 ? 3 : 2, i, r;
+
+	while (!s->stopping || ccd_pool_running(s->pool)) {
+		now = ccd_now_ms();
+		r = zmq_poll(items, nitems, next_reap > now ? (long)(next_reap - now) : 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			ccd_error("zmq_poll failed: %s", zmq_strerror(-r));
+			return r;
+		}
+		if (nitems > 2 && (items[2].revents & ZMQ_POLLIN))
+			read_signals(s, sigfd);
+		if (items[1].revents & ZMQ_POLLIN)
+			drain_workers(s);
+		if (items[0].revents & ZMQ_POLLIN) {
+			for (i = 0; i < ROUTER_BATCH; i++) {
+				r = recv_request(s);
+				if (r == -EAGAIN)
+					break;
+				if (r < 0) {
+					ccd_error("receiving a request failed: %s", zmq_strerror(-r));
+					break;
+				}
+			}
+		}
+		now = ccd_now_ms();
+		if (now >= next_reap) {
+			reap(s);
+			next_reap = now + interval;
+		}
+	}
+	return 0;
+}
+
+int ccd_server_new(const char *endpoint, const struct ccd_conf *conf, const struct ccd_topo *topo,
+		   struct ccd_server **ret, char *err, unsigned long errsize)
+{
+	struct ccd_server *s;
+	unsigned nworkers, *node_workers = NULL;
+	int64_t maxmsg = (int64_t)conf->v[CCD_CONF_MAX_MESSAGE_BYTES];
+	int linger = 0, i, r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errsize, "out of memory");
+		return -ENOMEM;
+	}
+	s->conf = *conf;
+	s->topo = topo;
+	s->start_s = ccd_now_s();
+	s->ctx = zmq_ctx_new();
+	if (!s->ctx) {
+		r = -errno;
+		snprintf(err, errsize, "cannot create a ZeroMQ context: %s", zmq_strerror(-r));
+		goto out_free;
+	}
+	s->router = zmq_socket(s->ctx, ZMQ_ROUTER);
+	if (!s->router) {
+		r = -errno;
+		snprintf(err, errsize, "cannot create the ROUTER socket: %s", zmq_strerror(-r));
+		goto out_free;
+	}
+	zmq_setsockopt(s->router, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(s->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	if (zmq_bind(s->router, endpoint) < 0) {
+		r = -errno;
+		snprintf(err, errsize, "cannot bind %s: %s", endpoint, zmq_strerror(-r));
+		goto out_free;
+	}
+
+	nworkers = (unsigned)conf->v[CCD_CONF_THREADS];
+	if (!nworkers)
+		nworkers = (unsigned)(topo->ncpus > topo->nnodes ? topo->ncpus : topo->nnodes);
+	r = ccd_pool_start(s->ctx, topo, nworkers, &s->pool, err, errsize);
+	if (r < 0)
+		goto out_free;
+	node_workers = calloc((size_t)topo->nnodes, sizeof(*node_workers));
+	if (!node_workers) {
+		r = -ENOMEM;
+		snprintf(err, errsize, "out of memory");
+		goto out_free;
+	}
+	for (i = 0; i < topo->nnodes; i++)
+		node_workers[i] = ccd_pool_node_workers(s->pool, i);
+	r = ccd_clients_init(&s->clients, (size_t)conf->v[CCD_CONF_MAX_CLIENTS], topo->nnodes, node_workers, &s->shm);
+	free(node_workers);
+	if (r < 0) {
+		snprintf(err, errsize, "out of memory");
+		goto out_free;
+	}
+	s->clients_ready = 1;
+	*ret = s;
+	return 0;
+
+out_free:
+	ccd_server_free(s);
+	return r;
+}
+
+void ccd_server_free(struct ccd_server *s)
+{
+	int linger = CLOSE_LINGER_MS;
+
+	if (!s)
+		return;
+	if (s->pool) {
+		/* Jobs on workers use mapped regions: wait for them before unmapping anything. */
+		cancel_queued(s);
+		while (ccd_pool_running(s->pool)) {
+			zmq_pollitem_t it = {ccd_pool_socket(s->pool), 0, ZMQ_POLLIN, 0};
+
+			if (zmq_poll(&it, 1, -1) < 0 && errno != EINTR)
+				break;
+			drain_workers(s);
+		}
+	}
+	if (s->clients_ready)
+		ccd_clients_fini(&s->clients);
+	if (s->router) {
+		zmq_setsockopt(s->router, ZMQ_LINGER, &linger, sizeof(linger));
+		zmq_close(s->router);
+	}
+	if (s->pool)
+		ccd_pool_stop(s->pool);
+	if (s->ctx)
+		zmq_ctx_term(s->ctx);
+	free(s);
+}
+
+int ccd_server_probe(const char *endpoint, int timeout_ms)
+{
+	Cc__Request req = CC__REQUEST__INIT;
+	Cc__Empty ping = CC__EMPTY__INIT;
+	unsigned char buf[4096];
+	zmq_pollitem_t it;
+	Cc__Reply *rep;
+	void *ctx, *sock;
+	int linger = 0, r, n;
+	size_t len;
+
+	ctx = zmq_ctx_new();
+	if (!ctx)
+		return -errno;
+	sock = zmq_socket(ctx, ZMQ_DEALER);
+	if (!sock) {
+		r = -errno;
+		goto out_term;
+	}
+	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+	if (zmq_connect(sock, endpoint) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	req.id = 1;
+	req.body_case = CC__REQUEST__BODY_PING;
+	req.ping = &ping;
+	len = cc__request__pack(&req, buf);
+	if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) < 0) {
+		r = 0;
+		goto out_close;
+	}
+	it = (zmq_pollitem_t){sock, 0, ZMQ_POLLIN, 0};
+	r = 0;
+	if (zmq_poll(&it, 1, timeout_ms) > 0) {
+		n = zmq_recv(sock, buf, sizeof(buf), 0);
+		if (n > 0 && (size_t)n <= sizeof(buf)) {
+			rep = cc__reply__unpack(NULL, (size_t)n, buf);
+			r = rep && rep->id == 1 && rep->code == 0;
+			if (rep)
+				cc__reply__free_unpacked(rep, NULL);
+		}
+	}
+out_close:
+	zmq_close(sock);
+out_term:
+	zmq_ctx_term(ctx);
+	return r;
+}

@@ -1,0 +1,930 @@
+/* SPDX-License-Identifier: MIT */
+/* ccctl.c: the admin tool of ccd (status, clients, kernels, bench, shutdown), a client of libcc only. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cc.h"
+
+#define EXIT_USAGE 2
+#define BENCH_COUNT_DEFAULT 2000
+#define BENCH_INFLIGHT 32
+#define BENCH_SMALL_N 8
+#define BENCH_BIG_N (1u << 20)
+#define BENCH_BIG_REPS 21
+#define SHUTDOWN_WAIT_S 10
+
+static const char *prog = "ccctl";
+
+__attribute__((format(printf, 1, 2))) static void die_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: ccctl [--endpoint URL] [--json] [--count N] COMMAND\n"
+	        "\n"
+	        "commands:\n"
+	        "  status     daemon version, pid, uptime, kernel tier, NUMA nodes, workers, clients, regions, jobs\n"
+	        "  clients    connected clients: id, pid, uid, name, regions, bytes, jobs\n"
+	        "  kernels    kernel tier in use, tiers the host supports, ops by kind\n"
+	        "  bench      round-trip latency and throughput through the daemon\n"
+	        "  shutdown   stop the daemon cleanly\n"
+	        "  help       this text\n"
+	        "\n"
+	        "options:\n"
+	        "  -e, --endpoint URL  ccd's endpoint (default: $CC_ENDPOINT, else the per-user socket)\n"
+	        "  -j, --json          print one JSON document on stdout, for scripts\n"
+	        "  -n, --count N       bench: round trips per measurement (default %d)\n"
+	        "  -h, --help          this text\n"
+	        "  -V, --version       print the version\n",
+	        BENCH_COUNT_DEFAULT);
+}
+
+/* ---- a small JSON reader for libcc's admin documents ------------------------------------ */
+
+enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
+
+struct jv {
+	enum jtype t;
+	int b;
+	double num;
+	char *s;          /* J_STR: the text; J_NUM: the number as written (exact for uint64) */
+	struct jv *items; /* J_ARR, J_OBJ */
+	char **keys;      /* J_OBJ */
+	size_t n;
+};
+
+struct jp {
+	const char *p;
+	int depth;
+};
+
+static void jv_clear(struct jv *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->n; i++) {
+		jv_clear(&v->items[i]);
+		if (v->keys)
+			free(v->keys[i]);
+	}
+	free(v->items);
+	free(v->keys);
+	free(v->s);
+	memset(v, 0, sizeof(*v));
+}
+
+static void skip_ws(struct jp *j)
+{
+	while (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t')
+		j->p++;
+}
+
+static int hex4(const char *p, unsigned *ret)
+{
+	unsigned v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		char ch = p[i];
+
+		v <<= 4;
+		if (ch >= '0' && ch <= '9')
+			v |= (unsigned)(ch - '0');
+		else if (ch >= 'a' && ch <= 'f')
+			v |= (unsigned)(ch - 'a' + 10);
+		else if (ch >= 'A' && ch <= 'F')
+			v |= (unsigned)(ch - 'A' + 10);
+		else
+			return -EINVAL;
+	}
+	*ret = v;
+	return 0;
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xc0 | cp >> 6);
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | cp >> 12);
+		o[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | cp >> 18);
+	o[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	o[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	o[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/* A JSON string at j->p (on its opening quote) into a malloc'd *ret. */
+static int parse_str(struct jp *j, char **ret)
+{
+	const char *p = j->p + 1;
+	char *out, *o;
+
+	/* the unescaped text is never longer than the escaped one */
+	out = malloc(strlen(p) + 1);
+	if (!out)
+		return -ENOMEM;
+	o = out;
+	while (*p != '"') {
+		unsigned cp, lo;
+
+		if (*p == '\0' || (unsigned char)*p < 0x20)
+			goto bad;
+		if (*p != '\\') {
+			*o++ = *p++;
+			continue;
+		}
+		p++;
+		switch (*p) {
+		case '"':
+		case '\\':
+		case '/':
+			*o++ = *p;
+			break;
+		case 'b':
+			*o++ = '\b';
+			break;
+		case 'f':
+			*o++ = '\f';
+			break;
+		case 'n':
+			*o++ = '\n';
+			break;
+		case 'r':
+			*o++ = '\r';
+			break;
+		case 't':
+			*o++ = '\t';
+			break;
+		case 'u':
+			if (hex4(p + 1, &cp) < 0)
+				goto bad;
+			p += 4;
+			if (cp >= 0xd800 && cp <= 0xdbff && p[1] == '\\' && p[2] == 'u' && hex4(p + 3, &lo) == 0 &&
+			    lo >= 0xdc00 && lo <= 0xdfff) {
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				p += 6;
+			} else if (cp >= 0xd800 && cp <= 0xdfff) {
+				cp = 0xfffd;
+			}
+			o += put_utf8(o, cp);
+			break;
+		default:
+			goto bad;
+		}
+		p++;
+	}
+	*o = '\0';
+	j->p = p + 1;
+	*ret = out;
+	return 0;
+bad:
+	free(out);
+	return -EBADMSG;
+}
+
+static int parse_value(struct jp *j, struct jv *v);
+
+/* Append one (key, value) to an array or object, growing it. */
+static int push(struct jv *v, char *key, struct jv *item)
+{
+	struct jv *items = realloc(v->items, (v->n + 1) * sizeof(*items));
+
+	if (!items)
+		return -ENOMEM;
+	v->items = items;
+	if (v->t == J_OBJ) {
+		char **keys = realloc(v->keys, (v->n + 1) * sizeof(*keys));
+
+		if (!keys)
+			return -ENOMEM;
+		v->keys = keys;
+		keys[v->n] = key;
+	}
+	items[v->n++] = *item;
+	return 0;
+}
+
+static int parse_container(struct jp *j, struct jv *v, char close)
+{
+	int r;
+
+	j->p++;
+	skip_ws(j);
+	if (*j->p == close) {
+		j->p++;
+		return 0;
+	}
+	for (;;) {
+		struct jv item = {0};
+		char *key = NULL;
+
+		skip_ws(j);
+		if (close == '}') {
+			if (*j->p != '"')
+				return -EBADMSG;
+			r = parse_str(j, &key);
+			if (r < 0)
+				return r;
+			skip_ws(j);
+			if (*j->p != ':') {
+				free(key);
+				return -EBADMSG;
+			}
+			j->p++;
+		}
+		r = parse_value(j, &item);
+		if (r == 0)
+			r = push(v, key, &item);
+		if (r < 0) {
+			free(key);
+			jv_clear(&item);
+			return r;
+		}
+		skip_ws(j);
+		if (*j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (*j->p == close) {
+			j->p++;
+			return 0;
+		}
+		return -EBADMSG;
+	}
+}
+
+static int parse_value(struct jp *j, struct jv *v)
+{
+	int r;
+
+	skip_ws(j);
+	memset(v, 0, sizeof(*v));
+	if (*j->p == '{' || *j->p == '[') {
+		if (++j->depth > 32)
+			return -EBADMSG;
+		v->t = *j->p == '{' ? J_OBJ : J_ARR;
+		r = parse_container(j, v, *j->p == '{' ? '}' : ']');
+		j->depth--;
+		if (r < 0)
+			jv_clear(v);
+		return r;
+	}
+	if (*j->p == '"') {
+		v->t = J_STR;
+		return parse_str(j, &v->s);
+	}
+	if (strncmp(j->p, "true", 4) == 0 || strncmp(j->p, "false", 5) == 0) {
+		v->t = J_BOOL;
+		v->b = j->p[0] == 't';
+		j->p += v->b ? 4 : 5;
+		return 0;
+	}
+	if (strncmp(j->p, "null", 4) == 0) {
+		v->t = J_NULL;
+		j->p += 4;
+		return 0;
+	}
+	{
+		char *end;
+		size_t len;
+
+		v->num = strtod(j->p, &end);
+		if (end == j->p)
+			return -EBADMSG;
+		len = (size_t)(end - j->p);
+		v->s = malloc(len + 1);
+		if (!v->s)
+			return -ENOMEM;
+		memcpy(v->s, j->p, len);
+		v->s[len] = '\0';
+		v->t = J_NUM;
+		j->p = end;
+		return 0;
+	}
+}
+
+static int json_parse(const char *text, struct jv *ret)
+{
+	struct jp j = {.p = text};
+	struct jv v;
+	int r;
+
+	r = parse_value(&j, &v);
+	if (r < 0)
+		return r;
+	skip_ws(&j);
+	if (*j.p) {
+		jv_clear(&v);
+		return -EBADMSG;
+	}
+	*ret = v;
+	return 0;
+}
+
+static const struct jv *jget(const struct jv *o, const char *key)
+{
+	static const struct jv none = {.t = J_NULL};
+	size_t i;
+
+	if (o->t == J_OBJ)
+		for (i = 0; i < o->n; i++)
+			if (strcmp(o->keys[i], key) == 0)
+				return &o->items[i];
+	return &none;
+}
+
+/* A value as display text: numbers as written, strings as they are, "-" when absent. */
+static const char *jtext(const struct jv *v)
+{
+	if (v->t == J_NUM || v->t == J_STR)
+		return v->s;
+	if (v->t == J_BOOL)
+		return v->b ? "yes" : "no";
+	return "-";
+}
+
+static double jnum(const struct jv *v)
+{
+	return v->t == J_NUM ? v->num : 0.0;
+}
+
+/* ---- human output ------------------------------------------------------------------------ */
+
+static void human_bytes(double b, char *buf, size_t size)
+{
+	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	size_t u = 0;
+
+	while (b >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		b /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, size, "%.0f B", b);
+	else
+		snprintf(buf, size, "%.1f %s", b, unit[u]);
+}
+
+static void human_duration(double s, char *buf, size_t size)
+{
+	unsigned long long t = s > 0 ? (unsigned long long)s : 0;
+	unsigned long long d = t / 86400, h = t / 3600 % 24, m = t / 60 % 60, sec = t % 60;
+
+	if (d)
+		snprintf(buf, size, "%llud %02lluh %02llum %02llus", d, h, m, sec);
+	else if (h)
+		snprintf(buf, size, "%lluh %02llum %02llus", h, m, sec);
+	else if (m)
+		snprintf(buf, size, "%llum %02llus", m, sec);
+	else
+		snprintf(buf, size, "%.1fs", s > 0 ? s : 0.0);
+}
+
+/* Client-supplied text made safe for a terminal: control bytes become '?'. */
+static void sanitize(const char *s, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 1 < size; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[i] = '\0';
+}
+
+static void print_status(const struct jv *st)
+{
+	char up[64], bytes[32];
+	const struct jv *sim = jget(st, "numa_simulated");
+
+	human_duration(jnum(jget(st, "uptime_s")), up, sizeof(up));
+	human_bytes(jnum(jget(st, "region_bytes")), bytes, sizeof(bytes));
+	printf("version:      %s\n", jtext(jget(st, "version")));
+	printf("pid:          %s\n", jtext(jget(st, "pid")));
+	printf("uptime:       %s\n", up);
+	printf("kernel tier:  %s\n", jtext(jget(st, "tier")));
+	printf("numa nodes:   %s%s\n", jtext(jget(st, "numa_nodes")), sim->t == J_BOOL && sim->b ? " (simulated)" : "");
+	printf("workers:      %s\n", jtext(jget(st, "workers")));
+	printf("clients:      %s\n", jtext(jget(st, "clients")));
+	printf("regions:      %s (%s)\n", jtext(jget(st, "regions")), bytes);
+	printf("jobs done:    %s\n", jtext(jget(st, "jobs_done")));
+	printf("jobs failed:  %s\n", jtext(jget(st, "jobs_failed")));
+}
+
+#define CLIENT_COLS 9
+
+static int print_clients(const struct jv *doc)
+{
+	static const char *const head[CLIENT_COLS] = {"ID",    "PID",  "UID",       "NAME", "REGIONS",
+	                                              "BYTES", "JOBS", "IN_FLIGHT", "NODE"};
+	static const char *const key[CLIENT_COLS] = {"id",    "pid",  "uid",       "name", "regions",
+	                                             "bytes", "jobs", "in_flight", "node"};
+	const struct jv *list = jget(doc, "clients");
+	size_t rows = list->t == J_ARR ? list->n : 0, i, col, width[CLIENT_COLS];
+	char(*cell)[CLIENT_COLS][64];
+
+	cell = calloc(rows ? rows : 1, sizeof(*cell));
+	if (!cell)
+		return -ENOMEM;
+	for (col = 0; col < CLIENT_COLS; col++)
+		width[col] = strlen(head[col]);
+	for (i = 0; i < rows; i++) {
+		for (col = 0; col < CLIENT_COLS; col++) {
+			const struct jv *v = jget(&list->items[i], key[col]);
+
+			if (col == 5)
+				human_bytes(jnum(v), cell[i][col], sizeof(cell[i][col]));
+			else
+				sanitize(jtext(v), cell[i][col], sizeof(cell[i][col]));
+			if (strlen(cell[i][col]) > width[col])
+				width[col] = strlen(cell[i][col]);
+		}
+	}
+	/* numbers right-aligned, the name left-aligned; the last column carries no padding */
+	for (col = 0; col < CLIENT_COLS; col++)
+		printf(col == 3 ? "%-*s%s" : "%*s%s", (int)width[col], head[col], col + 1 < CLIENT_COLS ? "  " : "\n");
+	for (i = 0; i < rows; i++)
+		for (col = 0; col < CLIENT_COLS; col++)
+			printf(col == 3 ? "%-*s%s" : "%*s%s", (int)width[col], cell[i][col],
+			       col + 1 < CLIENT_COLS ? "  " : "\n");
+	free(cell);
+	return 0;
+}
+
+static void print_kernels(const struct jv *doc)
+{
+	static const char *const kinds[] = {"unary", "vector", "binary", "reduce", "reduce2", "matrix"};
+	const struct jv *tiers = jget(doc, "tiers"), *ops = jget(doc, "ops");
+	size_t i, k;
+
+	printf("tier:     %s\n", jtext(jget(doc, "tier")));
+	printf("tiers:   ");
+	for (i = 0; tiers->t == J_ARR && i < tiers->n; i++)
+		printf(" %s", jtext(&tiers->items[i]));
+	printf("\nthreads:  %s\n", jtext(jget(doc, "threads")));
+	printf("ops:      %zu\n", ops->t == J_ARR ? ops->n : 0);
+	if (ops->t != J_ARR)
+		return;
+	/* one line (wrapped) per kind, in libcck's order; kinds we do not know go last */
+	for (k = 0; k <= sizeof(kinds) / sizeof(kinds[0]); k++) {
+		size_t col = 0, shown = 0;
+
+		for (i = 0; i < ops->n; i++) {
+			const char *kind = jtext(jget(&ops->items[i], "kind"));
+			const char *name = jtext(jget(&ops->items[i], "name"));
+			size_t j, known = 0;
+
+			for (j = 0; j < sizeof(kinds) / sizeof(kinds[0]); j++)
+				known |= strcmp(kind, kinds[j]) == 0;
+			if (k < sizeof(kinds) / sizeof(kinds[0]) ? strcmp(kind, kinds[k]) != 0 : known)
+				continue;
+			if (shown == 0) {
+				printf("  %-8s", k < sizeof(kinds) / sizeof(kinds[0]) ? kinds[k] : "other");
+				col = 10;
+			} else if (col + 1 + strlen(name) > 100) {
+				printf("\n  %-8s", "");
+				col = 10;
+			}
+			printf(" %s", name);
+			col += 1 + strlen(name);
+			shown++;
+		}
+		if (shown)
+			printf("\n");
+	}
+}
+
+/* ---- commands ---------------------------------------------------------------------------- */
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+struct opts {
+	const char *endpoint;
+	int json;
+	int count;
+};
+
+/* Report a failed request: the daemon's own words when it gave some, else libcc's. */
+static int fail(cc_client *c, const char *what, int r)
+{
+	const char *daemon = c ? cc_last_error(c) : "";
+
+	if (daemon && *daemon)
+		die_msg("%s: %s", what, daemon);
+	else
+		die_msg("%s: %s", what, cc_strerror(r));
+	return EXIT_FAILURE;
+}
+
+static int cmd_admin(cc_client *c, const struct opts *o, const char *what)
+{
+	struct jv doc;
+	char *json = NULL;
+	int r;
+
+	r = cc_admin_json(c, what, &json);
+	if (r < 0)
+		return fail(c, what, r);
+	if (o->json) {
+		printf("%s\n", json);
+		free(json);
+		return EXIT_SUCCESS;
+	}
+	r = json_parse(json, &doc);
+	free(json);
+	if (r < 0)
+		return fail(NULL, what, r);
+	if (strcmp(what, "status") == 0)
+		print_status(&doc);
+	else if (strcmp(what, "clients") == 0)
+		r = print_clients(&doc);
+	else
+		print_kernels(&doc);
+	jv_clear(&doc);
+	return r < 0 ? fail(NULL, what, r) : EXIT_SUCCESS;
+}
+
+/* ccd's pid from its status, or 0 when it cannot be had. */
+static long daemon_pid(cc_client *c)
+{
+	struct jv doc;
+	char *json = NULL;
+	long pid = 0;
+
+	if (cc_admin_json(c, "status", &json) < 0)
+		return 0;
+	if (json_parse(json, &doc) == 0) {
+		pid = (long)jnum(jget(&doc, "pid"));
+		jv_clear(&doc);
+	}
+	free(json);
+	return pid;
+}
+
+static int cmd_shutdown(cc_client *c, const struct opts *o, const char *endpoint)
+{
+	/* a local daemon is waited for, so that `ccctl shutdown && ccd` never finds the old one still there */
+	long pid = strncmp(endpoint, "ipc://", 6) == 0 ? daemon_pid(c) : 0;
+	double until;
+	int r;
+
+	r = cc_shutdown(c);
+	if (r < 0)
+		return fail(c, "shutdown", r);
+	for (until = now_us() + SHUTDOWN_WAIT_S * 1e6; pid > 0 && now_us() < until;) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	if (pid > 0 && now_us() >= until) {
+		die_msg("shutdown: ccd (pid %ld) accepted but is still running after %d s", pid, SHUTDOWN_WAIT_S);
+		return EXIT_FAILURE;
+	}
+	puts(o->json ? "{\"ok\":true}" : "ccd shut down");
+	return EXIT_SUCCESS;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The p-th percentile (0..100) of v[n] (sorts v). */
+static double percentile(double *v, size_t n, double p)
+{
+	size_t i;
+
+	qsort(v, n, sizeof(*v), cmp_double);
+	i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+struct bench {
+	double ping_p50, ping_p99;
+	double op_p50, op_p99;
+	double ops_per_s;
+	double relu_gbps;
+};
+
+/* Latency of count pings, then of count 8-element relus, in microseconds. */
+static int bench_latency(cc_client *c, int count, struct bench *b)
+{
+	double *lat;
+	cc_tensor *x = NULL;
+	float *xd;
+	int i, r;
+
+	lat = calloc((size_t)count, sizeof(*lat));
+	if (!lat)
+		return -ENOMEM;
+	for (i = 0; i < 50; i++) {
+		r = cc_ping(c);
+		if (r < 0)
+			goto out;
+	}
+	for (i = 0; i < count; i++) {
+		double t0 = now_us();
+
+		r = cc_ping(c);
+		if (r < 0)
+			goto out;
+		lat[i] = now_us() - t0;
+	}
+	b->ping_p50 = percentile(lat, (size_t)count, 50);
+	b->ping_p99 = percentile(lat, (size_t)count, 99);
+
+	r = cc_tensor_new(c, CC_DTYPE_F32, BENCH_SMALL_N, &x);
+	if (r < 0)
+		goto out;
+	xd = cc_tensor_data(x);
+	for (i = 0; i < BENCH_SMALL_N; i++)
+		xd[i] = (float)(i - BENCH_SMALL_N / 2);
+	for (i = 0; i < 50; i++) {
+		r = cc_unary(c, "relu", x, x, NULL, 0);
+		if (r < 0)
+			goto out;
+	}
+	for (i = 0; i < count; i++) {
+		double t0 = now_us();
+
+		r = cc_unary(c, "relu", x, x, NULL, 0);
+		if (r < 0)
+			goto out;
+		lat[i] = now_us() - t0;
+	}
+	b->op_p50 = percentile(lat, (size_t)count, 50);
+	b->op_p99 = percentile(lat, (size_t)count, 99);
+	r = 0;
+out:
+	cc_tensor_free(x);
+	free(lat);
+	return r;
+}
+
+/* Small-op throughput with BENCH_INFLIGHT jobs in flight, each on a tensor of its own. */
+static int bench_throughput(cc_client *c, int count, struct bench *b)
+{
+	cc_tensor *t[BENCH_INFLIGHT] = {0};
+	uint64_t job[BENCH_INFLIGHT] = {0};
+	int i, sent = 0, done = 0, r = 0, slot;
+	double t0;
+
+	for (i = 0; i < BENCH_INFLIGHT; i++) {
+		r = cc_tensor_new(c, CC_DTYPE_F32, BENCH_SMALL_N, &t[i]);
+		if (r < 0)
+			goto out;
+	}
+	t0 = now_us();
+	for (slot = 0; slot < BENCH_INFLIGHT && sent < count; slot++, sent++) {
+		r = cc_submit_unary(c, "relu", t[slot], t[slot], NULL, 0, &job[slot]);
+		if (r < 0)
+			goto out;
+	}
+	/* jobs finish roughly in order: wait for the oldest slot, then refill it */
+	for (slot = 0; done < count; slot = (slot + 1) % BENCH_INFLIGHT) {
+		if (!job[slot])
+			continue;
+		r = cc_wait(c, job[slot], -1, NULL);
+		job[slot] = 0;
+		if (r < 0)
+			goto out;
+		done++;
+		if (sent < count) {
+			r = cc_submit_unary(c, "relu", t[slot], t[slot], NULL, 0, &job[slot]);
+			if (r < 0)
+				goto out;
+			sent++;
+		}
+	}
+	b->ops_per_s = (double)count / ((now_us() - t0) / 1e6);
+out:
+	/* a job still in flight must finish before its tensor goes */
+	for (i = 0; i < BENCH_INFLIGHT; i++)
+		if (job[i])
+			(void)cc_wait(c, job[i], -1, NULL);
+	for (i = 0; i < BENCH_INFLIGHT; i++)
+		cc_tensor_free(t[i]);
+	return r;
+}
+
+/* relu over 1M elements (4 MiB read + 4 MiB written): median of BENCH_BIG_REPS runs, in GB/s. */
+static int bench_big(cc_client *c, struct bench *b)
+{
+	double lat[BENCH_BIG_REPS];
+	cc_tensor *x = NULL, *y = NULL;
+	float *xd;
+	size_t i;
+	int r;
+
+	r = cc_tensor_new(c, CC_DTYPE_F32, BENCH_BIG_N, &x);
+	if (r < 0)
+		goto out;
+	r = cc_tensor_new(c, CC_DTYPE_F32, BENCH_BIG_N, &y);
+	if (r < 0)
+		goto out;
+	xd = cc_tensor_data(x);
+	for (i = 0; i < BENCH_BIG_N; i++)
+		xd[i] = (float)((int)(i % 17) - 8);
+	r = cc_unary(c, "relu", x, y, NULL, 0);
+	if (r < 0)
+		goto out;
+	for (i = 0; i < BENCH_BIG_REPS; i++) {
+		double t0 = now_us();
+
+		r = cc_unary(c, "relu", x, y, NULL, 0);
+		if (r < 0)
+			goto out;
+		lat[i] = now_us() - t0;
+	}
+	b->relu_gbps = 2.0 * sizeof(float) * BENCH_BIG_N / (percentile(lat, BENCH_BIG_REPS, 50) * 1e3);
+out:
+	cc_tensor_free(y);
+	cc_tensor_free(x);
+	return r;
+}
+
+static int cmd_bench(cc_client *c, const struct opts *o)
+{
+	struct bench b = {0};
+	int r;
+
+	r = bench_latency(c, o->count, &b);
+	if (r == 0)
+		r = bench_throughput(c, o->count, &b);
+	if (r == 0)
+		r = bench_big(c, &b);
+	if (r < 0)
+		return fail(c, "bench", r);
+	if (o->json) {
+		printf("{\"ping_us_p50\":%.2f,\"ping_us_p99\":%.2f,\"op_us_p50\":%.2f,\"op_us_p99\":%.2f,"
+		       "\"ops_per_s\":%.0f,\"relu_1m_gbps\":%.2f}\n",
+		       b.ping_p50, b.ping_p99, b.op_p50, b.op_p99, b.ops_per_s, b.relu_gbps);
+		return EXIT_SUCCESS;
+	}
+	printf("ping round trip     p50 %8.1f us   p99 %8.1f us   (%d pings)\n", b.ping_p50, b.ping_p99, o->count);
+	printf("8-element relu      p50 %8.1f us   p99 %8.1f us   (%d ops)\n", b.op_p50, b.op_p99, o->count);
+	printf("small-op throughput %12.0f ops/s        (%d in flight)\n", b.ops_per_s, BENCH_INFLIGHT);
+	printf("relu, 1M elements   %12.2f GB/s         (read + write, median of %d)\n", b.relu_gbps, BENCH_BIG_REPS);
+	return EXIT_SUCCESS;
+}
+
+/* The endpoint we will use, for messages: --endpoint, else CC_ENDPOINT, else the per-user default. */
+static int resolve_endpoint(const char *opt, char *buf, size_t size)
+{
+	const char *env = getenv("CC_ENDPOINT");
+
+	if (!opt && env && *env)
+		opt = env;
+	if (opt) {
+		if ((size_t)snprintf(buf, size, "%s", opt) >= size)
+			return -ENAMETOOLONG;
+		return 0;
+	}
+	return cc_default_endpoint(buf, size);
+}
+
+static int connect_or_explain(const char *endpoint, cc_client **ret)
+{
+	int r = cc_connect(endpoint, ret);
+	const char *why = cc_last_error(NULL);
+
+	if (r == 0)
+		return 0;
+	if (r == -ECONNREFUSED)
+		die_msg("cannot reach ccd at %s: is it running? start it with `ccd`", endpoint);
+	else if (r == -EPROTO)
+		die_msg("protocol version mismatch with ccd at %s%s%s", endpoint, *why ? ": " : "", why);
+	else
+		die_msg("cannot connect to ccd at %s: %s", endpoint, *why ? why : cc_strerror(r));
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"endpoint", required_argument, NULL, 'e'}, {"json", no_argument, NULL, 'j'},
+	    {"count", required_argument, NULL, 'n'},    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},        {NULL, 0, NULL, 0},
+	};
+	struct opts o = {.count = BENCH_COUNT_DEFAULT};
+	char endpoint[512];
+	const char *cmd;
+	cc_client *c;
+	int opt, r;
+
+	opterr = 0; /* our own one-line messages */
+	while ((opt = getopt_long(argc, argv, ":e:jn:hV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'e':
+			o.endpoint = optarg;
+			break;
+		case 'j':
+			o.json = 1;
+			break;
+		case 'n': {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 1 || v > 10000000) {
+				die_msg("--count wants a number from 1 to 10000000, not '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			o.count = (int)v;
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		case 'V':
+			printf("ccctl (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+			return EXIT_SUCCESS;
+		case ':':
+			die_msg("option '%s' needs an argument (try `ccctl help`)", argv[optind - 1]);
+			return EXIT_USAGE;
+		default:
+			if (strncmp(argv[optind - 1], "--", 2) == 0)
+				die_msg("bad option '%s' (try `ccctl help`)", argv[optind - 1]);
+			else
+				die_msg("unknown option '-%c' (try `ccctl help`)", optopt);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		die_msg("no command (try `ccctl help`)");
+		return EXIT_USAGE;
+	}
+	cmd = argv[optind];
+	if (optind + 1 < argc) {
+		die_msg("unexpected argument '%s' after %s", argv[optind + 1], cmd);
+		return EXIT_USAGE;
+	}
+	if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return EXIT_SUCCESS;
+	}
+	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "clients") != 0 && strcmp(cmd, "kernels") != 0 &&
+	    strcmp(cmd, "bench") != 0 && strcmp(cmd, "shutdown") != 0) {
+		die_msg("unknown command '%s' (try `ccctl help`)", cmd);
+		return EXIT_USAGE;
+	}
+
+	r = resolve_endpoint(o.endpoint, endpoint, sizeof(endpoint));
+	if (r < 0) {
+		die_msg("no usable endpoint for ccd: %s", cc_strerror(r));
+		return EXIT_FAILURE;
+	}
+	if (connect_or_explain(endpoint, &c) < 0)
+		return EXIT_FAILURE;
+	if (strcmp(cmd, "bench") == 0)
+		r = cmd_bench(c, &o);
+	else if (strcmp(cmd, "shutdown") == 0)
+		r = cmd_shutdown(c, &o, endpoint);
+	else
+		r = cmd_admin(c, &o, cmd);
+	cc_close(c);
+	if (fflush(stdout) != 0 && r == EXIT_SUCCESS) {
+		die_msg("writing the output: %s", strerror(errno));
+		r = EXIT_FAILURE;
+	}
+	return r;
+}
