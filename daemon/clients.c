@@ -28,7 +28,7 @@ static uint64_t hash_ident(const void *ident, size_t len)
 }
 
 int ccd_clients_init(struct ccd_clients *cs, size_t max_clients, int nnodes, const unsigned *node_workers,
-		     struct ccd_shm_stats *shm)
+                     struct ccd_shm_stats *shm)
 {
 	size_t n = 16;
 	int i, usable = 0;
@@ -119,7 +119,7 @@ static int pick_node(struct ccd_clients *cs)
 }
 
 int ccd_clients_add(struct ccd_clients *cs, const void *ident, size_t len, pid_t pid, unsigned long long start_time,
-		    const char *name, struct ccd_client **ret)
+                    const char *name, struct ccd_client **ret)
 {
 	struct ccd_client *c;
 	size_t b;

@@ -19,9 +19,9 @@ enum ccd_client_state {
 };
 
 struct ccd_client {
-	struct ccd_client *hnext;      /* identity hash chain (live clients) */
+	struct ccd_client *hnext;       /* identity hash chain (live clients) */
 	struct ccd_client *prev, *next; /* every client, live or gone */
-	uint64_t id;                   /* unique for the daemon's life */
+	uint64_t id;                    /* unique for the daemon's life */
 	uint64_t hash;
 	unsigned char ident[CCD_IDENT_MAX];
 	size_t identlen;
@@ -54,7 +54,7 @@ struct ccd_clients {
  * client's region accounting. Returns 0 or -ENOMEM.
  */
 int ccd_clients_init(struct ccd_clients *cs, size_t max_clients, int nnodes, const unsigned *node_workers,
-		     struct ccd_shm_stats *shm);
+                     struct ccd_shm_stats *shm);
 /* Retire and free every client. No job may be in flight. */
 void ccd_clients_fini(struct ccd_clients *cs);
 
@@ -69,7 +69,7 @@ struct ccd_client *ccd_clients_find(const struct ccd_clients *cs, const void *id
  * max_clients.
  */
 int ccd_clients_add(struct ccd_clients *cs, const void *ident, size_t len, pid_t pid, unsigned long long start_time,
-		    const char *name, struct ccd_client **ret);
+                    const char *name, struct ccd_client **ret);
 
 /*
  * The client said bye or died: out of the identity table, its regions

@@ -115,11 +115,24 @@ static int parse_value(const struct conf_def *d, const char *s, uint64_t *ret)
 		return -ERANGE;
 	if (d->type == CONF_T_BYTES && *end) {
 		switch (*end) {
-		case 'k': case 'K': shift = 10; break;
-		case 'm': case 'M': shift = 20; break;
-		case 'g': case 'G': shift = 30; break;
-		case 't': case 'T': shift = 40; break;
-		default: return -EINVAL;
+		case 'k':
+		case 'K':
+			shift = 10;
+			break;
+		case 'm':
+		case 'M':
+			shift = 20;
+			break;
+		case 'g':
+		case 'G':
+			shift = 30;
+			break;
+		case 't':
+		case 'T':
+			shift = 40;
+			break;
+		default:
+			return -EINVAL;
 		}
 		end++;
 		if (end[0] == 'i' && end[1] == 'B')
@@ -158,8 +171,8 @@ int ccd_conf_set(struct ccd_conf *conf, const char *name, const char *value, cha
 	r = parse_value(d, value, &v);
 	if (r == -EINVAL) {
 		snprintf(err, errsize, "%s = '%s' is not a %s (min %s, max %s)", d->name, shown,
-			 d->type == CONF_T_BYTES ? "size (a number with an optional K/M/G/T suffix)" : "number", lo,
-			 hi);
+		         d->type == CONF_T_BYTES ? "size (a number with an optional K/M/G/T suffix)" : "number", lo,
+		         hi);
 		return r;
 	}
 	if (r || v < d->min || v > d->max) {

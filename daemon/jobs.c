@@ -26,16 +26,16 @@ struct tref {
 };
 
 static const char *const kind_what[CCK_KIND_COUNT] = {
-	[CCK_KIND_UNARY] = "an element-wise op",
-	[CCK_KIND_VECTOR] = "a whole-vector op",
-	[CCK_KIND_BINARY] = "a binary op",
-	[CCK_KIND_REDUCE] = "a reduction",
-	[CCK_KIND_REDUCE2] = "a two-input reduction",
-	[CCK_KIND_MATRIX] = "a matrix op",
+    [CCK_KIND_UNARY] = "an element-wise op",
+    [CCK_KIND_VECTOR] = "a whole-vector op",
+    [CCK_KIND_BINARY] = "a binary op",
+    [CCK_KIND_REDUCE] = "a reduction",
+    [CCK_KIND_REDUCE2] = "a two-input reduction",
+    [CCK_KIND_MATRIX] = "a matrix op",
 };
 
-static int check_tensor(const Cc__TensorRef *t, const char *what, const struct ccd_regions *regions,
-			struct tref *ret, char *err, size_t errsize)
+static int check_tensor(const Cc__TensorRef *t, const char *what, const struct ccd_regions *regions, struct tref *ret,
+                        char *err, size_t errsize)
 {
 	const struct ccd_region *r;
 
@@ -57,8 +57,9 @@ static int check_tensor(const Cc__TensorRef *t, const char *what, const struct c
 		return -EINVAL;
 	}
 	if (t->len > r->size / sizeof(float) || t->offset > r->size || t->len * sizeof(float) > r->size - t->offset) {
-		snprintf(err, errsize, "%s: offset %" PRIu64 " + %" PRIu64 " elements past the end of region %" PRIu64
-			 " (%zu bytes)", what, t->offset, t->len, t->region_id, r->size);
+		snprintf(err, errsize,
+		         "%s: offset %" PRIu64 " + %" PRIu64 " elements past the end of region %" PRIu64 " (%zu bytes)",
+		         what, t->offset, t->len, t->region_id, r->size);
 		return -ERANGE;
 	}
 	ret->r = r;
@@ -86,7 +87,7 @@ static int exact_alias(const struct tref *a, const struct tref *b)
 }
 
 static int check_len(const struct tref *t, const char *what, uint64_t want, const char *want_what, char *err,
-		     size_t errsize)
+                     size_t errsize)
 {
 	if (t->len == want)
 		return 0;
@@ -104,7 +105,7 @@ static int mul(uint64_t a, uint64_t b, const char *what, uint64_t *ret, char *er
 }
 
 static int check_matrix(struct ccd_job *job, const Cc__OpRequest *req, const struct tref *in, const struct tref *out,
-			char *err, size_t errsize)
+                        char *err, size_t errsize)
 {
 	uint64_t mk, kn, mn;
 	int r;
@@ -140,7 +141,7 @@ static int check_matrix(struct ccd_job *job, const Cc__OpRequest *req, const str
 }
 
 int ccd_job_prepare(struct ccd_job *job, const Cc__OpRequest *req, const struct ccd_regions *regions, char *err,
-		    size_t errsize)
+                    size_t errsize)
 {
 	struct tref in[2] = {{0}}, out = {0};
 	char name[48], what[32];
@@ -169,7 +170,7 @@ int ccd_job_prepare(struct ccd_job *job, const Cc__OpRequest *req, const struct 
 	}
 	if (!has_out && req->output) {
 		snprintf(err, errsize, "output: op '%s' is %s: it returns a value and takes no output tensor", name,
-			 kind_what[kind]);
+		         kind_what[kind]);
 		return -EINVAL;
 	}
 	if (req->n_params != (size_t)np) {
@@ -221,8 +222,8 @@ int ccd_job_prepare(struct ccd_job *job, const Cc__OpRequest *req, const struct 
 
 		if (overlap(&out, &in[i]) && !(inplace_ok && exact_alias(&out, &in[i]))) {
 			snprintf(err, errsize, "output overlaps input %zu%s", i,
-				 inplace_ok ? " (only the very same tensor, y == x, is allowed)"
-					    : " (not allowed for matrix ops)");
+			         inplace_ok ? " (only the very same tensor, y == x, is allowed)"
+			                    : " (not allowed for matrix ops)");
 			return -EINVAL;
 		}
 	}
@@ -236,12 +237,13 @@ int ccd_job_prepare(struct ccd_job *job, const Cc__OpRequest *req, const struct 
 	}
 	/* libcck checks the values (clamp lo <= hi, eps >= 0) before it looks at any data. */
 	if (np && cck_unary_f32(op, NULL, NULL, 0, job->params) < 0) {
-		const char *hint = op == CCK_OP_CLAMP ? " (need lo <= hi)"
-				   : (op == CCK_OP_LAYER_NORM || op == CCK_OP_RMS_NORM) ? " (need eps >= 0)" : "";
+		const char *hint = op == CCK_OP_CLAMP                                   ? " (need lo <= hi)"
+		                   : (op == CCK_OP_LAYER_NORM || op == CCK_OP_RMS_NORM) ? " (need eps >= 0)"
+		                                                                        : "";
 
 		if (np > 1)
 			snprintf(err, errsize, "params: (%g, %g) rejected by op '%s'%s", (double)job->params[0],
-				 (double)job->params[1], name, hint);
+			         (double)job->params[1], name, hint);
 		else
 			snprintf(err, errsize, "params: %g rejected by op '%s'%s", (double)job->params[0], name, hint);
 		return -EINVAL;
@@ -353,7 +355,7 @@ void ccd_job_run(struct ccd_job *job)
 			job->code = cck_matvec_f32(job->in[0], job->in[1], job->out, (size_t)job->m, (size_t)job->k);
 		else
 			job->code = cck_matmul_f32(job->in[0], job->in[1], job->out, (size_t)job->m, (size_t)job->k,
-						   (size_t)job->n);
+			                           (size_t)job->n);
 		break;
 	default:
 		job->code = -EOPNOTSUPP;
@@ -369,8 +371,7 @@ void ccd_job_strerror(const struct ccd_job *job, char *buf, size_t size)
 		name = "?";
 	if (job->code == -ECANCELED)
 		snprintf(buf, size, "op '%s' cancelled: ccd is shutting down", name);
-	else if ((job->kind == CCK_KIND_REDUCE || job->kind == CCK_KIND_REDUCE2) && !job->len &&
-		 job->code == -EINVAL)
+	else if ((job->kind == CCK_KIND_REDUCE || job->kind == CCK_KIND_REDUCE2) && !job->len && job->code == -EINVAL)
 		snprintf(buf, size, "op '%s' of an empty vector is undefined", name);
 	else
 		snprintf(buf, size, "op '%s' failed: %s", name, strerror(-job->code));

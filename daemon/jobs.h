@@ -40,11 +40,11 @@ struct ccd_job {
 	int op, kind;
 	const float *in[2];
 	float *out;
-	size_t len;        /* elements (unary, binary, reductions) */
-	uint64_t m, k, n;  /* matrix shapes (matvec: m rows, k cols) */
+	size_t len;       /* elements (unary, binary, reductions) */
+	uint64_t m, k, n; /* matrix shapes (matvec: m rows, k cols) */
 	float params[2];
-	uint64_t work;     /* elements, or multiply-adds for matrix ops: decides inline and splitting */
-	size_t chunk;      /* split jobs: elements (or matrix rows) per part, set by ccd_job_plan() */
+	uint64_t work; /* elements, or multiply-adds for matrix ops: decides inline and splitting */
+	size_t chunk;  /* split jobs: elements (or matrix rows) per part, set by ccd_job_plan() */
 
 	/* result, set by ccd_job_run() */
 	int code;
@@ -61,7 +61,7 @@ struct ccd_job {
  * (a tensor past the end of its region).
  */
 int ccd_job_prepare(struct ccd_job *job, const Cc__OpRequest *req, const struct ccd_regions *regions, char *err,
-		    size_t errsize);
+                    size_t errsize);
 
 /*
  * How many parts to split job into for a node with `workers` workers:

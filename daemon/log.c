@@ -17,17 +17,17 @@
 #include "util.h"
 
 static const char *const level_names[CCD_LOG_COUNT] = {
-	[CCD_LOG_ERROR] = "error",
-	[CCD_LOG_WARN] = "warn",
-	[CCD_LOG_INFO] = "info",
-	[CCD_LOG_DEBUG] = "debug",
+    [CCD_LOG_ERROR] = "error",
+    [CCD_LOG_WARN] = "warn",
+    [CCD_LOG_INFO] = "info",
+    [CCD_LOG_DEBUG] = "debug",
 };
 
 static const int level_prio[CCD_LOG_COUNT] = {
-	[CCD_LOG_ERROR] = LOG_ERR,
-	[CCD_LOG_WARN] = LOG_WARNING,
-	[CCD_LOG_INFO] = LOG_INFO,
-	[CCD_LOG_DEBUG] = LOG_DEBUG,
+    [CCD_LOG_ERROR] = LOG_ERR,
+    [CCD_LOG_WARN] = LOG_WARNING,
+    [CCD_LOG_INFO] = LOG_INFO,
+    [CCD_LOG_DEBUG] = LOG_DEBUG,
 };
 
 /* Read by every thread; written by the main thread only. */

@@ -3,13 +3,7 @@
 #ifndef CCD_LOG_H
 #define CCD_LOG_H
 
-enum ccd_log_level {
-	CCD_LOG_ERROR = 0,
-	CCD_LOG_WARN,
-	CCD_LOG_INFO,
-	CCD_LOG_DEBUG,
-	CCD_LOG_COUNT
-};
+enum ccd_log_level { CCD_LOG_ERROR = 0, CCD_LOG_WARN, CCD_LOG_INFO, CCD_LOG_DEBUG, CCD_LOG_COUNT };
 
 /* Level for a name ("error", "warn", "info", "debug"), or -EINVAL. */
 int ccd_log_parse_level(const char *name);
@@ -36,10 +30,10 @@ void ccd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 #define ccd_error(...) ccd_log(CCD_LOG_ERROR, __VA_ARGS__)
 #define ccd_warn(...) ccd_log(CCD_LOG_WARN, __VA_ARGS__)
 #define ccd_info(...) ccd_log(CCD_LOG_INFO, __VA_ARGS__)
-#define ccd_debug(...)                                  \
-	do {                                            \
-		if (ccd_log_on(CCD_LOG_DEBUG))          \
-			ccd_log(CCD_LOG_DEBUG, __VA_ARGS__); \
+#define ccd_debug(...)                                                                                                 \
+	do {                                                                                                           \
+		if (ccd_log_on(CCD_LOG_DEBUG))                                                                         \
+			ccd_log(CCD_LOG_DEBUG, __VA_ARGS__);                                                           \
 	} while (0)
 
 #endif /* CCD_LOG_H */

@@ -56,45 +56,48 @@ struct state {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: ccd [OPTION]...\n"
-		"Compute Core daemon: runs libcck vector ops for local clients (libcc) on tensors in shared\n"
-		"memory, with one worker pool per NUMA node.\n"
-		"\n"
-		"Options:\n"
-		"  -e, --endpoint URL     ZeroMQ endpoint to bind (ipc:// only); default: $CC_ENDPOINT, else\n"
-		"                         ipc://$XDG_RUNTIME_DIR/ccd.sock, else ipc:///tmp/cc-<uid>/ccd.sock\n"
-		"  -c, --config FILE      read settings from FILE: 'name = value' lines, '#' comments\n"
-		"  -t, --threads N        worker threads over all NUMA nodes (0: one per CPU); same as -o threads=N\n"
-		"  -f, --foreground       stay in the foreground and log to stderr (default: daemonize, log to syslog)\n"
-		"  -l, --log-level LEVEL  error, warn, info (default) or debug\n"
-		"  -p, --pidfile FILE     write the daemon's pid to FILE, removed at exit\n"
-		"  -o NAME=VALUE          set one setting (overrides --config; may be repeated)\n"
-		"  -h, --help             show this help and exit\n"
-		"  -V, --version          show the version and exit\n"
-		"\n"
-		"Settings (sizes take K/M/G/T suffixes):\n");
+	fprintf(
+	    f, "Usage: ccd [OPTION]...\n"
+	       "Compute Core daemon: runs libcck vector ops for local clients (libcc) on tensors in shared\n"
+	       "memory, with one worker pool per NUMA node.\n"
+	       "\n"
+	       "Options:\n"
+	       "  -e, --endpoint URL     ZeroMQ endpoint to bind (ipc:// only); default: $CC_ENDPOINT, else\n"
+	       "                         ipc://$XDG_RUNTIME_DIR/ccd.sock, else ipc:///tmp/cc-<uid>/ccd.sock\n"
+	       "  -c, --config FILE      read settings from FILE: 'name = value' lines, '#' comments\n"
+	       "  -t, --threads N        worker threads over all NUMA nodes (0: one per CPU); same as -o threads=N\n"
+	       "  -f, --foreground       stay in the foreground and log to stderr (default: daemonize, log to syslog)\n"
+	       "  -l, --log-level LEVEL  error, warn, info (default) or debug\n"
+	       "  -p, --pidfile FILE     write the daemon's pid to FILE, removed at exit\n"
+	       "  -o NAME=VALUE          set one setting (overrides --config; may be repeated)\n"
+	       "  -h, --help             show this help and exit\n"
+	       "  -V, --version          show the version and exit\n"
+	       "\n"
+	       "Settings (sizes take K/M/G/T suffixes):\n");
 	ccd_conf_print_help(f);
-	fprintf(f,
-		"\n"
-		"Environment:\n"
-		"  CC_ENDPOINT            endpoint when --endpoint is not given (libcc and ccctl use it too)\n"
-		"  CC_FAKE_NUMA=N         split the CPUs into N fake NUMA nodes (tests: scheduling and\n"
-		"                         pinning run as on N nodes; no memory is placed)\n"
-		"  CCK_TIER=TIER          run libcck's kernels on this SIMD tier (scalar, sse2, avx2, avx512)\n"
-		"\n"
-		"Stop it with SIGTERM or SIGINT or `ccctl shutdown`: queued jobs are cancelled, running\n"
-		"ones finish, then the socket (and pidfile) are removed. Exit status 0 on a clean stop.\n");
+	fprintf(f, "\n"
+	           "Environment:\n"
+	           "  CC_ENDPOINT            endpoint when --endpoint is not given (libcc and ccctl use it too)\n"
+	           "  CC_FAKE_NUMA=N         split the CPUs into N fake NUMA nodes (tests: scheduling and\n"
+	           "                         pinning run as on N nodes; no memory is placed)\n"
+	           "  CCK_TIER=TIER          run libcck's kernels on this SIMD tier (scalar, sse2, avx2, avx512)\n"
+	           "\n"
+	           "Stop it with SIGTERM or SIGINT or `ccctl shutdown`: queued jobs are cancelled, running\n"
+	           "ones finish, then the socket (and pidfile) are removed. Exit status 0 on a clean stop.\n");
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-		{"endpoint", required_argument, NULL, 'e'}, {"config", required_argument, NULL, 'c'},
-		{"threads", required_argument, NULL, 't'},  {"foreground", no_argument, NULL, 'f'},
-		{"log-level", required_argument, NULL, 'l'}, {"pidfile", required_argument, NULL, 'p'},
-		{"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"endpoint", required_argument, NULL, 'e'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"pidfile", required_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -143,7 +146,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "ccd: unexpected argument '%s'\nTry 'ccd --help' for more information.\n", argv[optind]);
+		fprintf(stderr, "ccd: unexpected argument '%s'\nTry 'ccd --help' for more information.\n",
+		        argv[optind]);
 		return -EINVAL;
 	}
 	return 0;
@@ -200,18 +204,18 @@ static int resolve_endpoint(const struct opts *o, struct state *st)
 
 	if (o->endpoint)
 		r = snprintf(st->endpoint, sizeof(st->endpoint), "%s", o->endpoint) >= (int)sizeof(st->endpoint)
-			    ? -ENAMETOOLONG
-			    : 0;
+		        ? -ENAMETOOLONG
+		        : 0;
 	else
 		r = cc__endpoint_resolve(st->endpoint, sizeof(st->endpoint), 1);
 	if (r < 0) {
 		ccd_error("cannot find the endpoint: %s%s", strerror(-r),
-			  r == -EPERM ? " (the socket directory must be ours, mode 0700, not a symlink)" : "");
+		          r == -EPERM ? " (the socket directory must be ours, mode 0700, not a symlink)" : "");
 		return r;
 	}
 	if (strncmp(st->endpoint, "ipc://", 6)) {
 		ccd_error("endpoint %s: ccd serves ipc:// endpoints only (tcp:// needs CURVE, not there yet)",
-			  st->endpoint);
+		          st->endpoint);
 		return -EPROTONOSUPPORT;
 	}
 	p = st->endpoint + 6;
@@ -496,8 +500,8 @@ int main(int argc, char **argv)
 	if (st.pidfile[0] && write_pidfile(&st) < 0)
 		goto out_server;
 	ccd_info("ccd %s ready at %s: pid %ld, tier %s, %d NUMA node%s%s, %d CPUs", PACKAGE_VERSION, st.endpoint,
-		 (long)getpid(), cck_tier(), topo.nnodes, topo.nnodes == 1 ? "" : "s",
-		 topo.simulated ? " (simulated by CC_FAKE_NUMA)" : "", topo.ncpus);
+	         (long)getpid(), cck_tier(), topo.nnodes, topo.nnodes == 1 ? "" : "s",
+	         topo.simulated ? " (simulated by CC_FAKE_NUMA)" : "", topo.ncpus);
 	daemon_ready(notify);
 	notify = -1;
 

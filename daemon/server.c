@@ -73,8 +73,8 @@ struct reply {
 #define REPLY_DEFERRED 1
 
 static const char *const kind_names[CCK_KIND_COUNT] = {
-	[CCK_KIND_UNARY] = "unary",     [CCK_KIND_VECTOR] = "vector",   [CCK_KIND_BINARY] = "binary",
-	[CCK_KIND_REDUCE] = "reduce",   [CCK_KIND_REDUCE2] = "reduce2", [CCK_KIND_MATRIX] = "matrix",
+    [CCK_KIND_UNARY] = "unary",   [CCK_KIND_VECTOR] = "vector",   [CCK_KIND_BINARY] = "binary",
+    [CCK_KIND_REDUCE] = "reduce", [CCK_KIND_REDUCE2] = "reduce2", [CCK_KIND_MATRIX] = "matrix",
 };
 
 static int fail(struct reply *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -206,17 +206,17 @@ static void begin_stop(struct ccd_server *s, const char *why)
 		return;
 	s->stopping = 1;
 	ccd_info("shutting down (%s): %u jobs running, %u queued", why, ccd_pool_running(s->pool),
-		 ccd_pool_queued(s->pool));
+	         ccd_pool_queued(s->pool));
 	cancel_queued(s);
 }
 
 /* ---- request handlers ------------------------------------------------------- */
 
 typedef int (*handler_fn)(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
-			  struct reply *r);
+                          struct reply *r);
 
 static int h_hello(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
-		   struct reply *r)
+                   struct reply *r)
 {
 	const Cc__Hello *h = req->hello;
 	unsigned long long start;
@@ -228,7 +228,7 @@ static int h_hello(struct ccd_server *s, const struct peer *p, struct ccd_client
 		return fail(r, -EALREADY, "hello: already done on this connection (client %" PRIu64 ")", c->id);
 	if (h->proto_version != CCD_PROTO_VERSION)
 		return fail(r, -EPROTO, "protocol version %u not supported: ccd speaks %d", h->proto_version,
-			    CCD_PROTO_VERSION);
+		            CCD_PROTO_VERSION);
 	if (s->stopping)
 		return fail(r, -ESHUTDOWN, "ccd is shutting down");
 	if (!h->pid || h->pid > INT32_MAX)
@@ -254,27 +254,27 @@ static int h_hello(struct ccd_server *s, const struct peer *p, struct ccd_client
 }
 
 static int h_region_add(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
-			struct reply *r)
+                        struct reply *r)
 {
 	const Cc__RegionAdd *a = req->region_add;
 	struct ccd_shm_limits lim = {
-		.max_regions = s->conf.v[CCD_CONF_MAX_REGIONS_PER_CLIENT],
-		.max_bytes = s->conf.v[CCD_CONF_MAX_BYTES_PER_CLIENT],
+	    .max_regions = s->conf.v[CCD_CONF_MAX_REGIONS_PER_CLIENT],
+	    .max_bytes = s->conf.v[CCD_CONF_MAX_BYTES_PER_CLIENT],
 	};
 	int ret;
 
 	if (!a)
 		return fail(r, -EBADMSG, "region_add: missing");
 	ret = ccd_region_add(&c->regions, c->pid, a->region_id, a->fd, a->size, &lim, s->topo, c->node, r->err,
-			     sizeof(r->err));
+	                     sizeof(r->err));
 	if (!ret)
 		ccd_debug("client %" PRIu64 ": region %" PRIu64 " added (%" PRIu64 " bytes)", c->id, a->region_id,
-			  a->size);
+		          a->size);
 	return ret;
 }
 
 static int h_region_free(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
-			 struct reply *r)
+                         struct reply *r)
 {
 	const Cc__RegionFree *f = req->region_free;
 
@@ -286,7 +286,7 @@ static int h_region_free(struct ccd_server *s, const struct peer *p, struct ccd_
 }
 
 static int h_op(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
-		struct reply *r)
+                struct reply *r)
 {
 	struct ccd_job job, *blk;
 	uint64_t max_inflight = s->conf.v[CCD_CONF_MAX_INFLIGHT_PER_CLIENT];
@@ -329,7 +329,7 @@ static int h_op(struct ccd_server *s, const struct peer *p, struct ccd_client *c
 	}
 
 	nparts = ccd_job_plan(&job, ccd_pool_node_workers(s->pool, job.node), s->conf.v[CCD_CONF_SPLIT_MIN_ELEMENTS],
-			      s->conf.v[CCD_CONF_SPLIT_MIN_MATMUL]);
+	                      s->conf.v[CCD_CONF_SPLIT_MIN_MATMUL]);
 	blk = calloc(1 + (nparts > 1 ? nparts : 0), sizeof(*blk));
 	if (!blk) {
 		ret = fail(r, -ENOMEM, "op: out of memory");
@@ -358,7 +358,7 @@ out_failed:
 }
 
 static int h_status(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
-		    struct reply *r)
+                    struct reply *r)
 {
 	Cc__StatusReply *st = &r->u.status;
 
@@ -381,7 +381,7 @@ static int h_status(struct ccd_server *s, const struct peer *p, struct ccd_clien
 }
 
 static int h_clients(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
-		     struct reply *r)
+                     struct reply *r)
 {
 	size_t n = s->clients.live, i = 0;
 	struct ccd_client *it;
@@ -418,7 +418,7 @@ static int h_clients(struct ccd_server *s, const struct peer *p, struct ccd_clie
 }
 
 static int h_kernels(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
-		     struct reply *r)
+                     struct reply *r)
 {
 	Cc__KernelsReply *k = &r->u.kernels;
 	const char *host = cck_host_tier();
@@ -458,7 +458,7 @@ static int h_kernels(struct ccd_server *s, const struct peer *p, struct ccd_clie
 }
 
 static int h_shutdown(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
-		      struct reply *r)
+                      struct reply *r)
 {
 	char why[64];
 
@@ -468,16 +468,16 @@ static int h_shutdown(struct ccd_server *s, const struct peer *p, struct ccd_cli
 }
 
 static int h_ping(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
-		  struct reply *r)
+                  struct reply *r)
 {
 	return 0;
 }
 
 static int h_bye(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
-		 struct reply *r)
+                 struct reply *r)
 {
 	ccd_info("client %" PRIu64 " said bye: freeing %" PRIu64 " regions (%" PRIu64 " bytes)", c->id,
-		 c->regions.mapped, c->regions.bytes);
+	         c->regions.mapped, c->regions.bytes);
 	client_leave(s, c);
 	return 0;
 }
@@ -497,16 +497,16 @@ static const struct handler {
 	unsigned flags;
 	const char *name;
 } handlers[] = {
-	[CC__REQUEST__BODY_HELLO] = {h_hello, H_ANON, "hello"},
-	[CC__REQUEST__BODY_REGION_ADD] = {h_region_add, 0, "region_add"},
-	[CC__REQUEST__BODY_REGION_FREE] = {h_region_free, H_STOPPING, "region_free"},
-	[CC__REQUEST__BODY_OP] = {h_op, 0, "op"},
-	[CC__REQUEST__BODY_STATUS] = {h_status, H_STOPPING, "status"},
-	[CC__REQUEST__BODY_CLIENTS] = {h_clients, H_STOPPING, "clients"},
-	[CC__REQUEST__BODY_KERNELS] = {h_kernels, H_STOPPING, "kernels"},
-	[CC__REQUEST__BODY_SHUTDOWN] = {h_shutdown, H_STOPPING, "shutdown"},
-	[CC__REQUEST__BODY_PING] = {h_ping, H_ANON | H_STOPPING, "ping"},
-	[CC__REQUEST__BODY_BYE] = {h_bye, H_STOPPING, "bye"},
+    [CC__REQUEST__BODY_HELLO] = {h_hello, H_ANON, "hello"},
+    [CC__REQUEST__BODY_REGION_ADD] = {h_region_add, 0, "region_add"},
+    [CC__REQUEST__BODY_REGION_FREE] = {h_region_free, H_STOPPING, "region_free"},
+    [CC__REQUEST__BODY_OP] = {h_op, 0, "op"},
+    [CC__REQUEST__BODY_STATUS] = {h_status, H_STOPPING, "status"},
+    [CC__REQUEST__BODY_CLIENTS] = {h_clients, H_STOPPING, "clients"},
+    [CC__REQUEST__BODY_KERNELS] = {h_kernels, H_STOPPING, "kernels"},
+    [CC__REQUEST__BODY_SHUTDOWN] = {h_shutdown, H_STOPPING, "shutdown"},
+    [CC__REQUEST__BODY_PING] = {h_ping, H_ANON | H_STOPPING, "ping"},
+    [CC__REQUEST__BODY_BYE] = {h_bye, H_STOPPING, "bye"},
 };
 
 /* Check and dispatch one request; answer it unless its handler deferred the reply. */
@@ -536,7 +536,7 @@ static void handle_request(struct ccd_server *s, const struct peer *p, const voi
 			code = fail(&r, -EBADMSG, "request has no body");
 		else
 			code = fail(&r, -EOPNOTSUPP, "request type not supported by this ccd (version %s)",
-				    PACKAGE_VERSION);
+			            PACKAGE_VERSION);
 		goto out_reply;
 	}
 	c = ccd_clients_find(&s->clients, p->ident, p->len);
@@ -613,7 +613,7 @@ static void reap(struct ccd_server *s)
 		if (c->state != CCD_CLIENT_LIVE || ccd_client_alive(c))
 			continue;
 		ccd_info("client %" PRIu64 " (pid %ld '%s') is gone: freeing %" PRIu64 " regions (%" PRIu64 " bytes)",
-			 c->id, (long)c->pid, c->name, c->regions.mapped, c->regions.bytes);
+		         c->id, (long)c->pid, c->name, c->regions.mapped, c->regions.bytes);
 		client_leave(s, c);
 	}
 }
@@ -628,7 +628,7 @@ static void read_signals(struct ccd_server *s, int sigfd)
 		case SIGINT:
 			if (s->stopping)
 				ccd_info("%s: still waiting for %u running jobs", strsignal((int)si.ssi_signo),
-					 ccd_pool_running(s->pool));
+				         ccd_pool_running(s->pool));
 			begin_stop(s, strsignal((int)si.ssi_signo));
 			break;
 		case SIGHUP:
@@ -643,9 +643,9 @@ static void read_signals(struct ccd_server *s, int sigfd)
 int ccd_server_run(struct ccd_server *s, int sigfd)
 {
 	zmq_pollitem_t items[3] = {
-		{s->router, 0, ZMQ_POLLIN, 0},
-		{ccd_pool_socket(s->pool), 0, ZMQ_POLLIN, 0},
-		{NULL, sigfd, ZMQ_POLLIN, 0},
+	    {s->router, 0, ZMQ_POLLIN, 0},
+	    {ccd_pool_socket(s->pool), 0, ZMQ_POLLIN, 0},
+	    {NULL, sigfd, ZMQ_POLLIN, 0},
 	};
 	uint64_t interval = s->conf.v[CCD_CONF_REAP_INTERVAL_MS], now = ccd_now_ms(), next_reap = now + interval;
 	int nitems = sigfd >= 0 ? 3 : 2, i, r;
@@ -685,7 +685,7 @@ int ccd_server_run(struct ccd_server *s, int sigfd)
 }
 
 int ccd_server_new(const char *endpoint, const struct ccd_conf *conf, const struct ccd_topo *topo,
-		   struct ccd_server **ret, char *err, unsigned long errsize)
+                   struct ccd_server **ret, char *err, unsigned long errsize)
 {
 	struct ccd_server *s;
 	unsigned nworkers, *node_workers = NULL;

@@ -17,7 +17,7 @@ struct ccd_server;
  * the mask. Returns 0 and *ret, or -errno with a one-line reason in err.
  */
 int ccd_server_new(const char *endpoint, const struct ccd_conf *conf, const struct ccd_topo *topo,
-		   struct ccd_server **ret, char *err, unsigned long errsize);
+                   struct ccd_server **ret, char *err, unsigned long errsize);
 
 /*
  * Serve until a shutdown request or SIGTERM/SIGINT read from sigfd (a

@@ -87,7 +87,7 @@ struct ccd_region *ccd_region_find(const struct ccd_regions *t, uint64_t id)
 }
 
 int ccd_region_add(struct ccd_regions *t, pid_t pid, uint64_t id, int fd, uint64_t size,
-		   const struct ccd_shm_limits *lim, const struct ccd_topo *topo, int node, char *err, size_t errsize)
+                   const struct ccd_shm_limits *lim, const struct ccd_topo *topo, int node, char *err, size_t errsize)
 {
 	char path[64];
 	struct ccd_region *r;
@@ -118,8 +118,8 @@ int ccd_region_add(struct ccd_regions *t, pid_t pid, uint64_t id, int fd, uint64
 	}
 	if (size > lim->max_bytes || t->bytes > lim->max_bytes - size) {
 		snprintf(err, errsize,
-			 "max_bytes_per_client (%" PRIu64 ") exceeded: %" PRIu64 " bytes registered + %" PRIu64,
-			 lim->max_bytes, t->bytes, size);
+		         "max_bytes_per_client (%" PRIu64 ") exceeded: %" PRIu64 " bytes registered + %" PRIu64,
+		         lim->max_bytes, t->bytes, size);
 		return -ENOSPC;
 	}
 	if (t->attached + 1 > t->nbuckets && grow(t) < 0) {
@@ -132,7 +132,7 @@ int ccd_region_add(struct ccd_regions *t, pid_t pid, uint64_t id, int fd, uint64
 	if (mfd < 0) {
 		ret = -errno;
 		snprintf(err, errsize, "region %" PRIu64 ": cannot open fd %d of pid %ld: %s", id, fd, (long)pid,
-			 strerror(-ret));
+		         strerror(-ret));
 		return ret;
 	}
 	if (fstat(mfd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -143,13 +143,13 @@ int ccd_region_add(struct ccd_regions *t, pid_t pid, uint64_t id, int fd, uint64
 	seals = fcntl(mfd, F_GET_SEALS);
 	if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
 		snprintf(err, errsize, "region %" PRIu64 " not sealed: need a memfd with F_SEAL_SHRINK and F_SEAL_GROW",
-			 id);
+		         id);
 		ret = -EPERM;
 		goto out_close;
 	}
 	if ((uint64_t)st.st_size != size) {
 		snprintf(err, errsize, "region %" PRIu64 ": size %" PRIu64 " declared, the memfd has %lld bytes", id,
-			 size, (long long)st.st_size);
+		         size, (long long)st.st_size);
 		ret = -EINVAL;
 		goto out_close;
 	}
@@ -157,7 +157,7 @@ int ccd_region_add(struct ccd_regions *t, pid_t pid, uint64_t id, int fd, uint64
 	if (addr == MAP_FAILED) {
 		ret = -errno;
 		snprintf(err, errsize, "region %" PRIu64 ": cannot map %" PRIu64 " bytes: %s%s", id, size,
-			 strerror(-ret), (seals & F_SEAL_WRITE) ? " (write-sealed)" : "");
+		         strerror(-ret), (seals & F_SEAL_WRITE) ? " (write-sealed)" : "");
 		goto out_close;
 	}
 	r = calloc(1, sizeof(*r));

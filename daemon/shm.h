@@ -40,8 +40,8 @@ struct ccd_regions {
 	struct ccd_region **buckets;
 	size_t nbuckets; /* a power of two, or 0 before the first add */
 	size_t attached; /* regions in the table */
-	uint64_t mapped;  /* regions mapped (in the table or held by jobs) */
-	uint64_t bytes;   /* their bytes */
+	uint64_t mapped; /* regions mapped (in the table or held by jobs) */
+	uint64_t bytes;  /* their bytes */
 	struct ccd_shm_stats *global;
 };
 
@@ -65,7 +65,7 @@ void ccd_regions_init(struct ccd_regions *t, struct ccd_shm_stats *global);
  * (-ENOENT: no such fd, -EACCES, -ENOMEM, ...).
  */
 int ccd_region_add(struct ccd_regions *t, pid_t pid, uint64_t id, int fd, uint64_t size,
-		   const struct ccd_shm_limits *lim, const struct ccd_topo *topo, int node, char *err, size_t errsize);
+                   const struct ccd_shm_limits *lim, const struct ccd_topo *topo, int node, char *err, size_t errsize);
 
 /* The attached region id, or NULL. */
 struct ccd_region *ccd_region_find(const struct ccd_regions *t, uint64_t id);

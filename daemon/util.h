@@ -13,10 +13,10 @@
  * Only for the daemon's own bookkeeping, never for anything a client or a
  * file supplied (that gets an error reply or a startup error instead).
  */
-#define CCD_ASSERT(x)                                             \
-	do {                                                      \
-		if (!(x))                                         \
-			ccd_assert_fail(#x, __FILE__, __LINE__); \
+#define CCD_ASSERT(x)                                                                                                  \
+	do {                                                                                                           \
+		if (!(x))                                                                                              \
+			ccd_assert_fail(#x, __FILE__, __LINE__);                                                       \
 	} while (0)
 
 /* Log the failed assertion and abort(). Never returns. Defined in log.c. */

@@ -110,7 +110,7 @@ out_close:
 }
 
 int ccd_pool_start(void *zctx, const struct ccd_topo *topo, unsigned nworkers, struct ccd_pool **ret, char *err,
-		   unsigned long errsize)
+                   unsigned long errsize)
 {
 	struct ccd_pool *pool;
 	int linger = 0, i, r;

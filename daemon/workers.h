@@ -20,7 +20,7 @@ struct ccd_pool;
  * All other functions are for the front-end thread only.
  */
 int ccd_pool_start(void *zctx, const struct ccd_topo *topo, unsigned nworkers, struct ccd_pool **ret, char *err,
-		   unsigned long errsize);
+                   unsigned long errsize);
 
 /* The ROUTER socket to poll for ZMQ_POLLIN (finished jobs, workers ready). */
 void *ccd_pool_socket(const struct ccd_pool *pool);

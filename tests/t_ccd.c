@@ -21,11 +21,11 @@
 #include <zmq.h>
 
 #define T_MAX_DAEMONS 16
-#define T_START_S 15.0   /* until a fresh ccd answers */
-#define T_STOP_S 10.0    /* SIGTERM to exit */
-#define T_CONNECT_S 5.0  /* cc_connect retries */
-#define T_CALL_MS 20000  /* one raw request */
-#define T_LOG_TAIL 6000  /* bytes of a daemon's log printed on failure */
+#define T_START_S 15.0  /* until a fresh ccd answers */
+#define T_STOP_S 10.0   /* SIGTERM to exit */
+#define T_CONNECT_S 5.0 /* cc_connect retries */
+#define T_CALL_MS 20000 /* one raw request */
+#define T_LOG_TAIL 6000 /* bytes of a daemon's log printed on failure */
 
 /* Daemons started and not yet reaped, so that a watchdog or exit can kill them. */
 static pid_t t_daemons[T_MAX_DAEMONS];
@@ -148,7 +148,7 @@ const char *t_ccd_path(void)
 
 	if (!p) {
 		fprintf(stderr, "SKIP: no ccd to test ($CCD='%s', ./daemon/ccd missing)\n",
-			getenv("CCD") ? getenv("CCD") : "");
+		        getenv("CCD") ? getenv("CCD") : "");
 		exit(T_EXIT_SKIP);
 	}
 	return p;
@@ -179,7 +179,7 @@ void t_ccd_dump_log(const struct t_ccd *d)
 		got = 0;
 	buf[got] = 0;
 	fprintf(stderr, "---- ccd log (%s, last %zd bytes) ----\n%s%s---- end of ccd log ----\n", d->log, got, buf,
-		got && buf[got - 1] != '\n' ? "\n" : "");
+	        got && buf[got - 1] != '\n' ? "\n" : "");
 }
 
 static void t_rmdir_all(const char *dir)
@@ -331,7 +331,8 @@ int t_ccd_start(struct t_ccd *d, const char *const *args, const char *const *env
 		cc_client *c = NULL;
 
 		if (!t_ccd_alive(d)) {
-			fprintf(stderr, "ccd exited before answering (wait status 0x%x); its extra arguments:", d->status);
+			fprintf(stderr,
+			        "ccd exited before answering (wait status 0x%x); its extra arguments:", d->status);
 			for (i = 0; args && args[i]; i++)
 				fprintf(stderr, " %s", args[i]);
 			fprintf(stderr, "\n");
@@ -350,7 +351,7 @@ int t_ccd_start(struct t_ccd *d, const char *const *args, const char *const *env
 		}
 		if (t_now() > end) {
 			fprintf(stderr, "ccd (pid %d) did not answer on %s within %.0f s: last error %d (%s)\n",
-				(int)d->pid, d->endpoint, T_START_S * t_scale(), err, cc_strerror(err));
+			        (int)d->pid, d->endpoint, T_START_S * t_scale(), err, cc_strerror(err));
 			t_ccd_dump_log(d);
 			kill(d->pid, SIGKILL);
 			waitpid(d->pid, &d->status, 0);
@@ -364,7 +365,7 @@ int t_ccd_start(struct t_ccd *d, const char *const *args, const char *const *env
 }
 
 int t_ccd_run(const char *const *args, const char *const *env, double timeout_s, int *ret_status, char *out,
-	      size_t outlen)
+              size_t outlen)
 {
 	struct t_ccd d;
 	double end;
@@ -408,7 +409,7 @@ int t_ccd_stop(struct t_ccd *d)
 		while (t_ccd_alive(d)) {
 			if (t_now() > end) {
 				fprintf(stderr, "ccd (pid %d) did not exit within %.0f s of SIGTERM: SIGKILL\n",
-					(int)d->pid, T_STOP_S * t_scale());
+				        (int)d->pid, T_STOP_S * t_scale());
 				kill(d->pid, SIGKILL);
 				waitpid(d->pid, &d->status, 0);
 				t_unregister(d->pid);
@@ -423,10 +424,10 @@ int t_ccd_stop(struct t_ccd *d)
 		if (!killed) {
 			if (WIFSIGNALED(d->status))
 				fprintf(stderr, "ccd was killed by signal %d (%s)\n", WTERMSIG(d->status),
-					strsignal(WTERMSIG(d->status)));
+				        strsignal(WTERMSIG(d->status)));
 			else
 				fprintf(stderr, "ccd exited with status %d after SIGTERM (expected 0)\n",
-					WEXITSTATUS(d->status));
+				        WEXITSTATUS(d->status));
 		}
 		ret = -1;
 	}
@@ -532,7 +533,7 @@ int t_raw_recv(struct t_raw *r, int timeout_ms, Cc__Reply **ret)
 	} while (more);
 	if (parts != 1 || !rep) {
 		fprintf(stderr, "raw client: the daemon sent %s\n",
-			parts != 1 ? "a multipart message" : "a frame that is not a Reply");
+		        parts != 1 ? "a multipart message" : "a frame that is not a Reply");
 		if (rep)
 			cc__reply__free_unpacked(rep, NULL);
 		return -EBADMSG;
@@ -671,8 +672,8 @@ void t_tref(Cc__TensorRef *t, uint64_t region, uint64_t offset, uint64_t len)
 }
 
 int t_raw_op(struct t_raw *r, const char *op, Cc__TensorRef *const *inputs, size_t nin, Cc__TensorRef *output,
-	     const float *params, size_t nparams, uint64_t m, uint64_t k, uint64_t n, double *ret_value, char *err,
-	     size_t errlen)
+             const float *params, size_t nparams, uint64_t m, uint64_t k, uint64_t n, double *ret_value, char *err,
+             size_t errlen)
 {
 	Cc__Request req = CC__REQUEST__INIT;
 	Cc__OpRequest o = CC__OP_REQUEST__INIT;
@@ -777,6 +778,16 @@ int t_proc_nfds(pid_t pid)
 		if (e->d_name[0] != '.')
 			n++;
 	closedir(dp);
+	return n;
+}
+
+int t_proc_nfds_settle(pid_t pid, int max, double seconds)
+{
+	double end = t_now() + seconds * t_scale();
+	int n;
+
+	while ((n = t_proc_nfds(pid)) > max && t_now() < end)
+		t_msleep(10);
 	return n;
 }
 

@@ -63,7 +63,7 @@ int t_ccd_stop(struct t_ccd *d);
  * *ret_status and the start of its output in out, or -ETIMEDOUT (it was killed).
  */
 int t_ccd_run(const char *const *args, const char *const *env, double timeout_s, int *ret_status, char *out,
-	      size_t outlen);
+              size_t outlen);
 /* 1 if the daemon process is still running (not exited). */
 int t_ccd_alive(struct t_ccd *d);
 /* Print the last bytes of the daemon's log on stderr. */
@@ -107,8 +107,8 @@ void t_tref(Cc__TensorRef *t, uint64_t region, uint64_t offset, uint64_t len);
  * code (error text copied to err, value to *ret_value when not NULL), or -errno.
  */
 int t_raw_op(struct t_raw *r, const char *op, Cc__TensorRef *const *inputs, size_t nin, Cc__TensorRef *output,
-	     const float *params, size_t nparams, uint64_t m, uint64_t k, uint64_t n, double *ret_value, char *err,
-	     size_t errlen);
+             const float *params, size_t nparams, uint64_t m, uint64_t k, uint64_t n, double *ret_value, char *err,
+             size_t errlen);
 
 /*
  * A memfd of size bytes (MFD_ALLOW_SEALING), mapped shared at *ret_map, with seals added
@@ -124,6 +124,11 @@ int t_raw_status(struct t_raw *r, Cc__Reply **ret);
 int t_raw_clients(struct t_raw *r, Cc__Reply **ret);
 /* Count of the daemon's open fds and of its memfd mappings (from /proc). -1 if unreadable. */
 int t_proc_nfds(pid_t pid);
+/*
+ * Wait up to seconds (scaled) until pid has at most max open fds (ZeroMQ closes a connection's
+ * fd a moment after the peer went). Returns the last count (-1 if unreadable).
+ */
+int t_proc_nfds_settle(pid_t pid, int max, double seconds);
 int t_proc_nmemfd_maps(pid_t pid);
 
 /* 1 if text contains the decimal number v as a whole token (not part of a longer number). */

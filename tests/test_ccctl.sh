@@ -14,6 +14,7 @@ T=${T_TIMEOUT_SCALE:-1}
 [ -x "$HOLD" ] || { echo "SKIP: no $HOLD (make check builds it)"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to check the JSON"; exit 77; }
 command -v timeout >/dev/null || { echo "SKIP: timeout(1) is needed"; exit 77; }
+[ -r /proc/self/fd ] || { echo "SKIP: no /proc: ccd needs /proc/<pid>/fd to map client regions"; exit 77; }
 
 fails=0
 fail() {

@@ -26,7 +26,7 @@
 
 #define T_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define T_BIG ((size_t)(1u << 20) + 3)
-#define T_PRINT_MAX 25      /* mismatch messages printed per test */
+#define T_PRINT_MAX 25       /* mismatch messages printed per test */
 #define T_SENTINEL -7777.25f /* written to outputs before a job: a job that writes nothing shows */
 #define T_ASYNC_JOBS 48      /* below the default max_inflight_per_client (64) */
 
@@ -167,7 +167,8 @@ static void t_fill(float *x, size_t n, enum t_data kind, uint64_t seed)
 			break;
 		default:
 			/* every third element special (zeros, infinities, NaNs, denormals, extremes) */
-			x[i] = i % 3 == 1 ? t_special(t_rng_below(&r, t_nspecials())) : (float)t_rng_uniform(&r, -50, 50);
+			x[i] =
+			    i % 3 == 1 ? t_special(t_rng_below(&r, t_nspecials())) : (float)t_rng_uniform(&r, -50, 50);
 			break;
 		}
 	}
@@ -187,7 +188,7 @@ static void t_pair_check(const struct t_pair *p, unsigned *nfail, const char *wh
 	t_ncompared++;
 	if (i < p->n)
 		t_fail_msg(nfail, "%s: element %zu of %zu: ccd %a (0x%08x), in-process %a (0x%08x)", what, i, p->n,
-			   (double)p->d[i], t_bits(p->d[i]), (double)p->l[i], t_bits(p->l[i]));
+		           (double)p->d[i], t_bits(p->d[i]), (double)p->l[i], t_bits(p->l[i]));
 }
 
 /* Parameter sets of the ops that take any. */
@@ -245,11 +246,12 @@ static void test_kernels_match(void **state)
 	assert_int_equal(rep->body_case, CC__REPLY__BODY_KERNELS);
 	if (strcmp(rep->kernels->tier, cck_tier()))
 		fail_msg("ccd's tier is '%s', in-process libcck's '%s': results cannot be compared", rep->kernels->tier,
-			 cck_tier());
+		         cck_tier());
 	assert_int_equal(rep->kernels->n_ops, CCK_OP_COUNT);
 	assert_int_equal(rep->kernels->n_kinds, rep->kernels->n_ops);
 	for (op = 0; op < CCK_OP_COUNT; op++) {
-		static const char *const kinds[CCK_KIND_COUNT] = {"unary", "vector", "binary", "reduce", "reduce2", "matrix"};
+		static const char *const kinds[CCK_KIND_COUNT] = {"unary",  "vector",  "binary",
+		                                                  "reduce", "reduce2", "matrix"};
 
 		for (j = 0; j < rep->kernels->n_ops; j++)
 			if (!strcmp(rep->kernels->ops[j], cck_op_name(op)))
@@ -307,8 +309,8 @@ static void run_unary_kind(int want_kind)
 					rd = cc_unary(t_c, cck_op_name(op), x[si].t, y[si].t, params, (size_t)np);
 					ncalls++;
 					if (rd != rl) {
-						t_fail_msg(&nfail, "%s: ccd returned %d (%s: %s), in-process %d", what, rd,
-							   cc_strerror(rd), cc_last_error(t_c), rl);
+						t_fail_msg(&nfail, "%s: ccd returned %d (%s: %s), in-process %d", what,
+						           rd, cc_strerror(rd), cc_last_error(t_c), rl);
 						continue;
 					}
 					t_pair_check(&y[si], &nfail, what);
@@ -319,11 +321,13 @@ static void run_unary_kind(int want_kind)
 					/* element-wise ops in place (y == x) */
 					if (want_kind == CCK_KIND_UNARY && data != T_DATA_POSITIVE) {
 						rl = cck_unary_f32(op, x[si].l, x[si].l, n, params);
-						rd = cc_unary(t_c, cck_op_name(op), x[si].t, x[si].t, params, (size_t)np);
+						rd = cc_unary(t_c, cck_op_name(op), x[si].t, x[si].t, params,
+						              (size_t)np);
 						ncalls++;
 						if (rd != rl)
-							t_fail_msg(&nfail, "%s in place: ccd returned %d (%s), in-process %d",
-								   what, rd, cc_last_error(t_c), rl);
+							t_fail_msg(&nfail,
+							           "%s in place: ccd returned %d (%s), in-process %d",
+							           what, rd, cc_last_error(t_c), rl);
 						else
 							t_pair_check(&x[si], &nfail, "in place");
 					}
@@ -402,7 +406,7 @@ static void test_binary(void **state)
 				ncalls++;
 				if (rd != rl) {
 					t_fail_msg(&nfail, "%s: ccd returned %d (%s), in-process %d", what, rd,
-						   cc_last_error(t_c), rl);
+					           cc_last_error(t_c), rl);
 					continue;
 				}
 				t_pair_check(&y, &nfail, what);
@@ -469,7 +473,7 @@ static void test_reduce(void **state)
 				t_ncompared++;
 				if (rd != rl)
 					t_fail_msg(&nfail, "%s: ccd returned %d (%s), in-process %d", what, rd,
-						   cc_last_error(t_c), rl);
+					           cc_last_error(t_c), rl);
 				else if (rl == 0 && !t_f64_same(vd, vl))
 					t_fail_msg(&nfail, "%s: ccd %a, in-process %a", what, vd, vl);
 				if (t_f32_diff(a.d, a.l, n) != n || t_f32_diff(b.d, b.l, n) != n)
@@ -486,9 +490,9 @@ static void test_reduce(void **state)
 /* C[m x n] = A[m x k] B[k x n] on odd shapes. */
 static void test_matmul(void **state)
 {
-	static const size_t shapes[][3] = {{1, 1, 1},    {2, 3, 4},     {3, 5, 7},     {7, 1, 9},     {1, 33, 1},
-					   {17, 33, 9},  {64, 64, 64},  {65, 127, 31}, {100, 1, 100}, {129, 65, 130},
-					   {256, 300, 200}, {1, 0, 3},  {0, 4, 5},     {333, 17, 1},  {1, 1000, 517}};
+	static const size_t shapes[][3] = {{1, 1, 1},       {2, 3, 4},    {3, 5, 7},     {7, 1, 9},     {1, 33, 1},
+	                                   {17, 33, 9},     {64, 64, 64}, {65, 127, 31}, {100, 1, 100}, {129, 65, 130},
+	                                   {256, 300, 200}, {1, 0, 3},    {0, 4, 5},     {333, 17, 1},  {1, 1000, 517}};
 	unsigned nfail = 0;
 	char what[96];
 	size_t s;
@@ -567,13 +571,14 @@ static void test_raw_offsets_matvec(void **state)
 			size_t e = t_f32_diff(reg, loc, size / 4);
 
 			t_fail_msg(&nfail, "%s: region float %zu: ccd %a, in-process %a", what, e, (double)reg[e],
-				   (double)loc[e]);
+			           (double)loc[e]);
 		}
 	}
 
 	/* element-wise, whole-vector, binary and reductions on views at offsets 4, 12, 60 (bytes) */
 	{
-		static const char *const ops[] = {"exp", "relu", "softmax", "cumsum", "add", "mul", "sum", "dot", "argmax"};
+		static const char *const ops[] = {"exp", "relu", "softmax", "cumsum", "add",
+		                                  "mul", "sum",  "dot",     "argmax"};
 		static const uint64_t offs[] = {4, 12, 60, 4096};
 		static const size_t lens[] = {1, 7, 33, 1000, 65536 + 5};
 		size_t o, l, q;
@@ -588,8 +593,8 @@ static void test_raw_offsets_matvec(void **state)
 					double vd = 0, vl = 0;
 					size_t n = lens[l];
 
-					snprintf(what, sizeof(what), "%s at offset %llu n=%zu", ops[q], (unsigned long long)oa,
-						 n);
+					snprintf(what, sizeof(what), "%s at offset %llu n=%zu", ops[q],
+					         (unsigned long long)oa, n);
 					t_fill(reg, size / 4, T_DATA_MIXED, 900 + 31 * q + 7 * o + l);
 					memcpy(loc, reg, size);
 					t_tref(&a, rid, oa, n);
@@ -599,29 +604,34 @@ static void test_raw_offsets_matvec(void **state)
 					case CCK_KIND_UNARY:
 					case CCK_KIND_VECTOR:
 						rl = cck_unary_f32(op, loc + oa / 4, loc + oy / 4, n, NULL);
-						rd = t_raw_op(&t_r, ops[q], in, 1, &y, NULL, 0, 0, 0, 0, NULL, err, sizeof(err));
+						rd = t_raw_op(&t_r, ops[q], in, 1, &y, NULL, 0, 0, 0, 0, NULL, err,
+						              sizeof(err));
 						break;
 					case CCK_KIND_BINARY:
 						rl = cck_binary_f32(op, loc + oa / 4, loc + ob / 4, loc + oy / 4, n);
-						rd = t_raw_op(&t_r, ops[q], in, 2, &y, NULL, 0, 0, 0, 0, NULL, err, sizeof(err));
+						rd = t_raw_op(&t_r, ops[q], in, 2, &y, NULL, 0, 0, 0, 0, NULL, err,
+						              sizeof(err));
 						break;
 					case CCK_KIND_REDUCE:
 						rl = cck_reduce_f32(op, loc + oa / 4, n, &vl);
-						rd = t_raw_op(&t_r, ops[q], in, 1, NULL, NULL, 0, 0, 0, 0, &vd, err, sizeof(err));
+						rd = t_raw_op(&t_r, ops[q], in, 1, NULL, NULL, 0, 0, 0, 0, &vd, err,
+						              sizeof(err));
 						break;
 					default:
 						rl = cck_reduce2_f32(op, loc + oa / 4, loc + ob / 4, n, &vl);
-						rd = t_raw_op(&t_r, ops[q], in, 2, NULL, NULL, 0, 0, 0, 0, &vd, err, sizeof(err));
+						rd = t_raw_op(&t_r, ops[q], in, 2, NULL, NULL, 0, 0, 0, 0, &vd, err,
+						              sizeof(err));
 						break;
 					}
 					t_ncompared++;
 					if (rd != rl)
-						t_fail_msg(&nfail, "%s: ccd returned %d (%s), in-process %d", what, rd, err, rl);
+						t_fail_msg(&nfail, "%s: ccd returned %d (%s), in-process %d", what, rd,
+						           err, rl);
 					else if (!t_f64_same(vd, vl))
 						t_fail_msg(&nfail, "%s: ccd %a, in-process %a", what, vd, vl);
 					else if (t_f32_diff(reg, loc, size / 4) != size / 4)
 						t_fail_msg(&nfail, "%s: region float %zu differs", what,
-							   t_f32_diff(reg, loc, size / 4));
+						           t_f32_diff(reg, loc, size / 4));
 				}
 			}
 		}
@@ -657,8 +667,8 @@ struct t_job {
 
 static void t_job_make(struct t_job *j, unsigned i)
 {
-	static const char *const ops[] = {"sigmoid", "gelu", "softmax", "layer_norm", "add", "div",
-					  "sum",     "variance", "dot",     "correlation", "matmul", "clamp"};
+	static const char *const ops[] = {"sigmoid", "gelu",     "softmax", "layer_norm",  "add",    "div",
+	                                  "sum",     "variance", "dot",     "correlation", "matmul", "clamp"};
 	static const size_t ns[] = {1, 8, 17, 1000, 4097, 100003, 1u << 20};
 	float params[2] = {1e-5f, 0};
 	int kind;
@@ -687,8 +697,8 @@ static void t_job_make(struct t_job *j, unsigned i)
 	case CCK_KIND_VECTOR:
 		j->rl = cck_unary_f32(j->op, j->a.l, j->y.l, j->n, params);
 		assert_int_equal(cc_submit_unary(t_c, ops[i % T_NELEM(ops)], j->a.t, j->y.t, params,
-						 (size_t)cck_op_nparams(j->op), &j->id),
-				 0);
+		                                 (size_t)cck_op_nparams(j->op), &j->id),
+		                 0);
 		break;
 	case CCK_KIND_BINARY:
 		j->rl = cck_binary_f32(j->op, j->a.l, j->b.l, j->y.l, j->n);
@@ -714,8 +724,7 @@ static void t_job_check(struct t_job *j, int rd, double vd, unsigned *nfail)
 {
 	char what[96];
 
-	snprintf(what, sizeof(what), "async job %llu (%s n=%zu)", (unsigned long long)j->id, cck_op_name(j->op),
-		 j->n);
+	snprintf(what, sizeof(what), "async job %llu (%s n=%zu)", (unsigned long long)j->id, cck_op_name(j->op), j->n);
 	t_ncompared++;
 	if (rd != j->rl)
 		t_fail_msg(nfail, "%s: ccd returned %d (%s), in-process %d", what, rd, cc_last_error(t_c), j->rl);
@@ -854,7 +863,7 @@ static void test_long_job(void **state)
 	rd = cc_poll(t_c, job, NULL);
 	if (rd != -EAGAIN)
 		fail_msg("cc_poll on a job just submitted (matmul %zu^3) returned %d (%s), expected -EAGAIN", s, rd,
-			 cc_strerror(rd));
+		         cc_strerror(rd));
 	rd = cc_wait(t_c, job, 1, NULL);
 	if (rd != -ETIMEDOUT)
 		fail_msg("cc_wait(1 ms) on a running job returned %d (%s), expected -ETIMEDOUT", rd, cc_strerror(rd));
@@ -875,11 +884,11 @@ static void test_long_job(void **state)
 	if (still)
 		rd = cc_wait(t_c, job, (int)(60000 * t_scale()), NULL);
 	print_message("long job %.3f s; 20 small ops and pings from another client took %.3f s (worst %.1f ms)\n",
-		      t_now() - t0, tsmall, worst * 1e3);
+	              t_now() - t0, tsmall, worst * 1e3);
 	if (!still)
 		fail_msg("the long job (%.3f s) was done before another client's 20 small ops (%.3f s): they waited "
-			 "behind it",
-			 t_now() - t0, tsmall);
+		         "behind it",
+		         t_now() - t0, tsmall);
 	rl = cck_matmul_f32(A.l, B.l, C.l, s, s, s);
 	assert_int_equal(rd, rl);
 	t_pair_check(&C, &nfail, "long matmul");
@@ -899,16 +908,21 @@ static void test_long_job(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    T_TEST(test_kernels_match), T_TEST(test_unary),       T_TEST(test_vector),
-	    T_TEST(test_alias_swish),   T_TEST(test_binary),      T_TEST(test_reduce),
-	    T_TEST(test_matmul),        T_TEST(test_raw_offsets_matvec), T_TEST(test_async_order),
-	    T_TEST(test_long_job),
+	    T_TEST(test_kernels_match), T_TEST(test_unary),    T_TEST(test_vector), T_TEST(test_alias_swish),
+	    T_TEST(test_binary),        T_TEST(test_reduce),   T_TEST(test_matmul), T_TEST(test_raw_offsets_matvec),
+	    T_TEST(test_async_order),   T_TEST(test_long_job),
 	};
 	double t0;
 	int rc;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	t_ccd_path(); /* skips (77) when there is no daemon to test */
+	if (access("/proc/self/fd", R_OK) != 0) {
+		fprintf(stderr, "SKIP: no /proc: ccd needs /proc/<pid>/fd to map client regions\n");
+		return T_EXIT_SKIP;
+	}
+	if (getenv("T_FILTER")) /* e.g. T_FILTER=test_kill9: run only the matching tests */
+		cmocka_set_test_filter(getenv("T_FILTER"));
 	t0 = t_now();
 	rc = cmocka_run_group_tests(tests, t_group_setup, t_group_teardown);
 	print_message("total time %.1f s\n", t_now() - t0);

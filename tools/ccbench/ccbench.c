@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* ccbench.c: benchmark tool for libcck (per-op and per-tier kernel speed, matmul against OpenBLAS) and the ccd round trip. */
+/* ccbench.c: benchmarks of libcck (per-op, per-tier, matmul vs OpenBLAS) and of the ccd round trip (ipc). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -1325,12 +1325,12 @@ static int cmd_matmul(int argc, char **argv)
 
 /* ---- ipc: raw ZeroMQ ping-pong and round trips through ccd ------------------ */
 
-#define IPC_DEF_ITERS 10000  /* timed round trips per latency measurement */
-#define IPC_WARMUP 1000      /* untimed round trips first */
+#define IPC_DEF_ITERS 10000   /* timed round trips per latency measurement */
+#define IPC_WARMUP 1000       /* untimed round trips first */
 #define IPC_BIG_N (16u << 20) /* the 16M-element relu */
-#define IPC_BIG_REPS 7       /* timed runs of it, each way (median) */
-#define IPC_START_S 15.0     /* until a ccd we started answers */
-#define IPC_STOP_S 10.0      /* SIGTERM to exit */
+#define IPC_BIG_REPS 7        /* timed runs of it, each way (median) */
+#define IPC_START_S 15.0      /* until a ccd we started answers */
+#define IPC_STOP_S 10.0       /* SIGTERM to exit */
 
 static double now_s(void)
 {
@@ -1550,8 +1550,8 @@ static void own_ccd_stop(struct own_ccd *d)
 		kill(d->pid, SIGTERM);
 		while (waitpid(d->pid, &st, WNOHANG) == 0) {
 			if (now_s() > end) {
-				fprintf(stderr, "ccbench: ccd (pid %d) ignored SIGTERM for %.0f s: SIGKILL\n", (int)d->pid,
-					IPC_STOP_S);
+				fprintf(stderr, "ccbench: ccd (pid %d) ignored SIGTERM for %.0f s: SIGKILL\n",
+				        (int)d->pid, IPC_STOP_S);
 				kill(d->pid, SIGKILL);
 				waitpid(d->pid, &st, 0);
 				break;
@@ -1692,7 +1692,7 @@ static int cmd_ipc(int argc, char **argv)
 	err = cc_connect(endpoint, &c);
 	if (err) {
 		fprintf(stderr, "ccbench: no ccd at %s (%s)\n", endpoint ? endpoint : "the default endpoint",
-			cc_strerror(err));
+		        cc_strerror(err));
 		err = own_ccd_start(&own, &c);
 		if (err) {
 			print_ipc_error("ccd_small_op", "cannot reach or start ccd: %s", cc_strerror(err));
@@ -1726,8 +1726,9 @@ static int cmd_ipc(int argc, char **argv)
 
 		qsort(lat, (size_t)iters, sizeof(lat[0]), cmp_double);
 		p50 = percentile(lat, (size_t)iters, 50);
-		printf("{\"bench\":\"ccd_small_op\",\"op\":\"relu\",\"n\":8,\"iters\":%d,\"p50_us\":%.2f,\"p99_us\":%.2f",
-		       iters, p50, percentile(lat, (size_t)iters, 99));
+		printf(
+		    "{\"bench\":\"ccd_small_op\",\"op\":\"relu\",\"n\":8,\"iters\":%d,\"p50_us\":%.2f,\"p99_us\":%.2f",
+		    iters, p50, percentile(lat, (size_t)iters, 99));
 		if (zmq_p50 > 0)
 			printf(",\"ratio_vs_zmq\":%.3f", p50 / zmq_p50);
 		printf("}\n");
@@ -1777,7 +1778,8 @@ big:
 		qsort(in_t, IPC_BIG_REPS, sizeof(double), cmp_double);
 		cm = ccd_t[IPC_BIG_REPS / 2];
 		im = in_t[IPC_BIG_REPS / 2];
-		printf("{\"bench\":\"ccd_relu_16m\",\"n\":%u,\"reps\":%d,\"ccd_ms\":%.3f,\"inproc_ms\":%.3f,\"ratio\":%.3f}\n",
+		printf("{\"bench\":\"ccd_relu_16m\",\"n\":%u,\"reps\":%d,\"ccd_ms\":%.3f,\"inproc_ms\":%.3f,\"ratio\":%"
+		       ".3f}\n",
 		       IPC_BIG_N, IPC_BIG_REPS, cm, im, im > 0 ? cm / im : 0.0);
 	}
 
