@@ -234,8 +234,10 @@ static int h_hello(struct ccd_server *s, const struct peer *p, struct ccd_client
 	if (!h->pid || h->pid > INT32_MAX)
 		return fail(r, -EINVAL, "hello: pid %u is not a process", h->pid);
 	ret = ccd_proc_start_time((pid_t)h->pid, &start);
+	if (ret == -ESRCH)
+		return fail(r, ret, "hello: no process %u", h->pid);
 	if (ret < 0)
-		return fail(r, ret == -ESRCH ? -ESRCH : ret, "hello: no process %u", h->pid);
+		return fail(r, ret, "hello: cannot check process %u: %s", h->pid, strerror(-ret));
 	if (s->clients.live >= s->conf.v[CCD_CONF_MAX_CLIENTS])
 		return fail(r, -EMFILE, "max_clients (%" PRIu64 ") reached", s->conf.v[CCD_CONF_MAX_CLIENTS]);
 	ret = ccd_clients_add(&s->clients, p->ident, p->len, (pid_t)h->pid, start, h->name, &c);
