@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "t_ccd.h"
 
+#include "cck.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -879,4 +881,36 @@ void *t_alloc_pages(size_t bytes)
 	if (posix_memalign(&p, 4096, bytes ? bytes : 1))
 		return NULL;
 	return p;
+}
+
+size_t t_matmul_side(double target_s, size_t cap)
+{
+	size_t s = 128;
+	double dt;
+
+	for (;;) {
+		float *A = t_alloc_pages(s * s * 4), *C = t_alloc_pages(s * s * 4);
+		double t0;
+
+		if (!A || !C) {
+			free(A);
+			free(C);
+			return s;
+		}
+		memset(A, 0, s * s * 4);
+		t0 = t_now();
+		cck_matmul_f32(A, A, C, s, s, s);
+		dt = t_now() - t0;
+		free(A);
+		free(C);
+		if (dt >= target_s / 8 || s >= cap)
+			break;
+		s *= 2;
+	}
+	/* time grows as s^3: 1.25^3 = 1.953125 */
+	while (dt < target_s && s < cap) {
+		s = s * 5 / 4;
+		dt *= 1.953125;
+	}
+	return s < cap ? s : cap;
 }

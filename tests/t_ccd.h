@@ -144,5 +144,7 @@ int t_f64_same(double a, double b);
 
 /* Page-aligned malloc (so in-process references see the same alignment as shared regions). */
 void *t_alloc_pages(size_t bytes);
+/* Side s <= cap of a square s x s x s matmul that takes about target_s seconds in-process. */
+size_t t_matmul_side(double target_s, size_t cap);
 
 #endif /* T_CCD_H */

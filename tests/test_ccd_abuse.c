@@ -880,7 +880,6 @@ static void test_shrink_behind_back(void **state)
 	t_finish();
 }
 
-static size_t t_matmul_side(double target_s);
 
 /*
  * region_free of a region a running job reads and writes, then bye with a job still running,
@@ -889,7 +888,7 @@ static size_t t_matmul_side(double target_s);
  */
 static void test_free_while_running(void **state)
 {
-	size_t side = t_matmul_side(0.3), msz = (3 * side * side * 4 + 4095) / 4096 * 4096;
+	size_t side = t_matmul_side(0.3, 1200), msz = (3 * side * side * 4 + 4095) / 4096 * 4096;
 	Cc__TensorRef A, B, C, *in[2] = {&A, &B};
 	Cc__OpRequest op = CC__OP_REQUEST__INIT;
 	Cc__Request req = CC__REQUEST__INIT;
@@ -1093,34 +1092,6 @@ static void t_expect_limit(const char *what, int code, const char *text, const c
 		t_bad("%s: error text '%s' does not name the limit %s", what, text ? text : "", limit);
 }
 
-static size_t t_matmul_side(double target_s)
-{
-	size_t s = 128;
-	double dt;
-
-	for (;;) {
-		float *A = t_alloc_pages(s * s * 4), *C = t_alloc_pages(s * s * 4);
-		double t0;
-
-		assert_non_null(A);
-		assert_non_null(C);
-		memset(A, 0, s * s * 4);
-		t0 = t_now();
-		cck_matmul_f32(A, A, C, s, s, s);
-		dt = t_now() - t0;
-		free(A);
-		free(C);
-		if (dt >= target_s / 8 || s >= 2048)
-			break;
-		s *= 2;
-	}
-	while (dt < target_s && s < 1200) {
-		s = s * 5 / 4;
-		dt *= 1.953125;
-	}
-	return s < 1200 ? s : 1200;
-}
-
 static void test_limits(void **state)
 {
 	static const char *const args[] = {
@@ -1132,7 +1103,7 @@ static void test_limits(void **state)
 	cc_tensor *t[6];
 	char text[512];
 	int code, i, fd, got[3];
-	size_t side = t_matmul_side(0.3), msz;
+	size_t side = t_matmul_side(0.3, 1200), msz;
 	double end;
 	float *map;
 

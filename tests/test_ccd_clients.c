@@ -490,40 +490,11 @@ static void test_eight_clients(void **state)
 	t_healthy();
 }
 
-/* Side of a square matmul that takes about target_s in-process. */
-static size_t t_matmul_side(double target_s)
-{
-	size_t s = 128;
-	double dt;
-
-	for (;;) {
-		float *A = t_alloc_pages(s * s * 4), *C = t_alloc_pages(s * s * 4);
-		double t0;
-
-		assert_non_null(A);
-		assert_non_null(C);
-		memset(A, 0, s * s * 4);
-		t0 = t_now();
-		cck_matmul_f32(A, A, C, s, s, s);
-		dt = t_now() - t0;
-		free(A);
-		free(C);
-		if (dt >= target_s / 8 || s >= 4096)
-			break;
-		s *= 2;
-	}
-	while (dt < target_s && s < 4096) {
-		s = s * 5 / 4;
-		dt *= 1.953125;
-	}
-	return s;
-}
-
 static void test_kill9(void **state)
 {
 	uint64_t regions0, bytes0, regions1 = 0, bytes1 = 0;
 	int nfd0, nmap0, nfd1 = -1, nmap1 = -1, p[2], st;
-	size_t side = t_matmul_side(0.3);
+	size_t side = t_matmul_side(0.3, 4096);
 	struct t_cl_sum cs;
 	struct pollfd pfd;
 	double t0, tgone = -1, end;
@@ -747,7 +718,7 @@ static void test_fake_numa(void **state)
  */
 static void test_shutdown_with_jobs(void **state)
 {
-	size_t side = t_matmul_side(0.5);
+	size_t side = t_matmul_side(0.5, 4096);
 	cc_tensor *A, *B, *C[4];
 	uint64_t job[4];
 	struct t_ccd d2;

@@ -796,43 +796,13 @@ static void test_async_order(void **state)
 	assert_int_equal(nfail, 0);
 }
 
-/* Side of a square matmul that takes about target_s in-process (one thread). */
-static size_t t_matmul_side(double target_s)
-{
-	size_t s = 256;
-	float *A, *C;
-	double t0, dt;
-
-	for (;;) {
-		A = t_alloc_pages(s * s * 4);
-		C = t_alloc_pages(s * s * 4);
-		assert_non_null(A);
-		assert_non_null(C);
-		t_fill(A, s * s, T_DATA_MIXED, 1);
-		t0 = t_now();
-		cck_matmul_f32(A, A, C, s, s, s);
-		dt = t_now() - t0;
-		free(A);
-		free(C);
-		if (dt >= target_s / 8 || s >= 4096)
-			break;
-		s *= 2;
-	}
-	/* time grows as s^3 */
-	while (dt < target_s && s < 4096) {
-		s = s * 5 / 4;
-		dt *= 1.953125;
-	}
-	return s;
-}
-
 /*
  * A long job: cc_poll says -EAGAIN and cc_wait with a short timeout -ETIMEDOUT while it runs;
  * another client's small ops and pings are answered meanwhile (long jobs never block small ones).
  */
 static void test_long_job(void **state)
 {
-	size_t s = t_matmul_side(0.6);
+	size_t s = t_matmul_side(0.6, 4096);
 	struct t_pair A, B, C, x, y;
 	cc_client *c2 = NULL;
 	double t0, tsmall, worst = 0;
