@@ -4,6 +4,7 @@
 #include "t_ccd.h"
 
 #include "cck.h"
+#include "t_ref.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -913,4 +914,83 @@ size_t t_matmul_side(double target_s, size_t cap)
 		dt *= 1.953125;
 	}
 	return s < cap ? s : cap;
+}
+
+int t_fixture_up(struct t_ccd *d, const char *const *args, cc_client **c, struct t_raw *r)
+{
+	int err;
+
+	if (cck_set_threads(1) != 1 || cck_force_tier("auto") != 0) {
+		fprintf(stderr, "cannot set libcck to 1 thread / auto tier\n");
+		return -1;
+	}
+	t_watchdog(60, "daemon start");
+	if (t_ccd_start(d, args, NULL))
+		return -1;
+	err = t_ccd_connect(d, c);
+	if (err) {
+		fprintf(stderr, "cc_connect %s: %s\n", d->endpoint, cc_strerror(err));
+		goto stop;
+	}
+	if (t_raw_open(r, d->endpoint) || t_raw_hello(r, CC_PROTO_VERSION) != 0) {
+		fprintf(stderr, "raw hello to %s failed\n", d->endpoint);
+		goto close;
+	}
+	return 0;
+close:
+	cc_close(*c);
+	*c = NULL;
+stop:
+	t_ccd_stop(d);
+	return -1;
+}
+
+int t_fixture_down(struct t_ccd *d, cc_client **c, struct t_raw *r)
+{
+	t_watchdog(60, "daemon stop");
+	t_raw_close(r);
+	cc_close(*c);
+	*c = NULL;
+	return t_ccd_stop(d) ? -1 : 0;
+}
+
+const char *t_healthy_check(struct t_ccd *d, cc_client *c, size_t n)
+{
+	static __thread char why[160];
+	cc_tensor *x = NULL, *y = NULL;
+	float ref[4096], *dx, *dy;
+	double v = 0, vl = 0;
+	struct t_rng rng;
+	int e;
+
+	if (n > 4096)
+		n = 4096;
+	if (!t_ccd_alive(d)) {
+		snprintf(why, sizeof(why), "ccd died (wait status 0x%x)", d->status);
+		return why;
+	}
+	if ((e = cc_tensor_new(c, CC_DTYPE_F32, n, &x)) || (e = cc_tensor_new(c, CC_DTYPE_F32, n, &y))) {
+		snprintf(why, sizeof(why), "cc_tensor_new: %s", cc_strerror(e));
+		goto out;
+	}
+	dx = cc_tensor_data(x);
+	dy = cc_tensor_data(y);
+	t_rng_seed(&rng, (uint64_t)(t_now() * 1e6));
+	for (size_t i = 0; i < n; i++)
+		dx[i] = (float)t_rng_uniform(&rng, -3, 3);
+	why[0] = 0;
+	if ((e = cc_unary(c, "tanh", x, y, NULL, 0)) || cck_unary_f32(CCK_OP_TANH, dx, ref, n, NULL))
+		snprintf(why, sizeof(why), "tanh: %s", cc_strerror(e));
+	else if (t_f32_diff(dy, ref, n) != n)
+		snprintf(why, sizeof(why), "the healthy client got a wrong tanh");
+	else if ((e = cc_reduce(c, "dot", x, y, &v)) || cck_reduce2_f32(CCK_OP_DOT, dx, dy, n, &vl))
+		snprintf(why, sizeof(why), "dot: %s", cc_strerror(e));
+	else if (!t_f64_same(v, vl))
+		snprintf(why, sizeof(why), "the healthy client got a wrong dot: %a vs %a", v, vl);
+	else if ((e = cc_ping(c)))
+		snprintf(why, sizeof(why), "ping: %s", cc_strerror(e));
+out:
+	cc_tensor_free(x);
+	cc_tensor_free(y);
+	return why[0] ? why : NULL;
 }

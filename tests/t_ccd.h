@@ -147,4 +147,20 @@ void *t_alloc_pages(size_t bytes);
 /* Side s <= cap of a square s x s x s matmul that takes about target_s seconds in-process. */
 size_t t_matmul_side(double target_s, size_t cap);
 
+/*
+ * The fixture every daemon test starts from: libcck set as ccd sets it (one
+ * thread, "auto" tier) for in-process references, a ccd started with args,
+ * a libcc client c and a raw client r that has said hello. Returns 0, or -1
+ * with the reason on stderr and nothing left running.
+ */
+int t_fixture_up(struct t_ccd *d, const char *const *args, cc_client **c, struct t_raw *r);
+/* Close r and c and stop d: 0, or -1 if ccd did not exit cleanly. */
+int t_fixture_down(struct t_ccd *d, cc_client **c, struct t_raw *r);
+/*
+ * The daemon is alive and client c still gets exact results: an
+ * element-wise op and a reduction on n (<= 4096) elements, compared with
+ * libcck in-process, then a ping. Returns NULL, or what went wrong.
+ */
+const char *t_healthy_check(struct t_ccd *d, cc_client *c, size_t n);
+
 #endif /* T_CCD_H */

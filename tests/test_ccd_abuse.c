@@ -48,16 +48,8 @@ static int t_group_setup(void **state)
 	int e;
 
 	(void)state;
-	if (cck_set_threads(1) != 1 || cck_force_tier("auto") != 0)
+	if (t_fixture_up(&t_d, args, &t_c, &t_r))
 		return -1;
-	t_watchdog(60, "daemon start");
-	if (t_ccd_start(&t_d, args, NULL))
-		return -1;
-	if (t_ccd_connect(&t_d, &t_c) || t_raw_open(&t_r, t_d.endpoint) || t_raw_hello(&t_r, CC_PROTO_VERSION)) {
-		fprintf(stderr, "cannot connect to the daemon\n");
-		t_ccd_stop(&t_d);
-		return -1;
-	}
 	t_regfd = t_memfd(T_REGION_BYTES, t_seals_all(), (void **)&t_reg);
 	if (t_regfd < 0)
 		return -1;
@@ -72,12 +64,9 @@ static int t_group_setup(void **state)
 static int t_group_teardown(void **state)
 {
 	(void)state;
-	t_watchdog(60, "daemon stop");
-	t_raw_close(&t_r);
-	cc_close(t_c);
 	munmap(t_reg, T_REGION_BYTES);
 	close(t_regfd);
-	return t_ccd_stop(&t_d) ? -1 : 0;
+	return t_fixture_down(&t_d, &t_c, &t_r);
 }
 
 static int t_setup(void **state)
@@ -130,32 +119,10 @@ static void t_expect(const char *what, int got, int want, const char *text, ...)
 /* The daemon is alive and the healthy client gets exact results. */
 static void t_healthy(void)
 {
-	cc_tensor *x, *y;
-	float ref[1003], *dx, *dy;
-	struct t_rng r;
-	double v = 0, vl = 0;
-	size_t i;
+	const char *why = t_healthy_check(&t_d, t_c, 1003);
 
-	if (!t_ccd_alive(&t_d))
-		fail_msg("ccd died (wait status 0x%x)", t_d.status);
-	t_rng_seed(&r, (uint64_t)(t_now() * 1e6));
-	assert_int_equal(cc_tensor_new(t_c, CC_DTYPE_F32, 1003, &x), 0);
-	assert_int_equal(cc_tensor_new(t_c, CC_DTYPE_F32, 1003, &y), 0);
-	dx = cc_tensor_data(x);
-	dy = cc_tensor_data(y);
-	for (i = 0; i < 1003; i++)
-		dx[i] = (float)t_rng_uniform(&r, -3, 3);
-	assert_int_equal(cc_unary(t_c, "tanh", x, y, NULL, 0), 0);
-	assert_int_equal(cck_unary_f32(CCK_OP_TANH, dx, ref, 1003, NULL), 0);
-	if (t_f32_diff(dy, ref, 1003) != 1003)
-		fail_msg("the healthy client got a wrong tanh");
-	assert_int_equal(cc_reduce(t_c, "norm_l2", y, NULL, &v), 0);
-	assert_int_equal(cck_reduce_f32(CCK_OP_NORM_L2, dy, 1003, &vl), 0);
-	if (!t_f64_same(v, vl))
-		fail_msg("the healthy client got a wrong norm_l2: %a vs %a", v, vl);
-	cc_tensor_free(x);
-	cc_tensor_free(y);
-	assert_int_equal(cc_ping(t_c), 0);
+	if (why)
+		fail_msg("%s", why);
 }
 
 static void t_finish(void)
@@ -879,7 +846,6 @@ static void test_shrink_behind_back(void **state)
 	free(ref);
 	t_finish();
 }
-
 
 /*
  * region_free of a region a running job reads and writes, then bye with a job still running,

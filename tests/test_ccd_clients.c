@@ -49,26 +49,13 @@ static struct t_raw t_r;
 static int t_group_setup(void **state)
 {
 	(void)state;
-	if (cck_set_threads(1) != 1 || cck_force_tier("auto") != 0)
-		return -1;
-	t_watchdog(60, "daemon start");
-	if (t_ccd_start(&t_d, NULL, NULL))
-		return -1;
-	if (t_ccd_connect(&t_d, &t_c) || t_raw_open(&t_r, t_d.endpoint) || t_raw_hello(&t_r, CC_PROTO_VERSION)) {
-		fprintf(stderr, "cannot connect to the daemon\n");
-		t_ccd_stop(&t_d);
-		return -1;
-	}
-	return 0;
+	return t_fixture_up(&t_d, NULL, &t_c, &t_r);
 }
 
 static int t_group_teardown(void **state)
 {
 	(void)state;
-	t_watchdog(60, "daemon stop");
-	t_raw_close(&t_r);
-	cc_close(t_c);
-	return t_ccd_stop(&t_d) ? -1 : 0;
+	return t_fixture_down(&t_d, &t_c, &t_r);
 }
 
 static int t_setup(void **state)
@@ -409,29 +396,10 @@ static void t_status(uint64_t *clients, uint64_t *regions, uint64_t *bytes, uint
 /* The healthy client still computes correctly. */
 static void t_healthy(void)
 {
-	cc_tensor *x, *y;
-	float ref[777], *dx, *dy;
-	struct t_rng r;
-	double v = 0, vl = 0;
-	size_t i;
+	const char *why = t_healthy_check(&t_d, t_c, 777);
 
-	t_rng_seed(&r, (uint64_t)(t_now() * 1e6));
-	assert_int_equal(cc_tensor_new(t_c, CC_DTYPE_F32, 777, &x), 0);
-	assert_int_equal(cc_tensor_new(t_c, CC_DTYPE_F32, 777, &y), 0);
-	dx = cc_tensor_data(x);
-	dy = cc_tensor_data(y);
-	for (i = 0; i < 777; i++)
-		dx[i] = (float)t_rng_uniform(&r, -3, 3);
-	assert_int_equal(cc_unary(t_c, "sigmoid", x, y, NULL, 0), 0);
-	assert_int_equal(cck_unary_f32(CCK_OP_SIGMOID, dx, ref, 777, NULL), 0);
-	if (t_f32_diff(dy, ref, 777) != 777)
-		fail_msg("the healthy client got a wrong sigmoid");
-	assert_int_equal(cc_reduce(t_c, "dot", x, y, &v), 0);
-	assert_int_equal(cck_reduce2_f32(CCK_OP_DOT, dx, dy, 777, &vl), 0);
-	if (!t_f64_same(v, vl))
-		fail_msg("the healthy client got a wrong dot: %a vs %a", v, vl);
-	cc_tensor_free(x);
-	cc_tensor_free(y);
+	if (why)
+		fail_msg("%s", why);
 }
 
 static void test_eight_clients(void **state)

@@ -56,41 +56,15 @@ static void t_fail_msg(unsigned *nfail, const char *fmt, ...)
 
 static int t_group_setup(void **state)
 {
-	int err;
-
 	(void)state;
-	/* The daemon's settings, for the in-process reference. */
-	if (cck_set_threads(1) != 1 || cck_force_tier("auto") != 0) {
-		fprintf(stderr, "cannot set libcck to 1 thread / auto tier\n");
-		return -1;
-	}
-	t_watchdog(60, "daemon start");
-	if (t_ccd_start(&t_d, NULL, NULL))
-		return -1;
-	err = t_ccd_connect(&t_d, &t_c);
-	if (err) {
-		fprintf(stderr, "cc_connect %s: %s\n", t_d.endpoint, cc_strerror(err));
-		t_ccd_stop(&t_d);
-		return -1;
-	}
-	if (t_raw_open(&t_r, t_d.endpoint) || t_raw_hello(&t_r, CC_PROTO_VERSION) != 0) {
-		fprintf(stderr, "raw hello failed\n");
-		cc_close(t_c);
-		t_ccd_stop(&t_d);
-		return -1;
-	}
-	return 0;
+	return t_fixture_up(&t_d, NULL, &t_c, &t_r);
 }
 
 static int t_group_teardown(void **state)
 {
 	(void)state;
-	t_watchdog(60, "daemon stop");
-	t_raw_close(&t_r);
-	cc_close(t_c);
-	t_c = NULL;
 	print_message("%zu results compared with libcck in-process\n", t_ncompared);
-	return t_ccd_stop(&t_d) ? -1 : 0;
+	return t_fixture_down(&t_d, &t_c, &t_r);
 }
 
 static int t_setup(void **state)
