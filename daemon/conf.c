@@ -61,6 +61,8 @@ static const struct conf_def defs[CCD_CONF_COUNT] = {
 		"matmul/matvec are split by rows in parts of at least this many multiply-adds" },
 	[CCD_CONF_REAP_INTERVAL_MS] = { "reap_interval_ms", CONF_T_COUNT, 100, 60000, 1000,
 		"how often ccd checks that each client's process is still alive" },
+	[CCD_CONF_MAX_MODELS] = { "max_models", CONF_T_COUNT, 1, 1024, 16,
+		"models that may be registered at once (loaded, loading or failed)" },
 };
 /* clang-format on */
 

@@ -263,6 +263,77 @@ int ccd_job_prepare(struct ccd_job *job, const Cc__OpRequest *req, const struct 
 	return 0;
 }
 
+int ccd_job_prepare_model(struct ccd_job *job, const Cc__OpRequest *req, const struct ccd_regions *regions,
+                          const void *w, int wtype, uint64_t rows, uint64_t cols, char *err, size_t errsize)
+{
+	struct tref x, y;
+	size_t stride;
+	int r;
+
+	if (req->n_inputs != 1) {
+		snprintf(err, errsize, "inputs: model_matvec takes 1 (x), got %zu", req->n_inputs);
+		return -EINVAL;
+	}
+	if (!req->output) {
+		snprintf(err, errsize, "output: model_matvec needs an output tensor");
+		return -EINVAL;
+	}
+	if (req->n_params) {
+		snprintf(err, errsize, "params: model_matvec takes none, got %zu", req->n_params);
+		return -EINVAL;
+	}
+	r = check_tensor(req->inputs[0], "input 0", regions, &x, err, errsize);
+	r = r ? r : check_tensor(req->output, "output", regions, &y, err, errsize);
+	r = r ? r : check_len(&x, "input 0", cols, "the tensor's columns", err, errsize);
+	r = r ? r : check_len(&y, "output", rows, "the tensor's rows", err, errsize);
+	if (r)
+		return r;
+	if (overlap(&x, &y)) {
+		snprintf(err, errsize, "output overlaps input 0 (not allowed for matrix ops)");
+		return -EINVAL;
+	}
+	if (cck_type_row_bytes(wtype, (size_t)cols, &stride) < 0) {
+		snprintf(err, errsize, "tensor type %d with %" PRIu64 " columns is not a whole number of blocks", wtype,
+		         cols);
+		return -EINVAL;
+	}
+	memset(job, 0, sizeof(*job));
+	job->type = CCD_JOB_MODEL_MATVEC;
+	job->op = CCK_OP_MATVEC;
+	job->kind = CCK_KIND_MATRIX;
+	job->in[0] = (const float *)(x.r->addr + x.off);
+	job->out = (float *)(y.r->addr + y.off);
+	job->regions[job->nregions++] = (struct ccd_region *)x.r;
+	job->regions[job->nregions++] = (struct ccd_region *)y.r;
+	job->m = rows;
+	job->k = cols;
+	job->w = w;
+	job->wtype = wtype;
+	job->wstride = stride;
+	job->work = rows * cols;
+	return 0;
+}
+
+/* Rows per step of a model matvec: a forced unload stops it within one step. */
+#define MODEL_ROWS_STEP 256
+
+static void run_model_matvec(struct ccd_job *job)
+{
+	size_t r0, n;
+
+	for (r0 = 0; r0 < job->m; r0 += n) {
+		if (job->cancel && atomic_load_explicit(job->cancel, memory_order_relaxed)) {
+			job->code = -ECANCELED;
+			return;
+		}
+		n = job->m - r0 < MODEL_ROWS_STEP ? (size_t)job->m - r0 : MODEL_ROWS_STEP;
+		job->code = cck_qmatvec(job->wtype, (const char *)job->w + r0 * job->wstride, job->wstride, job->in[0],
+		                        job->out + r0, n, (size_t)job->k);
+		if (job->code)
+			return;
+	}
+}
+
 static size_t round_up(size_t v, size_t align)
 {
 	return (v + align - 1) / align * align;
@@ -335,6 +406,12 @@ void ccd_job_run(struct ccd_job *job)
 {
 	double v = 0;
 
+	if (job->type == CCD_JOB_MODEL_MATVEC) {
+		job->code = 0;
+		run_model_matvec(job);
+		job->value = 0;
+		return;
+	}
 	CCD_ASSERT(job->type == CCD_JOB_KERNEL);
 	switch (job->kind) {
 	case CCK_KIND_UNARY:
@@ -369,6 +446,14 @@ void ccd_job_strerror(const struct ccd_job *job, char *buf, size_t size)
 
 	if (!name)
 		name = "?";
+	if (job->type == CCD_JOB_MODEL_MATVEC) {
+		if (job->code == -ECANCELED)
+			snprintf(buf, size,
+			         "model_matvec cancelled: the model is being unloaded, or ccd is shutting down");
+		else
+			snprintf(buf, size, "model_matvec failed: %s", strerror(-job->code));
+		return;
+	}
 	if (job->code == -ECANCELED)
 		snprintf(buf, size, "op '%s' cancelled: ccd is shutting down", name);
 	else if ((job->kind == CCK_KIND_REDUCE || job->kind == CCK_KIND_REDUCE2) && !job->len && job->code == -EINVAL)

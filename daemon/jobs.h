@@ -3,6 +3,7 @@
 #ifndef CCD_JOBS_H
 #define CCD_JOBS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,7 +19,8 @@ struct ccd_regions;
  * their case in ccd_job_run) when it lands.
  */
 enum ccd_job_type {
-	CCD_JOB_KERNEL = 0, /* one libcck call (a whole op or a part of one) */
+	CCD_JOB_KERNEL = 0,   /* one libcck call (a whole op or a part of one) */
+	CCD_JOB_MODEL_MATVEC, /* y = W x, W a tensor of a loaded model */
 	CCD_JOB_TYPE_COUNT
 };
 
@@ -46,6 +48,13 @@ struct ccd_job {
 	uint64_t work; /* elements, or multiply-adds for matrix ops: decides inline and splitting */
 	size_t chunk;  /* split jobs: elements (or matrix rows) per part, set by ccd_job_plan() */
 
+	/* CCD_JOB_MODEL_MATVEC: the model's tensor (m rows of k columns, type wtype, wstride bytes per row) */
+	void *model; /* struct ccd_model *: a user until the job is finished */
+	const void *w;
+	int wtype;
+	size_t wstride;
+	_Atomic int *cancel; /* set when the model is force-unloaded */
+
 	/* result, set by ccd_job_run() */
 	int code;
 	double value;
@@ -62,6 +71,14 @@ struct ccd_job {
  */
 int ccd_job_prepare(struct ccd_job *job, const Cc__OpRequest *req, const struct ccd_regions *regions, char *err,
                     size_t errsize);
+
+/*
+ * Check a model_matvec request (inputs = [x] of cols elements, output y of
+ * rows elements, no overlap) and fill the job with the weight matrix w
+ * (rows x cols of type wtype). Same returns as ccd_job_prepare.
+ */
+int ccd_job_prepare_model(struct ccd_job *job, const Cc__OpRequest *req, const struct ccd_regions *regions,
+                          const void *w, int wtype, uint64_t rows, uint64_t cols, char *err, size_t errsize);
 
 /*
  * How many parts to split job into for a node with `workers` workers:

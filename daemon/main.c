@@ -39,6 +39,8 @@ struct opts {
 	const char *pidfile;
 	const char **settings; /* -o name=value, in order */
 	int nsettings;
+	const char **models; /* --model NAME=PATH[:mode], in order */
+	int nmodels;
 	int foreground;
 	int log_level;
 };
@@ -70,6 +72,9 @@ static void usage(FILE *f)
 	       "  -l, --log-level LEVEL  error, warn, info (default) or debug\n"
 	       "  -p, --pidfile FILE     write the daemon's pid to FILE, removed at exit\n"
 	       "  -o NAME=VALUE          set one setting (overrides --config; may be repeated)\n"
+	       "  -m, --model NAME=PATH[:MODE]\n"
+	       "                         load the GGUF model at PATH as NAME at start (may be repeated); MODE is\n"
+	       "                         uring (default: io_uring reads into NUMA-interleaved memory) or mmap\n"
 	       "  -h, --help             show this help and exit\n"
 	       "  -V, --version          show the version and exit\n"
 	       "\n"
@@ -89,25 +94,22 @@ static void usage(FILE *f)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-	    {"endpoint", required_argument, NULL, 'e'},
-	    {"config", required_argument, NULL, 'c'},
-	    {"threads", required_argument, NULL, 't'},
-	    {"foreground", no_argument, NULL, 'f'},
-	    {"log-level", required_argument, NULL, 'l'},
-	    {"pidfile", required_argument, NULL, 'p'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
+	    {"endpoint", required_argument, NULL, 'e'},  {"config", required_argument, NULL, 'c'},
+	    {"threads", required_argument, NULL, 't'},   {"foreground", no_argument, NULL, 'f'},
+	    {"log-level", required_argument, NULL, 'l'}, {"pidfile", required_argument, NULL, 'p'},
+	    {"model", required_argument, NULL, 'm'},     {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
 	};
 	int c;
 
 	o->log_level = CCD_LOG_INFO;
 	o->settings = calloc((size_t)argc + 1, sizeof(*o->settings));
-	if (!o->settings) {
+	o->models = calloc((size_t)argc + 1, sizeof(*o->models));
+	if (!o->settings || !o->models) {
 		fprintf(stderr, "ccd: out of memory\n");
 		return -ENOMEM;
 	}
-	while ((c = getopt_long(argc, argv, "e:c:t:fl:p:o:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "e:c:t:fl:p:o:m:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
 			o->endpoint = optarg;
@@ -133,6 +135,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'o':
 			o->settings[o->nsettings++] = optarg;
+			break;
+		case 'm':
+			o->models[o->nmodels++] = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -194,6 +199,67 @@ static int absolute(const char *path, char *buf, size_t size)
 	else
 		n = snprintf(buf, size, "%s/%s", cwd, path);
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* A --model NAME=PATH[:MODE], checked and made absolute before ccd leaves its directory. */
+struct preload {
+	char name[128];
+	char path[PATH_MAX];
+	char mode[8];
+};
+
+/* Parse every --model; a file that cannot be read is an error at start. */
+static int prepare_models(const struct opts *o, struct preload **ret)
+{
+	struct preload *pl = calloc((size_t)o->nmodels + 1, sizeof(*pl));
+	char path[PATH_MAX];
+	int i, r;
+
+	if (!pl)
+		return -ENOMEM;
+	for (i = 0; i < o->nmodels; i++) {
+		const char *arg = o->models[i], *eq = strchr(arg, '=');
+		char *colon;
+
+		if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof(pl[i].name) || !eq[1]) {
+			ccd_error("--model '%s': expected NAME=PATH[:uring|:mmap]", arg);
+			free(pl);
+			return -EINVAL;
+		}
+		memcpy(pl[i].name, arg, (size_t)(eq - arg));
+		snprintf(path, sizeof(path), "%s", eq + 1);
+		colon = strrchr(path, ':');
+		if (colon && (strcmp(colon, ":uring") == 0 || strcmp(colon, ":mmap") == 0)) {
+			snprintf(pl[i].mode, sizeof(pl[i].mode), "%s", colon + 1);
+			*colon = '\0';
+		}
+		r = absolute(path, pl[i].path, sizeof(pl[i].path));
+		if (r == 0 && access(pl[i].path, R_OK) < 0)
+			r = -errno;
+		if (r < 0) {
+			ccd_error("--model %s: cannot read %s: %s", pl[i].name, path, strerror(-r));
+			free(pl);
+			return r;
+		}
+	}
+	*ret = pl;
+	return 0;
+}
+
+/* Register the preloads: they load in the background while ccd serves. */
+static int add_models(const struct preload *pl, int n, struct ccd_server *server)
+{
+	char err[512];
+	int i, r;
+
+	for (i = 0; i < n; i++) {
+		r = ccd_server_add_model(server, pl[i].name, pl[i].path, pl[i].mode, err, sizeof(err));
+		if (r < 0) {
+			ccd_error("--model %s: %s", pl[i].name, err);
+			return r;
+		}
+	}
+	return 0;
 }
 
 static int resolve_endpoint(const struct opts *o, struct state *st)
@@ -447,11 +513,13 @@ int main(int argc, char **argv)
 	struct ccd_conf conf;
 	struct ccd_topo topo = {0};
 	struct ccd_server *server = NULL;
+	struct preload *preloads = NULL;
 	char err[512];
 	int notify = -1, sigfd = -1, status = 1, r;
 
 	if (parse_args(argc, argv, &o) < 0) {
 		free(o.settings);
+		free(o.models);
 		return EXIT_USAGE;
 	}
 	ccd_log_setup(o.log_level, 1, 0);
@@ -464,6 +532,8 @@ int main(int argc, char **argv)
 		ccd_error("pidfile %s: path too long", o.pidfile);
 		goto out;
 	}
+	if (prepare_models(&o, &preloads) < 0)
+		goto out;
 	/* The socket (and anything else ccd creates) is for our user only. */
 	umask(077);
 	if (ccd_topo_init(&topo, err, sizeof(err)) < 0) {
@@ -499,6 +569,10 @@ int main(int argc, char **argv)
 	st.bound = 1;
 	if (st.pidfile[0] && write_pidfile(&st) < 0)
 		goto out_server;
+	if (add_models(preloads, o.nmodels, server) < 0) {
+		status = 1;
+		goto out_server;
+	}
 	ccd_info("ccd %s ready at %s: pid %ld, tier %s, %d NUMA node%s%s, %d CPUs", PACKAGE_VERSION, st.endpoint,
 	         (long)getpid(), cck_tier(), topo.nnodes, topo.nnodes == 1 ? "" : "s",
 	         topo.simulated ? " (simulated by CC_FAKE_NUMA)" : "", topo.ncpus);
@@ -522,6 +596,8 @@ out_topo:
 	ccd_topo_fini(&topo);
 out:
 	free(o.settings);
+	free(o.models);
+	free(preloads);
 	ccd_log_close();
 	return status;
 }

@@ -19,6 +19,7 @@
 #include "clients.h"
 #include "jobs.h"
 #include "log.h"
+#include "models.h"
 #include "server.h"
 #include "shm.h"
 #include "util.h"
@@ -43,12 +44,17 @@ struct ccd_server {
 	double start_s;
 	uint64_t jobs_done, jobs_failed;
 	int stopping;
+	struct ccd_models models;
+	int models_ready;
 };
 
 /* The sender of a request: its ZeroMQ routing id. */
 struct peer {
 	unsigned char ident[CCD_IDENT_MAX];
 	size_t len;
+	int have_cred; /* uid/pid below come from the socket (SO_PEERCRED), not from the client */
+	uid_t uid;
+	pid_t pid;
 };
 
 /* A reply being built, with storage for whichever body it carries. */
@@ -61,7 +67,12 @@ struct reply {
 		Cc__StatusReply status;
 		Cc__ClientsReply clients;
 		Cc__KernelsReply kernels;
+		Cc__ModelsReply models;
+		Cc__ModelShowReply show;
 	} u;
+	Cc__ModelInfo *minfo;      /* malloc'd for models */
+	Cc__ModelInfo **minfo_ptr; /* malloc'd for models */
+	char *json;                /* malloc'd for model_show */
 	char *tiers[CCK_TIER_COUNT];
 	char *ops[CCK_OP_COUNT];
 	char *kinds[CCK_OP_COUNT];
@@ -118,9 +129,14 @@ static void finish_reply(struct ccd_server *s, const struct peer *p, struct repl
 	send_reply(s, p->ident, p->len, &r->msg);
 	free(r->infos);
 	free(r->info_ptr);
+	free(r->minfo);
+	free(r->minfo_ptr);
+	free(r->json);
 }
 
 /* ---- jobs ------------------------------------------------------------------- */
+
+static void model_job_done(struct ccd_server *s, struct ccd_job *job);
 
 /* A job (or the last part of a split one) is done: answer it, release its regions, count it. */
 static void job_finished(struct ccd_server *s, struct ccd_job *job)
@@ -165,6 +181,8 @@ static void job_finished(struct ccd_server *s, struct ccd_job *job)
 	for (i = 0; i < job->nregions; i++)
 		ccd_region_unref(job->regions[i]);
 	ccd_clients_job_end(&s->clients, c);
+	if (job->model)
+		model_job_done(s, job);
 	free(job);
 }
 
@@ -208,6 +226,13 @@ static void begin_stop(struct ccd_server *s, const char *why)
 	ccd_info("shutting down (%s): %u jobs running, %u queued", why, ccd_pool_running(s->pool),
 	         ccd_pool_queued(s->pool));
 	cancel_queued(s);
+	{
+		struct ccd_model *m;
+
+		for (m = s->models.all; m; m = m->next)
+			if (m->state == CCD_MODEL_LOADING)
+				atomic_store(&m->prog.cancel, 1);
+	}
 }
 
 /* ---- request handlers ------------------------------------------------------- */
@@ -287,6 +312,58 @@ static int h_region_free(struct ccd_server *s, const struct peer *p, struct ccd_
 	return 0;
 }
 
+static struct ccd_model *model_find_ready(struct ccd_server *s, const char *name, struct reply *r, int *code);
+
+/* model_matvec: y = W x with W a tensor of a loaded model; the job is one of the model's users. */
+static int model_op(struct ccd_server *s, struct ccd_client *c, const Cc__Request *req, struct reply *r)
+{
+	const Cc__OpRequest *o = req->op;
+	const struct ccm_tensor *t;
+	struct ccd_model *m;
+	struct ccd_job *job;
+	char tname[80];
+	int ret, k;
+
+	if (!o->op || strcmp(o->op, "model_matvec") != 0) {
+		ccd_sanitize(tname, sizeof(tname), o->op);
+		return fail(r, -ENOENT, "op '%s' does not take a model (model ops: model_matvec)", tname);
+	}
+	if (!o->model || !o->model[0] || !o->tensor || !o->tensor[0])
+		return fail(r, -EINVAL, "model_matvec needs a model and a tensor name");
+	m = model_find_ready(s, o->model, r, &ret);
+	if (!m)
+		return ret;
+	ccd_sanitize(tname, sizeof(tname), o->tensor);
+	t = ccm_gguf_find_tensor(m->gguf, o->tensor);
+	if (!t)
+		return fail(r, -ENOENT, "model '%s' has no tensor '%s'", m->name, tname);
+	if (t->n_dims > 2 || (t->n_dims == 2 && t->ne[1] == 0))
+		return fail(r, -EINVAL, "tensor '%s' is %u-D: model_matvec takes a matrix", tname, t->n_dims);
+	if (!cck_type_has_dot(t->type))
+		return fail(r, -EOPNOTSUPP, "tensor '%s' has type %s, which has no dot product in libcck", tname,
+		            cck_type_name(t->type) ? cck_type_name(t->type) : "?");
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		return fail(r, -ENOMEM, "op: out of memory");
+	ret = ccd_job_prepare_model(job, o, &c->regions, (const char *)m->region.data + t->offset, t->type,
+	                            t->n_dims == 2 ? t->ne[1] : 1, t->ne[0], r->err, sizeof(r->err));
+	if (ret) {
+		free(job);
+		return ret;
+	}
+	job->client = c;
+	job->req_id = req->id;
+	job->node = c->node;
+	job->model = m;
+	job->cancel = &m->cancel_jobs;
+	m->users++;
+	for (k = 0; k < job->nregions; k++)
+		ccd_region_ref(job->regions[k]);
+	c->in_flight++;
+	ccd_pool_submit(s->pool, job);
+	return 0;
+}
+
 static int h_op(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
                 struct reply *r)
 {
@@ -302,6 +379,12 @@ static int h_op(struct ccd_server *s, const struct peer *p, struct ccd_client *c
 	if (c->in_flight >= max_inflight) {
 		ret = fail(r, -EBUSY, "max_inflight_per_client (%" PRIu64 ") reached", max_inflight);
 		goto out_failed;
+	}
+	if ((req->op->model && req->op->model[0]) || (req->op->op && strcmp(req->op->op, "model_matvec") == 0)) {
+		ret = model_op(s, c, req, r);
+		if (ret)
+			goto out_failed;
+		return REPLY_DEFERRED;
 	}
 	ret = ccd_job_prepare(&job, req->op, &c->regions, r->err, sizeof(r->err));
 	if (ret)
@@ -377,6 +460,8 @@ static int h_status(struct ccd_server *s, const struct peer *p, struct ccd_clien
 	st->jobs_done = s->jobs_done;
 	st->jobs_failed = s->jobs_failed;
 	st->numa_simulated = s->topo->simulated != 0;
+	st->models = s->models.count;
+	st->model_bytes = s->models.bytes;
 	r->msg.body_case = CC__REPLY__BODY_STATUS;
 	r->msg.status = st;
 	return 0;
@@ -484,6 +569,276 @@ static int h_bye(struct ccd_server *s, const struct peer *p, struct ccd_client *
 	return 0;
 }
 
+/* ---- models ------------------------------------------------------------------- */
+
+/* Load and unload change what every client shares: only ccd's own user or root. */
+static int admin_check(const struct peer *p, struct reply *r, const char *what)
+{
+	uid_t me = geteuid();
+
+	if (!p->have_cred)
+		return fail(r, -EPERM, "%s: the sender's credentials are unknown (not a local ipc:// connection)",
+		            what);
+	if (p->uid != 0 && p->uid != me)
+		return fail(r, -EPERM, "%s: only ccd's user (uid %lu) or root may do this; you are uid %lu", what,
+		            (unsigned long)me, (unsigned long)p->uid);
+	return 0;
+}
+
+/* Fill mi from m; the strings point into m (valid until m is freed). */
+static void model_info(const struct ccd_model *m, Cc__ModelInfo *mi)
+{
+	uint64_t done, total;
+
+	*mi = (Cc__ModelInfo)CC__MODEL_INFO__INIT;
+	mi->name = (char *)m->name;
+	mi->path = m->path;
+	mi->state = (char *)ccd_model_state_name(m->state);
+	mi->requested_mode = (char *)ccm_mode_name(m->req_mode);
+	ccd_model_progress(m, &done, &total);
+	mi->loaded_bytes = done;
+	mi->bytes = total;
+	mi->seconds = ccd_now_s() - m->t0;
+	if (m->state == CCD_MODEL_LOADING) {
+		mi->mode = (char *)ccm_mode_name(m->req_mode);
+		return; /* the rest is the loader thread's until it is done */
+	}
+	mi->seconds = m->seconds;
+	mi->arch = (char *)m->arch;
+	mi->params = m->params;
+	mi->tensors = m->ntensors;
+	mi->file_bytes = m->file_bytes;
+	mi->users = m->users;
+	mi->error = (char *)m->err;
+	if (m->have_region) {
+		mi->loaded_bytes = m->region.len;
+		mi->bytes = m->region.len;
+		mi->mode = (char *)ccm_mode_name(m->region.mode);
+		mi->placement = (char *)m->region.placement;
+		mi->note = (char *)m->region.note;
+		mi->huge_pages = m->region.huge != 0;
+	} else {
+		mi->mode = (char *)ccm_mode_name(m->req_mode);
+	}
+}
+
+/* A reply carrying one model's info, sent to a waiter. */
+static void send_model_reply(struct ccd_server *s, const struct ccd_waiter *w, const struct ccd_model *m, int code,
+                             const char *err)
+{
+	Cc__Reply msg = CC__REPLY__INIT;
+	Cc__ModelsReply mr = CC__MODELS_REPLY__INIT;
+	Cc__ModelInfo mi, *mip = &mi;
+
+	msg.id = w->req_id;
+	msg.code = code;
+	if (code) {
+		msg.error = (char *)(err && err[0] ? err : strerror(-code));
+	} else if (m) {
+		model_info(m, &mi);
+		mr.n_models = 1;
+		mr.models = &mip;
+		msg.body_case = CC__REPLY__BODY_MODELS;
+		msg.models = &mr;
+	}
+	send_reply(s, w->ident, w->identlen, &msg);
+}
+
+/* Unload m now (no users left): answer its waiters and free it. */
+static void model_release(struct ccd_server *s, struct ccd_model *m)
+{
+	struct ccd_waiter *w;
+
+	ccd_info("model '%s' unloaded (%" PRIu64 " bytes freed)", m->name,
+	         m->have_region ? (uint64_t)m->region.len : 0);
+	for (w = m->load_waiters; w; w = w->next)
+		send_model_reply(s, w, NULL, -ECANCELED, "the model was unloaded before its load finished");
+	for (w = m->unload_waiters; w; w = w->next)
+		send_model_reply(s, w, NULL, 0, NULL);
+	ccd_model_free(&s->models, m);
+}
+
+/* A model that jobs may use now, or NULL with the reason in r and *code. */
+static struct ccd_model *model_find_ready(struct ccd_server *s, const char *name, struct reply *r, int *code)
+{
+	struct ccd_model *m = ccd_model_find(&s->models, name);
+	char n[CCD_MODEL_NAME_MAX];
+
+	ccd_sanitize(n, sizeof(n), name);
+	if (!m)
+		*code = fail(r, -ENOENT, "no model named '%s'", n);
+	else if (m->state == CCD_MODEL_LOADING)
+		*code = fail(r, -EAGAIN, "model '%s' is still loading", n);
+	else if (m->state == CCD_MODEL_UNLOADING)
+		*code = fail(r, -ENOENT, "model '%s' is being unloaded", n);
+	else if (m->state != CCD_MODEL_READY)
+		*code = fail(r, -ENOENT, "model '%s' failed to load: %s", n, m->err);
+	else
+		return m;
+	return NULL;
+}
+
+/* A job that used a model is finished: the last one lets a waiting unload go on. */
+static void model_job_done(struct ccd_server *s, struct ccd_job *job)
+{
+	struct ccd_model *m = job->model;
+
+	CCD_ASSERT(m->users > 0);
+	m->users--;
+	if (m->state == CCD_MODEL_UNLOADING && m->users == 0)
+		model_release(s, m);
+}
+
+/* A loader thread finished: answer whoever waits, log, drop failed live loads. */
+static void model_loaded(void *arg, struct ccd_model *m)
+{
+	struct ccd_server *s = arg;
+	struct ccd_waiter *w;
+
+	if (m->code == 0)
+		ccd_info("model '%s' loaded: %s, %" PRIu64 " bytes in %.3f s (%s%s%s, %s)", m->name, m->path,
+		         (uint64_t)m->region.len, m->seconds, ccm_mode_name(m->region.mode),
+		         m->region.note[0] ? ": " : "", m->region.note, m->region.placement);
+	else
+		ccd_error("model '%s' failed to load: %s", m->name, m->err);
+	if (m->unload_waiters || s->stopping) {
+		model_release(s, m);
+		return;
+	}
+	for (w = m->load_waiters; w; w = w->next)
+		send_model_reply(s, w, m, m->code, m->err);
+	/* A failed live load was answered; a failed preload stays listed so `ccctl models` says why. */
+	if (m->code && m->load_waiters) {
+		ccd_model_free(&s->models, m);
+		return;
+	}
+	/* answered once: a later unload must not answer them again */
+	ccd_waiters_free(m->load_waiters);
+	m->load_waiters = NULL;
+}
+
+static int h_model_load(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                        struct reply *r)
+{
+	const Cc__ModelLoad *l = req->model_load;
+	struct ccm_place place = {CCM_PLACE_INTERLEAVE, 0};
+	struct ccd_model *m;
+	int mode = CCM_MODE_URING, ret;
+
+	if (!l || !l->name || !l->path)
+		return fail(r, -EBADMSG, "model_load: missing");
+	ret = admin_check(p, r, "load");
+	if (ret)
+		return ret;
+	if (l->mode && l->mode[0]) {
+		mode = ccm_mode_parse(l->mode);
+		if (mode < 0 || mode == CCM_MODE_READ)
+			return fail(r, -EINVAL, "load: mode must be 'uring' or 'mmap'");
+	}
+	if (l->placement && l->placement[0] && ccm_place_parse(l->placement, &place) < 0)
+		return fail(r, -EINVAL, "load: NUMA placement must be 'interleave', 'node=N' or 'local'");
+	ret = ccd_model_start(&s->models, l->name, l->path, (enum ccm_mode)mode, &place,
+	                      (unsigned)s->conf.v[CCD_CONF_MAX_MODELS], &m, r->err, sizeof(r->err));
+	if (ret)
+		return ret;
+	ccd_info("client %" PRIu64 ": loading model '%s' from %s (%s)", c->id, m->name, m->path,
+	         ccm_mode_name(m->req_mode));
+	if (ccd_waiter_add(&m->load_waiters, p->ident, p->len, req->id) < 0) {
+		atomic_store(&m->prog.cancel, 1);
+		return fail(r, -ENOMEM, "out of memory");
+	}
+	return REPLY_DEFERRED;
+}
+
+static int h_model_unload(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                          struct reply *r)
+{
+	const Cc__ModelUnload *u = req->model_unload;
+	struct ccd_model *m;
+	int ret;
+
+	if (!u || !u->name)
+		return fail(r, -EBADMSG, "model_unload: missing");
+	ret = admin_check(p, r, "unload");
+	if (ret)
+		return ret;
+	m = ccd_model_find(&s->models, u->name);
+	if (!m)
+		return fail(r, -ENOENT, "no model named '%.64s'", u->name);
+	if (m->state == CCD_MODEL_FAILED || (m->state != CCD_MODEL_LOADING && m->users == 0)) {
+		ccd_info("client %" PRIu64 ": unloading model '%s'", c->id, m->name);
+		model_release(s, m);
+		return 0;
+	}
+	if (ccd_waiter_add(&m->unload_waiters, p->ident, p->len, req->id) < 0)
+		return fail(r, -ENOMEM, "out of memory");
+	if (m->state == CCD_MODEL_LOADING) {
+		/* Cancel the load; model_loaded() releases it when the loader thread stops. */
+		ccd_info("client %" PRIu64 ": unloading model '%s' while it loads: cancelling the load", c->id,
+		         m->name);
+		atomic_store(&m->prog.cancel, 1);
+		return REPLY_DEFERRED;
+	}
+	ccd_info("client %" PRIu64 ": unloading model '%s': %s %u job(s)", c->id, m->name,
+	         u->force ? "cancelling" : "waiting for", m->users);
+	m->state = CCD_MODEL_UNLOADING;
+	if (u->force)
+		atomic_store(&m->cancel_jobs, 1);
+	return REPLY_DEFERRED;
+}
+
+static int h_models(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                    struct reply *r)
+{
+	struct ccd_model *m;
+	size_t i = 0;
+
+	r->u.models = (Cc__ModelsReply)CC__MODELS_REPLY__INIT;
+	if (s->models.count) {
+		r->minfo = calloc(s->models.count, sizeof(*r->minfo));
+		r->minfo_ptr = calloc(s->models.count, sizeof(*r->minfo_ptr));
+		if (!r->minfo || !r->minfo_ptr)
+			return fail(r, -ENOMEM, "out of memory");
+		for (m = s->models.all; m && i < s->models.count; m = m->next, i++) {
+			model_info(m, &r->minfo[i]);
+			r->minfo_ptr[i] = &r->minfo[i];
+		}
+	}
+	r->u.models.n_models = i;
+	r->u.models.models = r->minfo_ptr;
+	r->msg.body_case = CC__REPLY__BODY_MODELS;
+	r->msg.models = &r->u.models;
+	return 0;
+}
+
+static int h_model_show(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                        struct reply *r)
+{
+	const Cc__ModelShow *sh = req->model_show;
+	struct ccd_model *m;
+
+	if (!sh || !sh->name)
+		return fail(r, -EBADMSG, "model_show: missing");
+	m = ccd_model_find(&s->models, sh->name);
+	if (!m)
+		return fail(r, -ENOENT, "no model named '%.64s'", sh->name);
+	if (m->state == CCD_MODEL_LOADING)
+		return fail(r, -EAGAIN, "model '%s' is still loading", m->name);
+	if (!m->gguf)
+		return fail(r, -ENOENT, "model '%s' failed to load: %s", m->name, m->err);
+	r->minfo = calloc(1, sizeof(*r->minfo));
+	r->json = ccm_gguf_json(m->gguf, 64);
+	if (!r->minfo || !r->json)
+		return fail(r, -ENOMEM, "out of memory");
+	model_info(m, r->minfo);
+	r->u.show = (Cc__ModelShowReply)CC__MODEL_SHOW_REPLY__INIT;
+	r->u.show.info = r->minfo;
+	r->u.show.gguf_json = r->json;
+	r->msg.body_case = CC__REPLY__BODY_MODEL_SHOW;
+	r->msg.model_show = &r->u.show;
+	return 0;
+}
+
 enum {
 	H_ANON = 1 << 0,     /* allowed before hello */
 	H_STOPPING = 1 << 1, /* served while shutting down */
@@ -509,6 +864,10 @@ static const struct handler {
     [CC__REQUEST__BODY_SHUTDOWN] = {h_shutdown, H_STOPPING, "shutdown"},
     [CC__REQUEST__BODY_PING] = {h_ping, H_ANON | H_STOPPING, "ping"},
     [CC__REQUEST__BODY_BYE] = {h_bye, H_STOPPING, "bye"},
+    [CC__REQUEST__BODY_MODEL_LOAD] = {h_model_load, 0, "model_load"},
+    [CC__REQUEST__BODY_MODEL_UNLOAD] = {h_model_unload, 0, "model_unload"},
+    [CC__REQUEST__BODY_MODELS] = {h_models, H_STOPPING, "models"},
+    [CC__REQUEST__BODY_MODEL_SHOW] = {h_model_show, H_STOPPING, "model_show"},
 };
 
 /* Check and dispatch one request; answer it unless its handler deferred the reply. */
@@ -565,6 +924,42 @@ out_reply:
 		cc__request__free_unpacked(req, NULL);
 }
 
+/*
+ * The sender's uid and pid, from the socket: libzmq appends SO_PEERCRED of
+ * an ipc connection to the "Peer-Address" property as ":uid:gid:pid" (after
+ * a host part that depends on the version, e.g. "localhost:0:0:1234").
+ */
+static void peer_cred(zmq_msg_t *m, struct peer *p)
+{
+	const char *a = zmq_msg_gets(m, "Peer-Address");
+	unsigned long v[3];
+	const char *q;
+	char *end;
+	int i;
+
+	p->have_cred = 0;
+	if (!a)
+		return;
+	q = a + strlen(a);
+	for (i = 2; i >= 0; i--) {
+		/* the i-th number starts after the colon before it */
+		const char *c = q;
+
+		while (c > a && c[-1] != ':')
+			c--;
+		if (c == a || c == q)
+			return;
+		errno = 0;
+		v[i] = strtoul(c, &end, 10);
+		if (errno || end != q)
+			return;
+		q = c - 1;
+	}
+	p->have_cred = 1;
+	p->uid = (uid_t)v[0];
+	p->pid = (pid_t)v[2];
+}
+
 /* Take one message from the ROUTER. Returns 0, or -EAGAIN when there is none. */
 static int recv_request(struct ccd_server *s)
 {
@@ -596,6 +991,7 @@ static int recv_request(struct ccd_server *s)
 	if (extra)
 		zmq_msg_close(&junk);
 	p.len = zmq_msg_size(&id);
+	peer_cred(&body, &p);
 	if (p.len >= 1 && p.len <= sizeof(p.ident)) {
 		memcpy(p.ident, zmq_msg_data(&id), p.len);
 		handle_request(s, &p, zmq_msg_data(&body), zmq_msg_size(&body), extra);
@@ -644,13 +1040,14 @@ static void read_signals(struct ccd_server *s, int sigfd)
 
 int ccd_server_run(struct ccd_server *s, int sigfd)
 {
-	zmq_pollitem_t items[3] = {
+	zmq_pollitem_t items[4] = {
 	    {s->router, 0, ZMQ_POLLIN, 0},
 	    {ccd_pool_socket(s->pool), 0, ZMQ_POLLIN, 0},
+	    {NULL, s->models.evfd, ZMQ_POLLIN, 0},
 	    {NULL, sigfd, ZMQ_POLLIN, 0},
 	};
 	uint64_t interval = s->conf.v[CCD_CONF_REAP_INTERVAL_MS], now = ccd_now_ms(), next_reap = now + interval;
-	int nitems = sigfd >= 0 ? 3 : 2, i, r;
+	int nitems = sigfd >= 0 ? 4 : 3, i, r;
 
 	while (!s->stopping || ccd_pool_running(s->pool)) {
 		now = ccd_now_ms();
@@ -662,8 +1059,10 @@ int ccd_server_run(struct ccd_server *s, int sigfd)
 			ccd_error("zmq_poll failed: %s", zmq_strerror(-r));
 			return r;
 		}
-		if (nitems > 2 && (items[2].revents & ZMQ_POLLIN))
+		if (nitems > 3 && (items[3].revents & ZMQ_POLLIN))
 			read_signals(s, sigfd);
+		if (items[2].revents & ZMQ_POLLIN)
+			ccd_models_collect(&s->models, model_loaded, s);
 		if (items[1].revents & ZMQ_POLLIN)
 			drain_workers(s);
 		if (items[0].revents & ZMQ_POLLIN) {
@@ -679,6 +1078,7 @@ int ccd_server_run(struct ccd_server *s, int sigfd)
 		}
 		now = ccd_now_ms();
 		if (now >= next_reap) {
+			ccd_models_collect(&s->models, model_loaded, s);
 			reap(s);
 			next_reap = now + interval;
 		}
@@ -743,6 +1143,12 @@ int ccd_server_new(const char *endpoint, const struct ccd_conf *conf, const stru
 		goto out_free;
 	}
 	s->clients_ready = 1;
+	r = ccd_models_init(&s->models);
+	if (r < 0) {
+		snprintf(err, errsize, "cannot create an eventfd: %s", strerror(-r));
+		goto out_free;
+	}
+	s->models_ready = 1;
 	*ret = s;
 	return 0;
 
@@ -768,6 +1174,8 @@ void ccd_server_free(struct ccd_server *s)
 			drain_workers(s);
 		}
 	}
+	if (s->models_ready)
+		ccd_models_fini(&s->models);
 	if (s->clients_ready)
 		ccd_clients_fini(&s->clients);
 	if (s->router) {
@@ -779,6 +1187,27 @@ void ccd_server_free(struct ccd_server *s)
 	if (s->ctx)
 		zmq_ctx_term(s->ctx);
 	free(s);
+}
+
+int ccd_server_add_model(struct ccd_server *s, const char *name, const char *path, const char *mode, char *err,
+                         unsigned long errsize)
+{
+	struct ccm_place place = {CCM_PLACE_INTERLEAVE, 0};
+	struct ccd_model *m;
+	int md = CCM_MODE_URING, r;
+
+	if (mode && mode[0]) {
+		md = ccm_mode_parse(mode);
+		if (md < 0 || md == CCM_MODE_READ) {
+			snprintf(err, errsize, "model '%s': mode must be 'uring' or 'mmap', not '%s'", name, mode);
+			return -EINVAL;
+		}
+	}
+	r = ccd_model_start(&s->models, name, path, (enum ccm_mode)md, &place, (unsigned)s->conf.v[CCD_CONF_MAX_MODELS],
+	                    &m, err, errsize);
+	if (r == 0)
+		ccd_info("preloading model '%s' from %s (%s)", name, path, ccm_mode_name((enum ccm_mode)md));
+	return r;
 }
 
 int ccd_server_probe(const char *endpoint, int timeout_ms)

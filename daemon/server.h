@@ -27,6 +27,14 @@ int ccd_server_new(const char *endpoint, const struct ccd_conf *conf, const stru
  */
 int ccd_server_run(struct ccd_server *s, int sigfd);
 
+/*
+ * Register a model to load at start (ccd --model NAME=PATH[:mode]); the load
+ * runs in its own thread while ccd serves. mode: "uring" (NULL or "") or
+ * "mmap". Returns 0, or -errno with a reason in err (bad name, duplicate).
+ */
+int ccd_server_add_model(struct ccd_server *s, const char *name, const char *path, const char *mode, char *err,
+                         unsigned long errsize);
+
 /* Free every client and region, stop the workers, close the socket and the context. NULL is a no-op. */
 void ccd_server_free(struct ccd_server *s);
 

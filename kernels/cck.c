@@ -339,6 +339,12 @@ static int op_tier(int op)
 	return pref_tier[op] < c ? pref_tier[op] : c;
 }
 
+/* Highest tier any op may use now (the forced tier, or the host's): for the tables outside this file (quant.c). */
+int cck__tier_cap(void)
+{
+	return cap();
+}
+
 /* Table for op's tier under the current cap; any op id, valid or not, gets a table. */
 const struct cck__tier_ops *cck__ops_for(int op)
 {

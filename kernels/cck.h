@@ -168,6 +168,70 @@ CCK_EXPORT int cck_matvec_f32(const float *A, const float *x, float *y, size_t r
 /* C[m x n] = A[m x k] * B[k x n], row-major. C must not overlap A or B. */
 CCK_EXPORT int cck_matmul_f32(const float *A, const float *B, float *C, size_t m, size_t k, size_t n);
 
+/*
+ * Quantized tensors (GGUF / ggml block layouts). Type ids equal GGUF's
+ * ggml_type ids; values are ABI. A "row" is n elements, n a multiple of the
+ * type's block size, stored as n / block_elems blocks back to back.
+ */
+enum cck_type {
+	CCK_TYPE_F32 = 0,
+	CCK_TYPE_F16 = 1,
+	CCK_TYPE_Q4_0 = 2,
+	CCK_TYPE_Q4_1 = 3,
+	CCK_TYPE_Q5_0 = 6,
+	CCK_TYPE_Q5_1 = 7,
+	CCK_TYPE_Q8_0 = 8,
+	CCK_TYPE_Q8_1 = 9,
+	CCK_TYPE_Q2_K = 10,
+	CCK_TYPE_Q3_K = 11,
+	CCK_TYPE_Q4_K = 12,
+	CCK_TYPE_Q5_K = 13,
+	CCK_TYPE_Q6_K = 14,
+	CCK_TYPE_Q8_K = 15,
+	CCK_TYPE_BF16 = 30,
+	CCK_TYPE_COUNT = 40 /* bound for tables indexed by type id, not a type */
+};
+
+/* Lower-case name ("q4_k", "f16", ...) of a supported type id, or NULL. */
+CCK_EXPORT const char *cck_type_name(int type);
+/* Type id for a name (case-insensitive), or -ENOENT; -EINVAL for NULL. */
+CCK_EXPORT int cck_type_lookup(const char *name);
+/* Elements and bytes per block (1 and 4 for f32). 0, or -EINVAL for an
+ * unknown or unsupported type id. */
+CCK_EXPORT int cck_type_block(int type, size_t *block_elems, size_t *block_bytes);
+/* Bytes of a row of n elements into *bytes. -EINVAL if the type is unknown
+ * or n is not a multiple of its block size, -EOVERFLOW on overflow. */
+CCK_EXPORT int cck_type_row_bytes(int type, size_t n, size_t *bytes);
+/* True (1) if type can be the weight of cck_qdot/qmatvec/qmatmul, else 0. */
+CCK_EXPORT int cck_type_has_dot(int type);
+
+/* dst[n] = the n elements of the row src, as ggml's reference dequantization
+ * gives them (bit for bit). */
+CCK_EXPORT int cck_dequantize(int type, const void *src, float *dst, size_t n);
+/* Quantize n floats into a row of type (ggml's reference rounding). Every
+ * type with a dot product can be produced; -ENOTSUP for the others. */
+CCK_EXPORT int cck_quantize(int type, const float *src, void *dst, size_t n);
+/*
+ * *ret = dot(row w of type, x[n]). Like ggml, x is first quantized to the
+ * type's activation format (q8_0, q8_1 or q8_k; f16 / bf16 for those
+ * types; f32 stays f32), then integer dot products are summed.
+ */
+CCK_EXPORT int cck_qdot(int type, const void *w, const float *x, size_t n, float *ret);
+/*
+ * y[r] = dot(row r of W, x) for r in [0, rows); W is rows x cols of type,
+ * row r at (const char *)W + r * row_stride (row_stride 0 = packed rows).
+ * Threaded over rows; x is quantized once.
+ */
+CCK_EXPORT int cck_qmatvec(int type, const void *W, size_t row_stride, const float *x, float *y, size_t rows,
+                           size_t cols);
+/*
+ * Y[b][r] = dot(row r of W, X[b]) for b < batch, r < rows: X is batch x cols
+ * f32 (row-major), Y is batch x rows. Each weight row is read once for the
+ * whole batch. Y must not overlap X or W.
+ */
+CCK_EXPORT int cck_qmatmul(int type, const void *W, size_t row_stride, const float *X, float *Y, size_t rows,
+                           size_t cols, size_t batch);
+
 #ifdef __cplusplus
 }
 #endif

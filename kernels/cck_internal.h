@@ -109,6 +109,9 @@ int cck__pool_threads(void);
 int cck__pool_resize(int n);
 void cck__pool_run(int nt, void (*fn)(void *arg, int i, int nt), void *arg);
 
+/* Highest tier any op may use now: the forced tier, or the host's (enum cck_tier_id). */
+int cck__tier_cap(void);
+
 /* Current table for op (tier choice per op); never NULL. */
 const struct cck__tier_ops *cck__ops_for(int op);
 

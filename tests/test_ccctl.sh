@@ -60,7 +60,7 @@ env = os.environ.get
 if kind == "status":
     for k, t in [("version", str), ("pid", int), ("uptime_s", float), ("tier", str), ("numa_nodes", int),
                  ("workers", int), ("clients", int), ("regions", int), ("region_bytes", int),
-                 ("jobs_done", int), ("jobs_failed", int)]:
+                 ("jobs_done", int), ("jobs_failed", int), ("models", int), ("model_bytes", int)]:
         need(k in d, "status lacks '%s'" % k)
         if k in d:
             need(isinstance(d[k], str) if t is str else (isint(d[k]) if t is int else isnum(d[k])),
@@ -206,7 +206,7 @@ release() {
 tier=$("$KTEST" --print-tier 2>/dev/null) || tier=
 
 # ---- no daemon ---------------------------------------------------------------
-for args in "status" "--json status" "clients" "kernels"; do
+for args in "status" "--json status" "clients" "kernels" "models" "show x"; do
 	# shellcheck disable=SC2086
 	CC_ENDPOINT="ipc://$tmp/none.sock" ctl $args
 	cat "$tmp/out" "$tmp/err" >"$tmp/both"

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -184,6 +185,10 @@ static void status_json(struct sb *b, const Cc__StatusReply *s)
 	sb_printf(b, "%" PRIu64, s->jobs_failed);
 	sb_key(b, "numa_simulated", 0);
 	sb_puts(b, s->numa_simulated ? "true" : "false");
+	sb_key(b, "models", 0);
+	sb_printf(b, "%" PRIu32, s->models);
+	sb_key(b, "model_bytes", 0);
+	sb_printf(b, "%" PRIu64, s->model_bytes);
 	sb_puts(b, "}");
 }
 
@@ -254,6 +259,256 @@ static void kernels_json(struct sb *b, const Cc__KernelsReply *k)
 	sb_puts(b, "}");
 }
 
+/* A model's facts; gbps = bytes / seconds of its load. */
+static void model_json(struct sb *b, const Cc__ModelInfo *m)
+{
+	sb_puts(b, "{");
+	sb_key(b, "name", 1);
+	sb_str(b, m->name);
+	sb_key(b, "path", 0);
+	sb_str(b, m->path);
+	sb_key(b, "state", 0);
+	sb_str(b, m->state);
+	sb_key(b, "arch", 0);
+	sb_str(b, m->arch);
+	sb_key(b, "params", 0);
+	sb_printf(b, "%" PRIu64, m->params);
+	sb_key(b, "tensors", 0);
+	sb_printf(b, "%" PRIu32, m->tensors);
+	sb_key(b, "bytes", 0);
+	sb_printf(b, "%" PRIu64, m->bytes);
+	sb_key(b, "loaded_bytes", 0);
+	sb_printf(b, "%" PRIu64, m->loaded_bytes);
+	sb_key(b, "file_bytes", 0);
+	sb_printf(b, "%" PRIu64, m->file_bytes);
+	sb_key(b, "mode", 0);
+	sb_str(b, m->mode);
+	sb_key(b, "requested_mode", 0);
+	sb_str(b, m->requested_mode);
+	sb_key(b, "placement", 0);
+	sb_str(b, m->placement);
+	sb_key(b, "huge_pages", 0);
+	sb_puts(b, m->huge_pages ? "true" : "false");
+	sb_key(b, "users", 0);
+	sb_printf(b, "%" PRIu32, m->users);
+	sb_key(b, "seconds", 0);
+	if (isfinite(m->seconds))
+		sb_printf(b, "%.6f", m->seconds);
+	else
+		sb_puts(b, "null");
+	sb_key(b, "gbps", 0);
+	if (m->seconds > 0 && strcmp(m->state ? m->state : "", "loading") != 0)
+		sb_printf(b, "%.3f", (double)m->bytes / m->seconds / 1e9);
+	else
+		sb_puts(b, "null");
+	sb_key(b, "note", 0);
+	sb_str(b, m->note);
+	sb_key(b, "error", 0);
+	sb_str(b, m->error);
+	sb_puts(b, "}");
+}
+
+static void models_json(struct sb *b, const Cc__ModelsReply *mr)
+{
+	size_t i;
+
+	sb_puts(b, "{\"models\":[");
+	for (i = 0; i < mr->n_models; i++) {
+		if (i)
+			sb_puts(b, ",");
+		model_json(b, mr->models[i]);
+	}
+	sb_puts(b, "]}");
+}
+
+/* Hand b's text to *ret_json, or its error. */
+static int sb_finish(struct sb *b, char **ret_json)
+{
+	if (b->err) {
+		free(b->buf);
+		return b->err;
+	}
+	*ret_json = b->buf;
+	return 0;
+}
+
+/* The models reply, or NULL with the reason set; caller frees. */
+static int query_models(cc_client *c, Cc__Reply **ret)
+{
+	Cc__Request req = CC__REQUEST__INIT;
+	Cc__Empty e = CC__EMPTY__INIT;
+	int r;
+
+	req.body_case = CC__REQUEST__BODY_MODELS;
+	req.models = &e;
+	r = cc__call(c, &req, c->control_timeout_ms, ret);
+	if (r < 0) {
+		if (*ret)
+			cc__reply__free_unpacked(*ret, NULL);
+		*ret = NULL;
+		return r;
+	}
+	if ((*ret)->body_case != CC__REPLY__BODY_MODELS || !(*ret)->models) {
+		cc__reply__free_unpacked(*ret, NULL);
+		*ret = NULL;
+		cc__set_error(c, "ccd answered a models request with the wrong reply");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static const Cc__ModelInfo *find_model(const Cc__Reply *rep, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < rep->models->n_models; i++)
+		if (rep->models->models[i]->name && strcmp(rep->models->models[i]->name, name) == 0)
+			return rep->models->models[i];
+	return NULL;
+}
+
+#define LOAD_POLL_MS 100
+
+int cc_model_load(cc_client *c, const char *name, const char *path, const char *mode, const char *placement,
+                  cc_progress_fn progress, void *arg, char **ret_json)
+{
+	Cc__Request req = CC__REQUEST__INIT;
+	Cc__ModelLoad ml = CC__MODEL_LOAD__INIT;
+	Cc__Reply *rep = NULL;
+	char abspath[PATH_MAX];
+	struct sb b = {0};
+	struct cc__job *j;
+	uint64_t id;
+	int r;
+
+	if (!c || !name || !path)
+		return -EINVAL;
+	/* ccd opens the file itself: name it from the caller's directory. */
+	if (!realpath(path, abspath)) {
+		r = -errno;
+		cc__set_error(c, "cannot resolve the model path");
+		return r;
+	}
+	ml.name = (char *)name;
+	ml.path = abspath;
+	ml.mode = (char *)(mode ? mode : "");
+	ml.placement = (char *)(placement ? placement : "");
+	req.body_case = CC__REQUEST__BODY_MODEL_LOAD;
+	req.model_load = &ml;
+	r = cc__send(c, &req, &id);
+	if (r < 0)
+		return r;
+	r = cc__job_add(c, id);
+	if (r < 0)
+		return r;
+	for (;;) {
+		Cc__Reply *mr = NULL;
+		const Cc__ModelInfo *mi;
+
+		r = cc__wait_reply(c, id, LOAD_POLL_MS, &rep);
+		if (r == 0) {
+			r = cc__reply_code(c, rep);
+			break;
+		}
+		if (r != -ETIMEDOUT)
+			goto out;
+		j = cc__job_find(c, id);
+		if (j && j->done) { /* the reply came while we asked for progress */
+			r = j->code;
+			if (r)
+				cc__set_error(c, j->error ? j->error : cc_strerror(r));
+			break;
+		}
+		r = query_models(c, &mr);
+		if (r < 0)
+			goto out;
+		mi = find_model(mr, name);
+		if (mi && progress)
+			progress(arg, mi->loaded_bytes, mi->bytes);
+		cc__reply__free_unpacked(mr, NULL);
+	}
+	if (r < 0)
+		goto out;
+	if (ret_json) {
+		const Cc__ModelInfo *mi = NULL;
+
+		if (!rep || rep->body_case != CC__REPLY__BODY_MODELS || !rep->models || rep->models->n_models != 1) {
+			if (rep)
+				cc__reply__free_unpacked(rep, NULL);
+			rep = NULL;
+			r = query_models(c, &rep);
+			if (r < 0)
+				goto out;
+			mi = find_model(rep, name);
+		} else {
+			mi = rep->models->models[0];
+		}
+		if (!mi) {
+			cc__set_error(c, "the model is gone: unloaded right after its load");
+			r = -ENOENT;
+			goto out;
+		}
+		if (progress)
+			progress(arg, mi->bytes, mi->bytes);
+		model_json(&b, mi);
+		r = sb_finish(&b, ret_json);
+	}
+out:
+	cc__job_remove(c, id);
+	if (rep)
+		cc__reply__free_unpacked(rep, NULL);
+	return r;
+}
+
+int cc_model_unload(cc_client *c, const char *name, int force)
+{
+	Cc__Request req = CC__REQUEST__INIT;
+	Cc__ModelUnload mu = CC__MODEL_UNLOAD__INIT;
+
+	if (!c || !name)
+		return -EINVAL;
+	mu.name = (char *)name;
+	mu.force = force != 0;
+	req.body_case = CC__REQUEST__BODY_MODEL_UNLOAD;
+	req.model_unload = &mu;
+	/* waits for the jobs that use the model: no deadline, but a dead ccd is noticed */
+	return cc__call(c, &req, -1, NULL);
+}
+
+int cc_model_show(cc_client *c, const char *name, char **ret_json)
+{
+	Cc__Request req = CC__REQUEST__INIT;
+	Cc__ModelShow ms = CC__MODEL_SHOW__INIT;
+	Cc__Reply *rep = NULL;
+	struct sb b = {0};
+	int r;
+
+	if (!c || !name || !ret_json)
+		return -EINVAL;
+	ms.name = (char *)name;
+	req.body_case = CC__REQUEST__BODY_MODEL_SHOW;
+	req.model_show = &ms;
+	r = cc__call(c, &req, c->control_timeout_ms, &rep);
+	if (r < 0)
+		goto out;
+	if (rep->body_case != CC__REPLY__BODY_MODEL_SHOW || !rep->model_show || !rep->model_show->info ||
+	    !rep->model_show->gguf_json || rep->model_show->gguf_json[0] != '{') {
+		cc__set_error(c, "ccd answered a model_show request with the wrong reply");
+		r = -EBADMSG;
+		goto out;
+	}
+	sb_puts(&b, "{\"model\":");
+	model_json(&b, rep->model_show->info);
+	sb_puts(&b, ",\"gguf\":");
+	sb_puts(&b, rep->model_show->gguf_json);
+	sb_puts(&b, "}");
+	r = sb_finish(&b, ret_json);
+out:
+	if (rep)
+		cc__reply__free_unpacked(rep, NULL);
+	return r;
+}
+
 int cc_admin_json(cc_client *c, const char *what, char **ret_json)
 {
 	Cc__Request req = CC__REQUEST__INIT;
@@ -277,6 +532,10 @@ int cc_admin_json(cc_client *c, const char *what, char **ret_json)
 		req.body_case = CC__REQUEST__BODY_KERNELS;
 		req.kernels = &e;
 		want = CC__REPLY__BODY_KERNELS;
+	} else if (strcmp(what, "models") == 0) {
+		req.body_case = CC__REQUEST__BODY_MODELS;
+		req.models = &e;
+		want = CC__REPLY__BODY_MODELS;
 	} else {
 		return -EINVAL;
 	}
@@ -292,6 +551,8 @@ int cc_admin_json(cc_client *c, const char *what, char **ret_json)
 		status_json(&b, rep->status);
 	else if (want == CC__REPLY__BODY_CLIENTS)
 		clients_json(&b, rep->clients);
+	else if (want == CC__REPLY__BODY_MODELS)
+		models_json(&b, rep->models);
 	else
 		kernels_json(&b, rep->kernels);
 	if (b.err) {

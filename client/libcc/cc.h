@@ -120,10 +120,39 @@ CC_EXPORT int cc_ping(cc_client *c);
 
 /*
  * Admin queries for ccctl: the daemon's reply to a status / clients /
- * kernels request as a JSON document (malloc'd, caller frees), keys in
- * snake_case as in cc.proto. what: "status", "clients" or "kernels".
+ * kernels / models request as a JSON document (malloc'd, caller frees), keys
+ * in snake_case as in cc.proto. what: "status", "clients", "kernels" or
+ * "models".
  */
 CC_EXPORT int cc_admin_json(cc_client *c, const char *what, char **ret_json);
+/*
+ * Models (load and unload: only for the daemon's own user or root).
+ * cc_model_load asks ccd to load the GGUF file path (made absolute here) as
+ * name; mode "uring" (NULL: default) or "mmap"; placement "interleave"
+ * (NULL: default), "node=N" or "local". It returns when the load is done;
+ * meanwhile progress(arg, loaded, total) is called about every 100 ms
+ * (total is 0 until the header is parsed). On success *ret_json (if not
+ * NULL) is the model as `models` lists it. cc_model_unload waits for the
+ * jobs that use the model (force: cancels them first). cc_model_show gives
+ * {"model":{...},"gguf":{metadata, tensor types, tensors}} as JSON.
+ * cc_admin_json(c, "models", ...) lists every model.
+ */
+typedef void (*cc_progress_fn)(void *arg, uint64_t done, uint64_t total);
+CC_EXPORT int cc_model_load(cc_client *c, const char *name, const char *path, const char *mode, const char *placement,
+                            cc_progress_fn progress, void *arg, char **ret_json);
+CC_EXPORT int cc_model_unload(cc_client *c, const char *name, int force);
+CC_EXPORT int cc_model_show(cc_client *c, const char *name, char **ret_json);
+/*
+ * y = W x with W the 2-D tensor named tensor of the loaded model (rows x
+ * cols, any quantized type libcck has a dot product for): x has cols f32
+ * elements, y rows. The weights stay in ccd, shared; x is quantized as
+ * libcck's cck_qmatvec does. The job holds the model: an unload waits for
+ * it (a forced unload cancels it: -ECANCELED).
+ */
+CC_EXPORT int cc_model_matvec(cc_client *c, const char *model, const char *tensor, const cc_tensor *x, cc_tensor *y);
+CC_EXPORT int cc_submit_model_matvec(cc_client *c, const char *model, const char *tensor, const cc_tensor *x,
+                                     cc_tensor *y, uint64_t *ret_job);
+
 /* Ask the daemon to shut down cleanly. */
 CC_EXPORT int cc_shutdown(cc_client *c);
 

@@ -18,6 +18,7 @@ struct op_args {
 	const float *params;
 	size_t nparams;
 	uint64_t m, k, n;
+	const char *model, *tensor; /* model_matvec */
 };
 
 static int ours(const cc_client *c, const cc_tensor *t)
@@ -77,6 +78,8 @@ static int op_send(cc_client *c, const struct op_args *a, uint64_t *ret_id)
 	op.m = a->m;
 	op.k = a->k;
 	op.n = a->n;
+	op.model = (char *)(a->model ? a->model : "");
+	op.tensor = (char *)(a->tensor ? a->tensor : "");
 	req.body_case = CC__REQUEST__BODY_OP;
 	req.op = &op;
 	return cc__send(c, &req, ret_id);
@@ -232,6 +235,41 @@ int cc_matmul(cc_client *c, const cc_tensor *A, const cc_tensor *B, cc_tensor *C
 	int r = matmul_args(c, A, B, C, m, k, n, &a);
 
 	return r < 0 ? r : op_call(c, &a, NULL);
+}
+
+static int model_matvec_args(cc_client *c, const char *model, const char *tensor, const cc_tensor *x, cc_tensor *y,
+                             struct op_args *a)
+{
+	if (!c || !model || !tensor || !ours(c, x) || !ours(c, y))
+		return -EINVAL;
+	memset(a, 0, sizeof(*a));
+	a->op = "model_matvec";
+	a->in[0] = x;
+	a->nin = 1;
+	a->out = y;
+	a->model = model;
+	a->tensor = tensor;
+	return 0;
+}
+
+int cc_model_matvec(cc_client *c, const char *model, const char *tensor, const cc_tensor *x, cc_tensor *y)
+{
+	struct op_args a;
+	int r = model_matvec_args(c, model, tensor, x, y, &a);
+
+	return r < 0 ? r : op_call(c, &a, NULL);
+}
+
+int cc_submit_model_matvec(cc_client *c, const char *model, const char *tensor, const cc_tensor *x, cc_tensor *y,
+                           uint64_t *ret_job)
+{
+	struct op_args a;
+	int r;
+
+	if (!ret_job)
+		return -EINVAL;
+	r = model_matvec_args(c, model, tensor, x, y, &a);
+	return r < 0 ? r : op_submit(c, &a, ret_job);
 }
 
 int cc_submit_unary(cc_client *c, const char *op, const cc_tensor *x, cc_tensor *y, const float *params, size_t nparams,

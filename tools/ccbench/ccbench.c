@@ -47,17 +47,25 @@ static const char usage_text[] =
     "  kernels   time libcck ops (and a plain memory read as the speed limit)\n"
     "  matmul    time cck_matmul_f32 against OpenBLAS cblas_sgemm, same matrices\n"
     "  ipc       ZeroMQ ipc ping-pong, and small and large ops through ccd\n"
+    "  load      the model loader (pread, io_uring, mmap) on a file: ccbench load --help\n"
     "  help      show this text (also: ccbench --help, ccbench <command> --help)\n"
     "\n"
     "ccbench kernels [--ops a,b,...] [--sizes N,...] [--tier T] [--threads N]\n"
     "                [--reps-ms MS] [--compare-tiers] [--no-read-bw]\n"
     "  --ops LIST       comma-separated op names as cck_op_lookup() accepts them\n"
-    "                   (aliases too). Default: every op except matmul.\n"
+    "                   (aliases too), and the quantized ops qmatvec_<type> and\n"
+    "                   qmatmul_<type>x<batch> (<type> a cck_type_lookup() name\n"
+    "                   with a dot product: q4_0, q8_0, q4_k, f16, ...).\n"
+    "                   Default: every op except matmul and the quantized ones.\n"
     "  --sizes LIST     comma-separated element counts; a k/K or m/M suffix means\n"
     "                   x1000 or x1000000. Default: 1K,100K,1M,10M, or 1024 when\n"
     "                   --ops names only matmul. matvec runs on a rows x cols\n"
     "                   matrix with rows = cols = round(sqrt(n)); matmul takes n\n"
     "                   as the cube side (m = k = n; sides above 8192 are skipped).\n"
+    "                   RxC (e.g. 4096x4096) is a size of n = R*C elements that\n"
+    "                   the quantized ops take as R rows of C columns; for a\n"
+    "                   plain n they use rows = cols = round(sqrt(n)) rounded to\n"
+    "                   a multiple of 256 (at least 256).\n"
     "  --tier T         cap the SIMD tier (scalar, sse2, avx2, avx512) with\n"
     "                   cck_force_tier(); exit 2 if the host lacks it.\n"
     "  --threads N      cck_set_threads(N) (0: every online CPU). Default 1.\n"
@@ -87,6 +95,26 @@ static const char usage_text[] =
     "  log10, and in (-5, 5) for everything else (div's divisor: +-(0.5, 2));\n"
     "  buffers are 64-byte aligned, written before timing, and the output\n"
     "  buffer is distinct from the inputs.\n"
+    "  Quantized ops (cck_qmatvec / cck_qmatmul of an R x C weight matrix):\n"
+    "    {\"op\":\"read_bw\",\"n\":2359296,..,\"gbps\":..,\"resident\":\"dram\",\"copies\":14}\n"
+    "    {\"op\":\"qmatvec_q4_0\",\"n\":16777216,\"rows\":4096,\"cols\":4096,\"batch\":1,\n"
+    "     \"tier\":\"avx512\",\"threads\":1,\"ns\":..,\"gbps\":..,\"weight_bytes\":9437184,\n"
+    "     \"resident\":\"dram\",\"copies\":14,\"vs_read_bw\":..}\n"
+    "    The weights stream from DRAM, as a model's do: there are `copies`\n"
+    "    distinct copies of the matrix, together at least 4 times the last-level\n"
+    "    cache (its size from /sys, else sysconf, else 32 MB), and each call uses\n"
+    "    the next one, so no copy is still cached when it comes round again.\n"
+    "    gbps = weight_bytes / ns (the weights are the traffic that matters; x, y\n"
+    "    and the quantized activations are left out), vs_read_bw = gbps / the\n"
+    "    gbps of the read_bw line printed just before it, measured in the same\n"
+    "    run with the same method over a float buffer of the same total size,\n"
+    "    each call reading the next weight_bytes of it in the same rotation\n"
+    "    (n = weight_bytes / 4).\n"
+    "    Weights: 64 rows quantized from random floats in (-1, 1) with\n"
+    "    cck_quantize, copied to every row; x is random in (-5, 5). tier is\n"
+    "    cck_tier(): libcck runs each quantized kernel on the highest tier up to\n"
+    "    that one which has it. --no-read-bw leaves out the read_bw lines and\n"
+    "    vs_read_bw.\n"
     "  A kernel that fails prints {\"op\":..,\"n\":..,\"tier\":..,\"threads\":..,\n"
     "  \"error\":\"...\"} instead, and ccbench exits 1 at the end.\n"
     "\n"
@@ -492,8 +520,9 @@ struct rd_slot {
 
 struct rd_pool {
 	read_fn fn;
-	const float *buf;
-	size_t n;
+	const float *buf; /* what this call reads: base + (next % copies) * stride */
+	const float *base;
+	size_t n, copies, stride, next;
 	int nt;
 	atomic_uint gen;
 	atomic_uint done;
@@ -559,6 +588,7 @@ static int rd_call(void *ctx)
 	float r;
 	int i, spins = 0;
 
+	p->buf = p->base + p->next++ % p->copies * p->stride; /* published to the workers by the gen release */
 	if (p->nt == 1) {
 		p->sink = p->fn(p->buf, p->n);
 		return 0;
@@ -580,7 +610,9 @@ static int rd_call(void *ctx)
 	return 0;
 }
 
-static int measure_read(read_fn fn, const float *buf, size_t n, int nt, double budget_ns, double *ns)
+/* Times reads of n floats; buf holds copies runs of n at a stride, and each call reads the next one. */
+static int measure_read(read_fn fn, const float *buf, size_t n, size_t copies, size_t stride, int nt, double budget_ns,
+                        double *ns)
 {
 	struct rd_pool *p;
 	struct rd_arg *args;
@@ -599,8 +631,10 @@ static int measure_read(read_fn fn, const float *buf, size_t n, int nt, double b
 		exit(1);
 	}
 	p->fn = fn;
-	p->buf = buf;
+	p->buf = p->base = buf;
 	p->n = n;
+	p->copies = copies;
+	p->stride = stride;
 	p->nt = nt;
 	atomic_init(&p->gen, 0);
 	atomic_init(&p->done, 0);
@@ -627,19 +661,24 @@ static int measure_read(read_fn fn, const float *buf, size_t n, int nt, double b
 	return err;
 }
 
-static void print_result(const char *op, size_t n, const char *tier, int threads, double ns, double bytes);
+static void print_result_x(const char *op, size_t n, const char *tier, int threads, double ns, double bytes,
+                           const char *extra);
 
 /*
  * read_bw: every read loop the CPU has, back to back, and the fastest wins
  * (on some CPUs narrower loads stream from DRAM faster than the widest).
+ * A call reads n floats; with copies > 1, buf holds that many runs of n floats
+ * stride apart and successive calls read them in turn. extra (if not NULL) is
+ * appended to the JSON line (",\"key\":value...").
  */
-static int read_bw(const struct read_variant *v, int nv, const float *buf, size_t n, int threads, double budget_ns)
+static int read_bw(const struct read_variant *v, int nv, const float *buf, size_t n, size_t copies, size_t stride,
+                   int threads, double budget_ns, double *best_ns, const char *extra)
 {
 	double best = 0, ns;
 	int i, besti = 0, err;
 
 	for (i = 0; i < nv; i++) {
-		err = measure_read(v[i].fn, buf, n, threads, budget_ns, &ns);
+		err = measure_read(v[i].fn, buf, n, copies, stride, threads, budget_ns, &ns);
 		if (err)
 			return err;
 		if (i == 0 || ns < best) {
@@ -647,7 +686,9 @@ static int read_bw(const struct read_variant *v, int nv, const float *buf, size_
 			besti = i;
 		}
 	}
-	print_result("read_bw", n, v[besti].tier, threads, best, 4.0 * (double)n);
+	print_result_x("read_bw", n, v[besti].tier, threads, best, 4.0 * (double)n, extra);
+	if (best_ns)
+		*best_ns = best;
 	return 0;
 }
 
@@ -669,14 +710,21 @@ static void print_json_string(const char *s)
 	putchar('"');
 }
 
-static void print_result(const char *op, size_t n, const char *tier, int threads, double ns, double bytes)
+static void print_result_x(const char *op, size_t n, const char *tier, int threads, double ns, double bytes,
+                           const char *extra)
 {
 	printf("{\"op\":");
 	print_json_string(op);
 	printf(",\"n\":%zu,\"tier\":", n);
 	print_json_string(tier);
-	printf(",\"threads\":%d,\"ns\":%.1f,\"gbps\":%.2f}\n", threads, ns, ns > 0 ? bytes / ns : 0.0);
+	printf(",\"threads\":%d,\"ns\":%.1f,\"gbps\":%.2f%s}\n", threads, ns, ns > 0 ? bytes / ns : 0.0,
+	       extra ? extra : "");
 	fflush(stdout);
+}
+
+static void print_result(const char *op, size_t n, const char *tier, int threads, double ns, double bytes)
+{
+	print_result_x(op, n, tier, threads, ns, bytes, NULL);
 }
 
 static void print_error(const char *op, size_t n, const char *tier, int threads, const char *what, int err)
@@ -721,7 +769,22 @@ static int parse_count(const char *s, size_t *out)
 	return 0;
 }
 
-static int parse_sizes(const char *arg, size_t *sizes)
+/* A size: a count n, or RxC (n = R*C; shape[] gets R and C, else 0 and 0). */
+static int parse_size(char *tok, size_t *n, size_t shape[2])
+{
+	char *x = strchr(tok, 'x');
+
+	shape[0] = shape[1] = 0;
+	if (!x)
+		return parse_count(tok, n);
+	*x = '\0';
+	if (parse_count(tok, &shape[0]) || parse_count(x + 1, &shape[1]) || shape[0] > SIZE_MAX / 16 / shape[1])
+		return -1;
+	*n = shape[0] * shape[1];
+	return 0;
+}
+
+static int parse_sizes(const char *arg, size_t *sizes, size_t (*shapes)[2])
 {
 	char *copy = strdup(arg), *save = NULL, *tok;
 	int count = 0;
@@ -731,7 +794,7 @@ static int parse_sizes(const char *arg, size_t *sizes)
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (count == MAX_SIZES)
 			usage_error("too many sizes (at most %d)", MAX_SIZES);
-		if (parse_count(tok, &sizes[count]))
+		if (parse_size(tok, &sizes[count], shapes[count]))
 			usage_error("bad size '%s'", tok);
 		count++;
 	}
@@ -741,14 +804,58 @@ static int parse_sizes(const char *arg, size_t *sizes)
 	return count;
 }
 
-static int parse_ops(const char *arg, int *ops)
+/* A quantized op: cck_qmatvec (batch 0) or cck_qmatmul on batch rows of x. */
+struct qop {
+	int type;
+	size_t batch;
+};
+#define MAX_QOPS 64
+
+/* qmatvec_<type> or qmatmul_<type>x<batch> into *q: 1, or 0 if tok is neither. */
+static int parse_qop(const char *tok, struct qop *q)
+{
+	char name[32], *x;
+	int type;
+
+	if (!strncmp(tok, "qmatvec_", 8)) {
+		snprintf(name, sizeof(name), "%s", tok + 8);
+		q->batch = 0;
+	} else if (!strncmp(tok, "qmatmul_", 8)) {
+		snprintf(name, sizeof(name), "%s", tok + 8);
+		x = strrchr(name, 'x');
+		if (!x || parse_count(x + 1, &q->batch) || q->batch > 4096)
+			usage_error("bad op '%s' (qmatmul_<type>x<batch>, batch 1..4096)", tok);
+		*x = '\0';
+	} else {
+		return 0;
+	}
+	type = cck_type_lookup(name);
+	if (type < 0 || !cck_type_has_dot(type))
+		usage_error("unknown op '%s' (no quantized type '%s' with a dot product)", tok, name);
+	q->type = type;
+	return 1;
+}
+
+static int parse_ops(const char *arg, int *ops, struct qop *qops, int *nqops)
 {
 	char *copy = strdup(arg), *save = NULL, *tok;
 	int count = 0, op, i, dup;
 
 	if (!copy)
 		exit(1);
+	*nqops = 0;
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct qop q;
+
+		if (parse_qop(tok, &q)) {
+			for (dup = 0, i = 0; i < *nqops; i++)
+				dup |= qops[i].type == q.type && qops[i].batch == q.batch;
+			if (!dup && *nqops == MAX_QOPS)
+				usage_error("too many quantized ops (at most %d)", MAX_QOPS);
+			if (!dup)
+				qops[(*nqops)++] = q;
+			continue;
+		}
 		op = cck_op_lookup(tok);
 		if (op < 0 || op >= CCK_OP_COUNT)
 			usage_error("unknown op '%s'", tok);
@@ -758,7 +865,7 @@ static int parse_ops(const char *arg, int *ops)
 			ops[count++] = op;
 	}
 	free(copy);
-	if (!count)
+	if (!count && !*nqops)
 		usage_error("empty --ops");
 	return count;
 }
@@ -1011,6 +1118,208 @@ static int bench_op(int op, struct size_bufs *s, int threads, double budget_ns)
 	return 0;
 }
 
+/* ---- quantized ops (cck_qmatvec / cck_qmatmul) ------------------------------- */
+
+/* Each call multiplies by the next of copies weight matrices, stride bytes apart from W. */
+struct qop_ctx {
+	int type;
+	const unsigned char *W;
+	const float *x;
+	float *y;
+	size_t rows, cols, batch;
+	size_t copies, stride, next;
+};
+
+static const void *qop_next_w(struct qop_ctx *c)
+{
+	return c->W + c->next++ % c->copies * c->stride;
+}
+
+static int call_qmatvec(void *p)
+{
+	struct qop_ctx *c = p;
+
+	return cck_qmatvec(c->type, qop_next_w(c), 0, c->x, c->y, c->rows, c->cols);
+}
+
+static int call_qmatmul(void *p)
+{
+	struct qop_ctx *c = p;
+
+	return cck_qmatmul(c->type, qop_next_w(c), 0, c->x, c->y, c->rows, c->cols, c->batch);
+}
+
+/* The matrix shape of a quantized op at a size: RxC as given, else a square with a side multiple of 256. */
+static void qop_shape(size_t n, const size_t shape[2], size_t *rows, size_t *cols)
+{
+	size_t side;
+
+	if (shape[0]) {
+		*rows = shape[0];
+		*cols = shape[1];
+		return;
+	}
+	side = isqrt_round(n) / 256 * 256;
+	*rows = *cols = side ? side : 256;
+}
+
+#define DEF_LLC_BYTES ((size_t)32 << 20)
+
+/*
+ * Bytes of the last-level cache: the largest unified cache of cpu0 in /sys,
+ * else sysconf(_SC_LEVEL3_CACHE_SIZE), else 32 MB. /sys comes first because
+ * sysconf can be far off in a VM (one here says 320 MB for a 32 MB L3).
+ */
+static size_t llc_bytes(void)
+{
+	size_t best = 0;
+	long sc;
+
+	for (int i = 0; i < 8; i++) {
+		char path[96], buf[64], *end;
+		unsigned long long v;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+		f = fopen(path, "r");
+		if (!f)
+			break;
+		if (fgets(buf, sizeof(buf), f)) {
+			errno = 0;
+			v = strtoull(buf, &end, 10);
+			if (!errno && end != buf) {
+				if (*end == 'K')
+					v <<= 10;
+				else if (*end == 'M')
+					v <<= 20;
+				else if (*end == 'G')
+					v <<= 30;
+				if (v > best && v <= SIZE_MAX)
+					best = (size_t)v;
+			}
+		}
+		fclose(f);
+	}
+	if (best >= ((size_t)1 << 20))
+		return best;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+	sc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+	if (sc > 0)
+		return (size_t)sc;
+#else
+	(void)sc;
+#endif
+	return DEF_LLC_BYTES;
+}
+
+/*
+ * Time one quantized op at one shape: a read_bw line (unless no_read), then
+ * the op's line. 0 or -errno.
+ *
+ * The weights are streamed from DRAM, as a model's are: a real model is
+ * 100 MB and more, far past any L3, so a matrix that fits the L3 (a 4096 x
+ * 4096 q4_0 one is 9.4 MB) would time a cache-resident case that inference
+ * never sees, against a cache-speed read_bw. So there are `copies` distinct
+ * copies of the matrix, together at least 4 times the LLC, and each call uses
+ * the next one: by the time a copy comes round again it has been evicted.
+ * read_bw reads a float buffer of the same total size in the same rotation
+ * (each call the next copy's bytes), so vs_read_bw compares like with like.
+ */
+static int bench_qop(const struct qop *q, size_t n, const size_t shape[2], int threads, double budget_ns, int no_read,
+                     const struct read_variant *rv, int nrv)
+{
+	enum { SRC_ROWS = 64 };
+	const char *tname = cck_type_name(q->type), *tier = cck_tier();
+	size_t rows, cols, row_bytes, wbytes, wstride, copies, nx, r, src_rows, llc;
+	char name[64], extra[64];
+	struct qop_ctx c;
+	double ns = 0, read_ns = 0, gbps;
+	unsigned char *W = NULL, *src_q;
+	float *src, *x, *y, *rb;
+	int err;
+
+	qop_shape(n, shape, &rows, &cols);
+	if (q->batch)
+		snprintf(name, sizeof(name), "qmatmul_%sx%zu", tname, q->batch);
+	else
+		snprintf(name, sizeof(name), "qmatvec_%s", tname);
+	err = cck_type_row_bytes(q->type, cols, &row_bytes);
+	if (err || rows > SIZE_MAX / 16 / row_bytes) {
+		print_error(name, rows * cols, tier, threads, "bad shape (cols must be a multiple of the block size)",
+		            err ? err : EOVERFLOW);
+		return err ? err : -EOVERFLOW;
+	}
+	wbytes = rows * row_bytes;
+	wstride = (wbytes + 63) & ~(size_t)63; /* every copy 64-byte aligned */
+	llc = llc_bytes();
+	copies = llc > SIZE_MAX / 8 ? 1 : (4 * llc + wbytes - 1) / wbytes;
+	if (copies < 1)
+		copies = 1;
+	if (copies > SIZE_MAX / 8 / wstride) {
+		print_error(name, rows * cols, tier, threads, "weight copies too large", EOVERFLOW);
+		return -EOVERFLOW;
+	}
+	snprintf(extra, sizeof(extra), ",\"resident\":\"dram\",\"copies\":%zu", copies);
+	src_rows = rows < SRC_ROWS ? rows : SRC_ROWS;
+	/* A few distinct quantized rows, copied over the whole matrix: every weight byte is still read. */
+	src = xalloc(src_rows * cols);
+	fill_uniform(src, src_rows * cols, -1.0f, 1.0f, 0);
+	src_q = xalloc((src_rows * row_bytes + 3) / 4);
+	for (r = 0; r < src_rows && !err; r++)
+		err = cck_quantize(q->type, src + r * cols, src_q + r * row_bytes, cols);
+	free(src);
+	if (err) {
+		print_error(name, rows * cols, tier, threads, "cck_quantize failed", err);
+		free(src_q);
+		return err;
+	}
+	W = xalloc(copies * wstride / 4);
+	for (r = 0; r < rows; r++)
+		memcpy(W + r * row_bytes, src_q + (r % src_rows) * row_bytes, row_bytes);
+	free(src_q);
+	for (r = 1; r < copies; r++)
+		memcpy(W + r * wstride, W, wbytes);
+	nx = cols * (q->batch ? q->batch : 1);
+	x = xalloc(nx);
+	fill_uniform(x, nx, -5.0f, 5.0f, 0);
+	y = xalloc(rows * (q->batch ? q->batch : 1));
+
+	if (!no_read) {
+		size_t nf = (wbytes + 3) / 4;
+
+		rb = xalloc(copies * wstride / 4);
+		fill_uniform(rb, copies * wstride / 4, -5.0f, 5.0f, 0);
+		err = read_bw(rv, nrv, rb, nf, copies, wstride / 4, threads, budget_ns, &read_ns, extra);
+		free(rb);
+		if (err) {
+			print_error("read_bw", nf, rv[0].tier, threads, "read failed", err);
+			read_ns = 0;
+		}
+	}
+
+	c = (struct qop_ctx){q->type, W, x, y, rows, cols, q->batch, copies, wstride, 0};
+	err = measure(q->batch ? call_qmatmul : call_qmatvec, &c, budget_ns, &ns);
+	free(W);
+	free(x);
+	free(y);
+	if (err) {
+		print_error(name, rows * cols, tier, threads, "kernel failed", err);
+		return err;
+	}
+	gbps = ns > 0 ? (double)wbytes / ns : 0.0;
+	printf("{\"op\":");
+	print_json_string(name);
+	printf(",\"n\":%zu,\"rows\":%zu,\"cols\":%zu,\"batch\":%zu,\"tier\":", rows * cols, rows, cols,
+	       q->batch ? q->batch : 1);
+	print_json_string(tier);
+	printf(",\"threads\":%d,\"ns\":%.1f,\"gbps\":%.2f,\"weight_bytes\":%zu%s", threads, ns, gbps, wbytes, extra);
+	if (read_ns > 0)
+		printf(",\"vs_read_bw\":%.3f", gbps / ((double)wbytes / read_ns));
+	printf("}\n");
+	fflush(stdout);
+	return 0;
+}
+
 static int cmd_kernels(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -1026,8 +1335,9 @@ static int cmd_kernels(int argc, char **argv)
 	};
 	static const size_t default_sizes[] = {1000, 100000, 1000000, 10000000};
 	int ops[CCK_OP_COUNT];
-	size_t sizes[MAX_SIZES];
-	int nops = 0, nsizes = 0, threads = 1, reps_ms = DEF_REPS_MS, compare = 0;
+	size_t sizes[MAX_SIZES], shapes[MAX_SIZES][2];
+	struct qop qops[MAX_QOPS];
+	int nops = 0, nqops = 0, ops_given = 0, nsizes = 0, threads = 1, reps_ms = DEF_REPS_MS, compare = 0;
 	const char *tier = NULL, *cap_name;
 	int tiers[CCK_TIER_COUNT], ntiers = 0;
 	int only_matmul = 1, no_read = 0, failed = 0;
@@ -1040,10 +1350,11 @@ static int cmd_kernels(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'o':
-			nops = parse_ops(optarg, ops);
+			nops = parse_ops(optarg, ops, qops, &nqops);
+			ops_given = 1;
 			break;
 		case 's':
-			nsizes = parse_sizes(optarg, sizes);
+			nsizes = parse_sizes(optarg, sizes, shapes);
 			break;
 		case 't':
 			tier = optarg;
@@ -1070,7 +1381,7 @@ static int cmd_kernels(int argc, char **argv)
 	if (optind != argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
 
-	if (!nops) {
+	if (!ops_given) {
 		for (i = 0; i < CCK_OP_COUNT; i++)
 			if (i != CCK_OP_MATMUL)
 				ops[nops++] = i;
@@ -1079,7 +1390,11 @@ static int cmd_kernels(int argc, char **argv)
 		only_matmul &= ops[i] == CCK_OP_MATMUL;
 	}
 	if (!nsizes) {
-		if (only_matmul) {
+		memset(shapes, 0, sizeof(shapes));
+		if (nqops && !nops) {
+			shapes[0][0] = shapes[0][1] = 4096;
+			sizes[nsizes++] = 4096 * 4096;
+		} else if (only_matmul) {
 			sizes[nsizes++] = 1024;
 		} else {
 			for (i = 0; i < (int)(sizeof(default_sizes) / sizeof(default_sizes[0])); i++)
@@ -1112,8 +1427,23 @@ static int cmd_kernels(int argc, char **argv)
 		size_t n = sizes[i];
 		int err;
 
+		for (j = 0; j < nqops; j++) {
+			if (!compare) {
+				failed |=
+				    bench_qop(&qops[j], n, shapes[i], threads, reps_ms * 1e6, no_read, rv, nrv) != 0;
+				continue;
+			}
+			for (t = 0; t < ntiers; t++) {
+				force_tier_or_die(cck_tier_name(tiers[t]));
+				failed |=
+				    bench_qop(&qops[j], n, shapes[i], threads, reps_ms * 1e6, no_read, rv, nrv) != 0;
+			}
+			force_tier_or_die(cap_name);
+		}
+		if (!nops)
+			continue;
 		bufs_alloc(&s, n);
-		err = no_read ? 0 : read_bw(rv, nrv, s.sym, n, threads, reps_ms * 1e6);
+		err = no_read ? 0 : read_bw(rv, nrv, s.sym, n, 1, 0, threads, reps_ms * 1e6, NULL, NULL);
 		if (err)
 			print_error("read_bw", n, rv[0].tier, threads, "read failed", err);
 		for (j = 0; j < nops; j++) {
@@ -1208,9 +1538,15 @@ static int cmd_matmul(int argc, char **argv)
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 's':
-			nsizes = parse_sizes(optarg, sizes);
+		case 's': {
+			size_t shapes[MAX_SIZES][2];
+
+			nsizes = parse_sizes(optarg, sizes, shapes);
+			for (i = 0; i < nsizes; i++)
+				if (shapes[i][0])
+					usage_error("matmul takes cube sides, not RxC sizes");
 			break;
+		}
 		case 'j':
 			threads = parse_int("--threads", optarg, 0, 4096);
 			break;
@@ -1796,6 +2132,8 @@ out:
 	return failed;
 }
 
+int cmd_load(int argc, char **argv); /* bench_load.c */
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -1814,5 +2152,7 @@ int main(int argc, char **argv)
 		return cmd_matmul(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ipc"))
 		return cmd_ipc(argc - 1, argv + 1);
+	if (!strcmp(cmd, "load"))
+		return cmd_load(argc - 1, argv + 1);
 	usage_error("unknown command '%s'", cmd);
 }

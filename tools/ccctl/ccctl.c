@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* ccctl.c: the admin tool of ccd (status, clients, kernels, bench, shutdown), a client of libcc only. */
+/* ccctl.c: the admin tool of ccd (status, clients, kernels, models, bench, shutdown), a client of libcc only. */
 #include "config.h"
 
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cc.h"
 
@@ -38,12 +39,18 @@ __attribute__((format(printf, 1, 2))) static void die_msg(const char *fmt, ...)
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: ccctl [--endpoint URL] [--json] [--count N] COMMAND\n"
+	        "usage: ccctl [--endpoint URL] [--json] [--count N] COMMAND [ARG]...\n"
 	        "\n"
 	        "commands:\n"
 	        "  status     daemon version, pid, uptime, kernel tier, NUMA nodes, workers, clients, regions, jobs\n"
 	        "  clients    connected clients: id, pid, uid, name, regions, bytes, jobs\n"
 	        "  kernels    kernel tier in use, tiers the host supports, ops by kind\n"
+	        "  models     loaded models: name, state, arch, parameters, bytes, mode, NUMA placement, users\n"
+	        "  load NAME PATH [--mode uring|mmap] [--numa interleave|node=N|local]\n"
+	        "             load a GGUF model into ccd, shared by every client (progress bar on a terminal)\n"
+	        "  unload NAME [--force]\n"
+	        "             unload a model once the jobs using it are done (--force: cancel them)\n"
+	        "  show NAME  a model's metadata (large arrays as counts), tensor types, tokenizer, context, tensors\n"
 	        "  bench      round-trip latency and throughput through the daemon\n"
 	        "  shutdown   stop the daemon cleanly\n"
 	        "  help       this text\n"
@@ -52,6 +59,9 @@ static void usage(FILE *f)
 	        "  -e, --endpoint URL  ccd's endpoint (default: $CC_ENDPOINT, else the per-user socket)\n"
 	        "  -j, --json          print one JSON document on stdout, for scripts\n"
 	        "  -n, --count N       bench: round trips per measurement (default %d)\n"
+	        "  -m, --mode MODE     load: uring (default) or mmap\n"
+	        "      --numa WHERE    load: interleave (default), node=N or local\n"
+	        "  -f, --force         unload: cancel the jobs using the model\n"
 	        "  -h, --help          this text\n"
 	        "  -V, --version       print the version\n",
 	        BENCH_COUNT_DEFAULT);
@@ -437,6 +447,9 @@ static void print_status(const struct jv *st)
 	printf("regions:      %s (%s)\n", jtext(jget(st, "regions")), bytes);
 	printf("jobs done:    %s\n", jtext(jget(st, "jobs_done")));
 	printf("jobs failed:  %s\n", jtext(jget(st, "jobs_failed")));
+	human_bytes(jnum(jget(st, "model_bytes")), bytes, sizeof(bytes));
+	printf("models:       %s (%s of weights, each loaded once for every client)\n", jtext(jget(st, "models")),
+	       bytes);
 }
 
 #define CLIENT_COLS 9
@@ -536,6 +549,9 @@ struct opts {
 	const char *endpoint;
 	int json;
 	int count;
+	const char *mode;
+	const char *numa;
+	int force;
 };
 
 /* Report a failed request: the daemon's own words when it gave some, else libcc's. */
@@ -549,6 +565,8 @@ static int fail(cc_client *c, const char *what, int r)
 		die_msg("%s: %s", what, cc_strerror(r));
 	return EXIT_FAILURE;
 }
+
+static int print_models(const struct jv *doc);
 
 static int cmd_admin(cc_client *c, const struct opts *o, const char *what)
 {
@@ -572,10 +590,288 @@ static int cmd_admin(cc_client *c, const struct opts *o, const char *what)
 		print_status(&doc);
 	else if (strcmp(what, "clients") == 0)
 		r = print_clients(&doc);
+	else if (strcmp(what, "models") == 0)
+		r = print_models(&doc);
 	else
 		print_kernels(&doc);
 	jv_clear(&doc);
 	return r < 0 ? fail(NULL, what, r) : EXIT_SUCCESS;
+}
+
+/* ---- models ----------------------------------------------------------------------------- */
+
+static void human_count(double n, char *buf, size_t size)
+{
+	if (n >= 1e9)
+		snprintf(buf, size, "%.2fB", n / 1e9);
+	else if (n >= 1e6)
+		snprintf(buf, size, "%.1fM", n / 1e6);
+	else if (n >= 1e3)
+		snprintf(buf, size, "%.1fK", n / 1e3);
+	else
+		snprintf(buf, size, "%.0f", n);
+}
+
+#define MODEL_COLS 9
+
+static int print_models(const struct jv *doc)
+{
+	static const char *const head[MODEL_COLS] = {"NAME", "STATE", "ARCH",  "PARAMS", "BYTES",
+	                                             "MODE", "NUMA",  "USERS", "PATH"};
+	static const char *const key[MODEL_COLS] = {"name", "state",     "arch",  "params", "bytes",
+	                                            "mode", "placement", "users", "path"};
+	const struct jv *list = jget(doc, "models");
+	size_t rows = list->t == J_ARR ? list->n : 0, i, col, width[MODEL_COLS];
+	char(*cell)[MODEL_COLS][128];
+
+	if (rows == 0) {
+		printf("no models loaded (load one with `ccctl load NAME PATH`)\n");
+		return 0;
+	}
+	cell = calloc(rows, sizeof(*cell));
+	if (!cell)
+		return -ENOMEM;
+	for (col = 0; col < MODEL_COLS; col++)
+		width[col] = strlen(head[col]);
+	for (i = 0; i < rows; i++) {
+		const struct jv *m = &list->items[i];
+
+		for (col = 0; col < MODEL_COLS; col++) {
+			const struct jv *v = jget(m, key[col]);
+
+			if (col == 3)
+				human_count(jnum(v), cell[i][col], sizeof(cell[i][col]));
+			else if (col == 4)
+				human_bytes(jnum(v), cell[i][col], sizeof(cell[i][col]));
+			else
+				sanitize(v->t == J_STR && !v->s[0] ? "-" : jtext(v), cell[i][col],
+				         sizeof(cell[i][col]));
+			if (col == 1 && strcmp(jtext(v), "loading") == 0 && jnum(jget(m, "bytes")) > 0)
+				snprintf(cell[i][col], sizeof(cell[i][col]), "loading %.0f%%",
+				         100.0 * jnum(jget(m, "loaded_bytes")) / jnum(jget(m, "bytes")));
+			if (strlen(cell[i][col]) > width[col])
+				width[col] = strlen(cell[i][col]);
+		}
+	}
+	for (col = 0; col < MODEL_COLS; col++)
+		printf(col == 3 || col == 4 || col == 7 ? "%*s%s" : "%-*s%s",
+		       col + 1 < MODEL_COLS ? (int)width[col] : 0, head[col], col + 1 < MODEL_COLS ? "  " : "\n");
+	for (i = 0; i < rows; i++) {
+		const struct jv *m = &list->items[i];
+
+		for (col = 0; col < MODEL_COLS; col++)
+			printf(col == 3 || col == 4 || col == 7 ? "%*s%s" : "%-*s%s",
+			       col + 1 < MODEL_COLS ? (int)width[col] : 0, cell[i][col],
+			       col + 1 < MODEL_COLS ? "  " : "\n");
+		if (jget(m, "error")->t == J_STR && jget(m, "error")->s[0]) {
+			char why[512];
+
+			sanitize(jtext(jget(m, "error")), why, sizeof(why));
+			printf("  error: %s\n", why);
+		}
+		if (jget(m, "note")->t == J_STR && jget(m, "note")->s[0]) {
+			char why[512];
+
+			sanitize(jtext(jget(m, "note")), why, sizeof(why));
+			printf("  note: %s\n", why);
+		}
+	}
+	free(cell);
+	return 0;
+}
+
+/* The progress bar of `ccctl load` on a terminal (stderr). */
+struct bar {
+	const char *name;
+	double t0;
+	int shown;
+};
+
+static void load_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct bar *b = arg;
+	char d[32], t[32];
+	double secs = (now_us() - b->t0) / 1e6, frac = total ? (double)done / (double)total : 0;
+	int i, w = 30, fill = (int)(frac * w + 0.5);
+
+	human_bytes((double)done, d, sizeof(d));
+	human_bytes((double)total, t, sizeof(t));
+	fprintf(stderr, "\rloading %s [", b->name);
+	for (i = 0; i < w; i++)
+		fputc(i < fill ? '#' : '.', stderr);
+	fprintf(stderr, "] %3.0f%%  %s / %s  %.2f GB/s ", frac * 100, d, total ? t : "?",
+	        secs > 0 ? (double)done / secs / 1e9 : 0.0);
+	fflush(stderr);
+	b->shown = 1;
+}
+
+static int cmd_load(cc_client *c, const struct opts *o, const char *name, const char *path)
+{
+	struct bar b = {.name = name, .t0 = now_us()};
+	int tty = isatty(STDERR_FILENO);
+	struct jv doc;
+	char *json = NULL, bytes[32], params[32], what[300];
+	int r;
+
+	snprintf(what, sizeof(what), "load %s", name);
+	r = cc_model_load(c, name, path, o->mode, o->numa, tty ? load_progress : NULL, &b, &json);
+	if (b.shown)
+		fputc('\n', stderr);
+	if (r < 0)
+		return fail(c, what, r);
+	if (o->json) {
+		printf("%s\n", json);
+		free(json);
+		return EXIT_SUCCESS;
+	}
+	r = json_parse(json, &doc);
+	free(json);
+	if (r < 0)
+		return fail(NULL, what, r);
+	human_bytes(jnum(jget(&doc, "bytes")), bytes, sizeof(bytes));
+	human_count(jnum(jget(&doc, "params")), params, sizeof(params));
+	printf("loaded %s: %s, %s parameters, %s tensors, %s in %.3f s (%s GB/s), mode %s, numa %s%s\n", name,
+	       jtext(jget(&doc, "arch")), params, jtext(jget(&doc, "tensors")), bytes, jnum(jget(&doc, "seconds")),
+	       jtext(jget(&doc, "gbps")), jtext(jget(&doc, "mode")), jtext(jget(&doc, "placement")),
+	       jnum(jget(&doc, "huge_pages")) || (jget(&doc, "huge_pages")->t == J_BOOL && jget(&doc, "huge_pages")->b)
+	           ? ", huge pages"
+	           : "");
+	if (jget(&doc, "note")->t == J_STR && jget(&doc, "note")->s[0])
+		printf("note: %s\n", jtext(jget(&doc, "note")));
+	jv_clear(&doc);
+	return EXIT_SUCCESS;
+}
+
+static int cmd_unload(cc_client *c, const struct opts *o, const char *name)
+{
+	char what[300];
+	int r;
+
+	snprintf(what, sizeof(what), "unload %s", name);
+	r = cc_model_unload(c, name, o->force);
+	if (r < 0)
+		return fail(c, what, r);
+	if (o->json)
+		printf("{\"unloaded\":true}\n");
+	else
+		printf("unloaded %s\n", name);
+	return EXIT_SUCCESS;
+}
+
+/* A metadata value for people: scalars as they are, short arrays inline, big ones as a count. */
+static void print_value(const struct jv *v, int depth)
+{
+	char buf[256];
+	size_t i;
+
+	switch (v->t) {
+	case J_NULL:
+		printf("null");
+		break;
+	case J_BOOL:
+		printf("%s", v->b ? "true" : "false");
+		break;
+	case J_NUM:
+		printf("%s", v->s);
+		break;
+	case J_STR:
+		sanitize(v->s, buf, sizeof(buf));
+		printf("%s%s", buf, strlen(v->s) >= sizeof(buf) ? "..." : "");
+		break;
+	case J_ARR:
+		printf("[");
+		for (i = 0; i < v->n && i < 16; i++) {
+			if (i)
+				printf(", ");
+			print_value(&v->items[i], depth + 1);
+		}
+		printf("%s]", v->n > 16 ? ", ..." : "");
+		break;
+	case J_OBJ:
+		if (jget(v, "array")->t == J_STR)
+			printf("[%s %s values]", jtext(jget(v, "count")), jtext(jget(v, "array")));
+		else
+			printf("{...}");
+		break;
+	}
+}
+
+static int cmd_show(cc_client *c, const struct opts *o, const char *name)
+{
+	const struct jv *m, *g, *meta, *types, *tensors, *tok, *toks;
+	struct jv doc;
+	char *json = NULL, what[300], bytes[32], params[32], key[160];
+	size_t i, j;
+	int r;
+
+	snprintf(what, sizeof(what), "show %s", name);
+	r = cc_model_show(c, name, &json);
+	if (r < 0)
+		return fail(c, what, r);
+	if (o->json) {
+		printf("%s\n", json);
+		free(json);
+		return EXIT_SUCCESS;
+	}
+	r = json_parse(json, &doc);
+	free(json);
+	if (r < 0)
+		return fail(NULL, what, r);
+	m = jget(&doc, "model");
+	g = jget(&doc, "gguf");
+	meta = jget(g, "metadata");
+	types = jget(g, "tensor_types");
+	tensors = jget(g, "tensors");
+	human_bytes(jnum(jget(m, "bytes")), bytes, sizeof(bytes));
+	human_count(jnum(jget(m, "params")), params, sizeof(params));
+	printf("name:         %s\n", jtext(jget(m, "name")));
+	printf("path:         %s\n", jtext(jget(m, "path")));
+	printf("state:        %s\n", jtext(jget(m, "state")));
+	printf("arch:         %s\n", jtext(jget(m, "arch")));
+	printf("parameters:   %s (%s)\n", params, jtext(jget(m, "params")));
+	printf("tensor bytes: %s (%s)\n", bytes, jtext(jget(m, "bytes")));
+	printf("tensors:      %s:", jtext(jget(g, "tensor_count")));
+	for (i = 0; types->t == J_OBJ && i < types->n; i++)
+		printf(" %s %s", types->keys[i], jtext(&types->items[i]));
+	printf("\n");
+	tok = jget(meta, "tokenizer.ggml.model");
+	toks = jget(meta, "tokenizer.ggml.tokens");
+	printf("tokenizer:    %s", tok->t == J_STR ? tok->s : "none");
+	if (jget(toks, "count")->t == J_NUM)
+		printf(" (%s tokens)", jtext(jget(toks, "count")));
+	else if (toks->t == J_ARR)
+		printf(" (%zu tokens)", toks->n);
+	printf("\n");
+	snprintf(key, sizeof(key), "%s.context_length", jtext(jget(m, "arch")));
+	printf("context:      %s\n", jtext(jget(meta, key)));
+	printf("mode:         %s%s%s\n", jtext(jget(m, "mode")),
+	       jget(m, "huge_pages")->t == J_BOOL && jget(m, "huge_pages")->b ? ", huge pages" : "",
+	       jget(m, "note")->t == J_STR && jget(m, "note")->s[0] ? "" : "");
+	if (jget(m, "note")->t == J_STR && jget(m, "note")->s[0])
+		printf("note:         %s\n", jtext(jget(m, "note")));
+	printf("numa:         %s\n", jtext(jget(m, "placement")));
+	printf("users:        %s\n", jtext(jget(m, "users")));
+	printf("gguf:         v%s, alignment %s, data at %s, %s bytes in the file\n", jtext(jget(g, "version")),
+	       jtext(jget(g, "alignment")), jtext(jget(g, "data_offset")), jtext(jget(g, "file_size")));
+	printf("metadata (%s keys):\n", jtext(jget(g, "kv_count")));
+	for (i = 0; meta->t == J_OBJ && i < meta->n; i++) {
+		sanitize(meta->keys[i], key, sizeof(key));
+		printf("  %s = ", key);
+		print_value(&meta->items[i], 0);
+		printf("\n");
+	}
+	printf("tensors (%zu):\n", tensors->t == J_ARR ? tensors->n : 0);
+	for (i = 0; tensors->t == J_ARR && i < tensors->n; i++) {
+		const struct jv *t = &tensors->items[i], *shape = jget(t, "shape");
+
+		sanitize(jtext(jget(t, "name")), key, sizeof(key));
+		printf("  %-28s %-5s [", key, jtext(jget(t, "type")));
+		for (j = 0; shape->t == J_ARR && j < shape->n; j++)
+			printf("%s%s", j ? ", " : "", jtext(&shape->items[j]));
+		printf("]  offset %s, %s bytes\n", jtext(jget(t, "offset")), jtext(jget(t, "bytes")));
+	}
+	jv_clear(&doc);
+	return EXIT_SUCCESS;
 }
 
 /* ccd's pid from its status, or 0 when it cannot be had. */
@@ -840,10 +1136,26 @@ static int connect_or_explain(const char *endpoint, cc_client **ret)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"endpoint", required_argument, NULL, 'e'}, {"json", no_argument, NULL, 'j'},
-	    {"count", required_argument, NULL, 'n'},    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},        {NULL, 0, NULL, 0},
+	    {"endpoint", required_argument, NULL, 'e'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"count", required_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"numa", required_argument, NULL, 'N'},
+	    {"force", no_argument, NULL, 'f'},
+	    {NULL, 0, NULL, 0},
 	};
+	static const struct {
+		const char *name;
+		int nargs;
+	} cmds[] = {
+	    {"status", 0},   {"clients", 0}, {"kernels", 0}, {"models", 0}, {"bench", 0},
+	    {"shutdown", 0}, {"load", 2},    {"unload", 1},  {"show", 1},
+	};
+	const char *args[2] = {NULL, NULL};
+	size_t k;
+	int nargs;
 	struct opts o = {.count = BENCH_COUNT_DEFAULT};
 	char endpoint[512];
 	const char *cmd;
@@ -851,7 +1163,7 @@ int main(int argc, char **argv)
 	int opt, r;
 
 	opterr = 0; /* our own one-line messages */
-	while ((opt = getopt_long(argc, argv, ":e:jn:hV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":e:jn:hVm:f", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'e':
 			o.endpoint = optarg;
@@ -872,6 +1184,15 @@ int main(int argc, char **argv)
 			o.count = (int)v;
 			break;
 		}
+		case 'm':
+			o.mode = optarg;
+			break;
+		case 'N':
+			o.numa = optarg;
+			break;
+		case 'f':
+			o.force = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_SUCCESS;
@@ -894,17 +1215,30 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cmd = argv[optind];
-	if (optind + 1 < argc) {
-		die_msg("unexpected argument '%s' after %s", argv[optind + 1], cmd);
-		return EXIT_USAGE;
-	}
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return EXIT_SUCCESS;
 	}
-	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "clients") != 0 && strcmp(cmd, "kernels") != 0 &&
-	    strcmp(cmd, "bench") != 0 && strcmp(cmd, "shutdown") != 0) {
+	for (k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
+		if (strcmp(cmd, cmds[k].name) == 0)
+			break;
+	if (k == sizeof(cmds) / sizeof(cmds[0])) {
 		die_msg("unknown command '%s' (try `ccctl help`)", cmd);
+		return EXIT_USAGE;
+	}
+	nargs = argc - optind - 1;
+	if (nargs > cmds[k].nargs) {
+		die_msg("unexpected argument '%s' after %s", argv[optind + 1 + cmds[k].nargs], cmd);
+		return EXIT_USAGE;
+	}
+	if (nargs < cmds[k].nargs) {
+		die_msg("%s needs %s (try `ccctl help`)", cmd, cmds[k].nargs == 2 ? "NAME and PATH" : "NAME");
+		return EXIT_USAGE;
+	}
+	for (opt = 0; opt < nargs; opt++)
+		args[opt] = argv[optind + 1 + opt];
+	if (o.mode && strcmp(o.mode, "uring") != 0 && strcmp(o.mode, "mmap") != 0) {
+		die_msg("--mode must be uring or mmap, not '%s'", o.mode);
 		return EXIT_USAGE;
 	}
 
@@ -919,6 +1253,12 @@ int main(int argc, char **argv)
 		r = cmd_bench(c, &o);
 	else if (strcmp(cmd, "shutdown") == 0)
 		r = cmd_shutdown(c, &o, endpoint);
+	else if (strcmp(cmd, "load") == 0)
+		r = cmd_load(c, &o, args[0], args[1]);
+	else if (strcmp(cmd, "unload") == 0)
+		r = cmd_unload(c, &o, args[0]);
+	else if (strcmp(cmd, "show") == 0)
+		r = cmd_show(c, &o, args[0]);
 	else
 		r = cmd_admin(c, &o, cmd);
 	cc_close(c);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* ccdemo.c: a small client of ccd: vector ops on shared-memory tensors through libcc. */
+/* ccdemo.c: a small client of ccd: vector ops on shared-memory tensors through libcc, and a matvec with the
+ * weights of a model ccd has loaded (shared by every client). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,9 +27,71 @@ static int fail(const char *what, int err, cc_client *c)
 	return 1;
 }
 
+/* The shape of a tensor from `show`'s JSON: "name":"...","type":"..","shape":[cols,rows] */
+static int tensor_shape(const char *json, const char *tensor, size_t *cols, size_t *rows)
+{
+	char pat[256];
+	const char *p;
+	unsigned long long c0, r0 = 1;
+
+	snprintf(pat, sizeof(pat), "{\"name\":\"%s\",", tensor);
+	p = strstr(json, pat);
+	if (!p || !(p = strstr(p, "\"shape\":[")))
+		return -ENOENT;
+	if (sscanf(p, "\"shape\":[%llu,%llu]", &c0, &r0) < 1)
+		return -ENOENT;
+	*cols = (size_t)c0;
+	*rows = (size_t)r0;
+	return 0;
+}
+
+/* y = W x with W a tensor of a model in ccd: the weights are not copied, every client uses the same. */
+static int model_demo(cc_client *c, const char *model, const char *tensor)
+{
+	cc_tensor *x = NULL, *y = NULL;
+	char *json = NULL;
+	size_t cols, rows, i, best = 0;
+	double t0;
+	float *py;
+	int r;
+
+	r = cc_model_show(c, model, &json);
+	if (r < 0)
+		return fail("model show", r, c);
+	r = tensor_shape(json, tensor, &cols, &rows);
+	free(json);
+	if (r < 0) {
+		fprintf(stderr, "ccdemo: model %s has no 2-D tensor %s\n", model, tensor);
+		return 1;
+	}
+	if ((r = cc_tensor_new(c, CC_DTYPE_F32, cols, &x)) < 0 || (r = cc_tensor_new(c, CC_DTYPE_F32, rows, &y)) < 0) {
+		fail("tensor", r, c);
+		goto out;
+	}
+	for (i = 0; i < cols; i++)
+		((float *)cc_tensor_data(x))[i] = (float)cos((double)i);
+	t0 = now_us();
+	r = cc_model_matvec(c, model, tensor, x, y);
+	if (r < 0) {
+		fail("model_matvec", r, c);
+		goto out;
+	}
+	py = cc_tensor_data(y);
+	for (i = 1; i < rows; i++)
+		if (py[i] > py[best])
+			best = i;
+	printf("model     %9.1f us   %s.%s (%zu x %zu) times x: argmax row %zu = %.4f\n", now_us() - t0, model, tensor,
+	       rows, cols, best, py[best]);
+out:
+	cc_tensor_free(x);
+	cc_tensor_free(y);
+	return r < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	const size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
+	const char *model = argc > 2 ? argv[2] : NULL, *tensor = argc > 3 ? argv[3] : "token_embd.weight";
 	cc_client *c = NULL;
 	cc_tensor *x = NULL, *y = NULL, *z = NULL;
 	double dot, sum, t0;
@@ -77,7 +140,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	printf("softmax   %9.1f us   sum(softmax(x)) = %.6f\n", now_us() - t0, sum);
-	rc = 0;
+	rc = model ? model_demo(c, model, tensor) : 0;
 out:
 	cc_tensor_free(x);
 	cc_tensor_free(y);

@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: MIT */
+/* quant.c: the public quantized-tensor API: type traits, validation, tier choice, threaded qmatvec/qmatmul. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cck_internal.h"
+#include "quant.h"
+
+/*
+ * Name, elements and bytes per block, activation type (what x is quantized
+ * to for a dot product: ggml's vec_dot_type).
+ */
+/* clang-format off */
+const struct cck__type_traits cck__types[CCK_TYPE_COUNT] = {
+	[CCK_TYPE_F32]  = { "f32",  1,        4,                              CCK_TYPE_F32 },
+	[CCK_TYPE_F16]  = { "f16",  1,        2,                              CCK_TYPE_F16 },
+	[CCK_TYPE_BF16] = { "bf16", 1,        2,                              CCK_TYPE_BF16 },
+	[CCK_TYPE_Q4_0] = { "q4_0", CCK_QK,   sizeof(struct cck_block_q4_0), CCK_TYPE_Q8_0 },
+	[CCK_TYPE_Q4_1] = { "q4_1", CCK_QK,   sizeof(struct cck_block_q4_1), CCK_TYPE_Q8_1 },
+	[CCK_TYPE_Q5_0] = { "q5_0", CCK_QK,   sizeof(struct cck_block_q5_0), CCK_TYPE_Q8_0 },
+	[CCK_TYPE_Q5_1] = { "q5_1", CCK_QK,   sizeof(struct cck_block_q5_1), CCK_TYPE_Q8_1 },
+	[CCK_TYPE_Q8_0] = { "q8_0", CCK_QK,   sizeof(struct cck_block_q8_0), CCK_TYPE_Q8_0 },
+	[CCK_TYPE_Q8_1] = { "q8_1", CCK_QK,   sizeof(struct cck_block_q8_1), CCK_TYPE_Q8_1 },
+	[CCK_TYPE_Q2_K] = { "q2_k", CCK_QK_K, sizeof(struct cck_block_q2_k), CCK_TYPE_Q8_K },
+	[CCK_TYPE_Q3_K] = { "q3_k", CCK_QK_K, sizeof(struct cck_block_q3_k), CCK_TYPE_Q8_K },
+	[CCK_TYPE_Q4_K] = { "q4_k", CCK_QK_K, sizeof(struct cck_block_q4_k), CCK_TYPE_Q8_K },
+	[CCK_TYPE_Q5_K] = { "q5_k", CCK_QK_K, sizeof(struct cck_block_q5_k), CCK_TYPE_Q8_K },
+	[CCK_TYPE_Q6_K] = { "q6_k", CCK_QK_K, sizeof(struct cck_block_q6_k), CCK_TYPE_Q8_K },
+	[CCK_TYPE_Q8_K] = { "q8_k", CCK_QK_K, sizeof(struct cck_block_q8_k), CCK_TYPE_Q8_K },
+};
+
+/* The quantized-kernel table of each tier; NULL (sse2) has none of its own. */
+static const struct cck__qops *const qtier[CCK_TIER_COUNT] = {
+	[CCK_TIER_SCALAR] = &cck__qops_scalar,
+#ifdef CCK_HAVE_X86
+	[CCK_TIER_AVX2]   = &cck__qops_avx2,
+	[CCK_TIER_AVX512] = &cck__qops_avx512,
+#endif
+};
+/* clang-format on */
+
+/* Kernels and sizes for one dot-product call, chosen when it starts. */
+struct qk {
+	cck__quant_fn quant; /* of the activation type (NULL for f32: x is used as it is) */
+	cck__vdot_fn vdot;
+	size_t blck, act_bytes; /* block elements; bytes of an activation row */
+	int act;
+};
+
+/*
+ * Per entry, the highest tier allowed now (the forced tier, or the host's)
+ * whose table has it, else the next lower one; the scalar table has every
+ * entry a type supports.
+ */
+#define DEFINE_PICK(field, fn_type)                                                                                    \
+	static fn_type pick_##field(int type)                                                                          \
+	{                                                                                                              \
+		for (int t = cck__tier_cap(); t > CCK_TIER_SCALAR; t--)                                                \
+			if (qtier[t] && qtier[t]->field[type])                                                         \
+				return qtier[t]->field[type];                                                          \
+		return cck__qops_scalar.field[type];                                                                   \
+	}
+DEFINE_PICK(dequant, cck__dequant_fn)
+DEFINE_PICK(quant, cck__quant_fn)
+DEFINE_PICK(vdot, cck__vdot_fn)
+
+static int supported(int type)
+{
+	return type >= 0 && type < CCK_TYPE_COUNT && cck__types[type].name;
+}
+
+/* Largest object size (an object is at most PTRDIFF_MAX bytes). */
+#define MAX_BYTES ((size_t)PTRDIFF_MAX)
+
+/* Bytes of n elements of a supported type: -EINVAL if n is not whole blocks, -EOVERFLOW if too big. */
+static int row_bytes(int type, size_t n, size_t *bytes)
+{
+	const struct cck__type_traits *t = &cck__types[type];
+	size_t nb = n / t->blck;
+
+	if (n % t->blck)
+		return -EINVAL;
+	if (nb > MAX_BYTES / t->bytes || n > MAX_BYTES / sizeof(float))
+		return -EOVERFLOW; /* the row, or its float form, could not exist */
+	*bytes = nb * t->bytes;
+	return 0;
+}
+
+CCK_EXPORT const char *cck_type_name(int type)
+{
+	return supported(type) ? cck__types[type].name : NULL;
+}
+
+CCK_EXPORT int cck_type_lookup(const char *name)
+{
+	if (!name)
+		return -EINVAL;
+	for (int t = 0; t < CCK_TYPE_COUNT; t++)
+		if (cck__types[t].name && !strcasecmp(name, cck__types[t].name))
+			return t;
+	return -ENOENT;
+}
+
+CCK_EXPORT int cck_type_block(int type, size_t *block_elems, size_t *block_bytes)
+{
+	if (!supported(type))
+		return -EINVAL;
+	if (block_elems)
+		*block_elems = cck__types[type].blck;
+	if (block_bytes)
+		*block_bytes = cck__types[type].bytes;
+	return 0;
+}
+
+CCK_EXPORT int cck_type_row_bytes(int type, size_t n, size_t *bytes)
+{
+	size_t b;
+	int rc;
+
+	if (!supported(type) || !bytes)
+		return -EINVAL;
+	rc = row_bytes(type, n, &b);
+	if (rc == 0)
+		*bytes = b;
+	return rc;
+}
+
+CCK_EXPORT int cck_type_has_dot(int type)
+{
+	return supported(type) && cck__qops_scalar.vdot[type] && cck__qops_scalar.quant[cck__types[type].act_type];
+}
+
+CCK_EXPORT int cck_dequantize(int type, const void *src, float *dst, size_t n)
+{
+	size_t bytes;
+	int rc;
+
+	if (!supported(type))
+		return -EINVAL;
+	rc = row_bytes(type, n, &bytes);
+	if (rc || n == 0)
+		return rc;
+	if (!src || !dst)
+		return -EINVAL;
+	pick_dequant(type)(src, dst, n / cck__types[type].blck);
+	return 0;
+}
+
+CCK_EXPORT int cck_quantize(int type, const float *src, void *dst, size_t n)
+{
+	size_t bytes;
+	int rc;
+
+	if (!supported(type))
+		return -EINVAL;
+	rc = row_bytes(type, n, &bytes);
+	if (rc)
+		return rc;
+	if (!cck__qops_scalar.quant[type])
+		return -ENOTSUP;
+	if (n == 0)
+		return 0;
+	if (!src || !dst)
+		return -EINVAL;
+	pick_quant(type)(src, dst, n);
+	return 0;
+}
+
+/* Kernels and activation sizes for weight type with rows of n elements; -ENOTSUP without a dot product. */
+static int qk_init(struct qk *k, int type, size_t n)
+{
+	if (!cck_type_has_dot(type))
+		return -ENOTSUP;
+	k->act = cck__types[type].act_type;
+	k->blck = cck__types[type].blck;
+	k->quant = k->act == CCK_TYPE_F32 ? NULL : pick_quant(k->act);
+	k->vdot = pick_vdot(type);
+	return row_bytes(k->act, n, &k->act_bytes); /* n is whole blocks of type, so of act too */
+}
+
+/* Activation buffers up to this size live on the stack. */
+#define ACT_STACK 8192
+
+/* Quantizes count rows of n floats (x, stride n) into buf (stride act_bytes), or points at x for f32. */
+static const void *act_rows(const struct qk *k, const float *x, size_t n, size_t count, void *buf)
+{
+	if (!k->quant)
+		return x;
+	for (size_t b = 0; b < count; b++)
+		k->quant(x + b * n, (char *)buf + b * k->act_bytes, n);
+	return buf;
+}
+
+CCK_EXPORT int cck_qdot(int type, const void *w, const float *x, size_t n, float *ret)
+{
+	alignas(64) unsigned char stack[ACT_STACK];
+	struct qk k;
+	void *heap = NULL;
+	const void *act;
+	size_t wb;
+	int rc;
+
+	if (!supported(type) || !ret)
+		return -EINVAL;
+	rc = row_bytes(type, n, &wb);
+	if (rc)
+		return rc;
+	rc = qk_init(&k, type, n);
+	if (rc)
+		return rc;
+	if (n == 0) {
+		*ret = 0.0f;
+		return 0;
+	}
+	if (!w || !x)
+		return -EINVAL;
+	if (k.quant && k.act_bytes > sizeof(stack) && !(heap = malloc(k.act_bytes)))
+		return -ENOMEM;
+	act = act_rows(&k, x, n, 1, heap ? heap : stack);
+	*ret = k.vdot(n, w, act);
+	free(heap);
+	return 0;
+}
+
+/*
+ * Threading of qmatvec / qmatmul, in weight elements times batch. Not yet
+ * measured for the quantized kernels: the f32 matvec's figures (matmul.c)
+ * are used, 256K to split, each part at least 128K.
+ */
+#define QMV_MT_MIN ((size_t)256 * 1024)
+#define QMV_PART_MIN ((size_t)128 * 1024)
+
+struct qjob {
+	const struct qk *k;
+	const char *W;
+	size_t stride, rows, cols, batch;
+	const char *act; /* batch activation rows of k->act_bytes (or f32 rows of cols) */
+	size_t act_stride;
+	float *Y; /* batch x rows */
+};
+
+/* First row of part i of nt: floor(rows * i / nt) without overflowing. */
+static size_t part_start(size_t rows, int i, int nt)
+{
+	size_t ui = (size_t)i, un = (size_t)nt;
+
+	return rows / un * ui + rows % un * ui / un;
+}
+
+/*
+ * Part i of nt: a contiguous range of rows. Every y[b][r] is one vdot call,
+ * so the result does not depend on the split. For each row all the batch
+ * dots are done while the row is in cache.
+ */
+static void qjob_part(void *arg, int i, int nt)
+{
+	const struct qjob *j = arg;
+	size_t lo = part_start(j->rows, i, nt), hi = part_start(j->rows, i + 1, nt);
+
+	for (size_t r = lo; r < hi; r++) {
+		const void *wr = j->W + r * j->stride;
+
+		for (size_t b = 0; b < j->batch; b++)
+			j->Y[b * j->rows + r] = j->k->vdot(j->cols, wr, j->act + b * j->act_stride);
+	}
+}
+
+/* Validates a rows x cols matrix of type at row_stride (0: packed); sets *stride. */
+static int check_matrix(int type, size_t rows, size_t cols, size_t row_stride, size_t *stride)
+{
+	size_t rb;
+	int rc;
+
+	if (!supported(type))
+		return -EINVAL;
+	rc = row_bytes(type, cols, &rb);
+	if (rc)
+		return rc;
+	if (row_stride == 0)
+		row_stride = rb;
+	if (row_stride < rb)
+		return -EINVAL;
+	/* the last row ends at (rows - 1) * stride + rb */
+	if (rows > 1 && (row_stride > (MAX_BYTES - rb) / (rows - 1)))
+		return -EOVERFLOW;
+	*stride = row_stride;
+	return 0;
+}
+
+static int qmm(int type, const void *W, size_t row_stride, const float *X, float *Y, size_t rows, size_t cols,
+               size_t batch)
+{
+	alignas(64) unsigned char stack[ACT_STACK];
+	struct qjob job;
+	struct qk k;
+	void *heap = NULL;
+	size_t stride, work;
+	int rc, nt;
+
+	rc = check_matrix(type, rows, cols, row_stride, &stride);
+	if (rc)
+		return rc;
+	rc = qk_init(&k, type, cols);
+	if (rc)
+		return rc;
+	if (batch && rows > MAX_BYTES / sizeof(float) / batch)
+		return -EOVERFLOW; /* Y */
+	if (batch && cols > MAX_BYTES / sizeof(float) / batch)
+		return -EOVERFLOW; /* X */
+	if (k.quant && batch && k.act_bytes > MAX_BYTES / batch)
+		return -EOVERFLOW;
+	if (rows == 0 || batch == 0)
+		return 0;
+	if (!Y || (cols && (!W || !X)))
+		return -EINVAL;
+	if (cols == 0) {
+		memset(Y, 0, rows * batch * sizeof(float));
+		return 0;
+	}
+	if (k.quant && k.act_bytes * batch > sizeof(stack) && !(heap = malloc(k.act_bytes * batch)))
+		return -ENOMEM;
+	job.k = &k;
+	job.W = W;
+	job.stride = stride;
+	job.rows = rows;
+	job.cols = cols;
+	job.batch = batch;
+	job.act = act_rows(&k, X, cols, batch, heap ? heap : stack);
+	job.act_stride = k.quant ? k.act_bytes : cols * sizeof(float);
+	job.Y = Y;
+
+	/* rows * cols * batch, saturated */
+	work = rows > SIZE_MAX / cols ? SIZE_MAX : rows * cols;
+	work = work > SIZE_MAX / batch ? SIZE_MAX : work * batch;
+	nt = cck__pool_threads();
+	if (nt <= 1 || work < QMV_MT_MIN)
+		nt = 1;
+	else {
+		if ((size_t)nt > work / QMV_PART_MIN)
+			nt = (int)(work / QMV_PART_MIN);
+		if ((size_t)nt > rows)
+			nt = (int)rows;
+	}
+	if (nt <= 1)
+		qjob_part(&job, 0, 1);
+	else
+		cck__pool_run(nt, qjob_part, &job);
+	free(heap);
+	return 0;
+}
+
+CCK_EXPORT int cck_qmatvec(int type, const void *W, size_t row_stride, const float *x, float *y, size_t rows,
+                           size_t cols)
+{
+	return qmm(type, W, row_stride, x, y, rows, cols, 1);
+}
+
+CCK_EXPORT int cck_qmatmul(int type, const void *W, size_t row_stride, const float *X, float *Y, size_t rows,
+                           size_t cols, size_t batch)
+{
+	return qmm(type, W, row_stride, X, Y, rows, cols, batch);
+}

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/* quant.h: block layouts of the quantized types (as ggml stores them in GGUF) and the
+ * per-tier table of quantized kernels, shared inside libcck. */
+#ifndef CCK_QUANT_H
+#define CCK_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cck.h"
+
+#define CCK_QK 32    /* elements per block of the 32-element types */
+#define CCK_QK_K 256 /* elements per super-block of the k-quants */
+#define CCK_K_SCALE_SIZE 12
+
+typedef uint16_t cck_f16;  /* IEEE half, raw bits */
+typedef uint16_t cck_bf16; /* bfloat16, raw bits */
+
+/* 32-element blocks. Element j of a block: low nibble of qs[j] for j < 16,
+ * high nibble of qs[j - 16] for j >= 16 (the 4- and 5-bit types). */
+struct cck_block_q4_0 {
+	cck_f16 d;
+	uint8_t qs[CCK_QK / 2];
+}; /* x = (q - 8) * d */
+struct cck_block_q4_1 {
+	cck_f16 d, m;
+	uint8_t qs[CCK_QK / 2];
+}; /* x = q * d + m */
+struct cck_block_q5_0 {
+	cck_f16 d;
+	uint8_t qh[4]; /* bit j = 5th bit of element j */
+	uint8_t qs[CCK_QK / 2];
+}; /* x = (q - 16) * d */
+struct cck_block_q5_1 {
+	cck_f16 d, m;
+	uint8_t qh[4];
+	uint8_t qs[CCK_QK / 2];
+}; /* x = q * d + m */
+struct cck_block_q8_0 {
+	cck_f16 d;
+	int8_t qs[CCK_QK];
+}; /* x = q * d */
+struct cck_block_q8_1 {
+	cck_f16 d; /* delta */
+	cck_f16 s; /* d * sum(qs) */
+	int8_t qs[CCK_QK];
+};
+
+/* 256-element super-blocks (k-quants). */
+struct cck_block_q2_k {
+	uint8_t scales[CCK_QK_K / 16]; /* low 4 bits scale, high 4 bits min */
+	uint8_t qs[CCK_QK_K / 4];
+	cck_f16 d, dmin;
+};
+struct cck_block_q3_k {
+	uint8_t hmask[CCK_QK_K / 8];
+	uint8_t qs[CCK_QK_K / 4];
+	uint8_t scales[12]; /* 16 6-bit scales */
+	cck_f16 d;
+};
+struct cck_block_q4_k {
+	cck_f16 d, dmin;
+	uint8_t scales[CCK_K_SCALE_SIZE]; /* 8 6-bit scales and mins */
+	uint8_t qs[CCK_QK_K / 2];
+};
+struct cck_block_q5_k {
+	cck_f16 d, dmin;
+	uint8_t scales[CCK_K_SCALE_SIZE];
+	uint8_t qh[CCK_QK_K / 8];
+	uint8_t qs[CCK_QK_K / 2];
+};
+struct cck_block_q6_k {
+	uint8_t ql[CCK_QK_K / 2];
+	uint8_t qh[CCK_QK_K / 4];
+	int8_t scales[CCK_QK_K / 16];
+	cck_f16 d;
+};
+struct cck_block_q8_k {
+	float d;
+	int8_t qs[CCK_QK_K];
+	int16_t bsums[CCK_QK_K / 16]; /* sum of each 16 qs */
+};
+
+_Static_assert(sizeof(struct cck_block_q4_0) == 18, "q4_0 layout");
+_Static_assert(sizeof(struct cck_block_q4_1) == 20, "q4_1 layout");
+_Static_assert(sizeof(struct cck_block_q5_0) == 22, "q5_0 layout");
+_Static_assert(sizeof(struct cck_block_q5_1) == 24, "q5_1 layout");
+_Static_assert(sizeof(struct cck_block_q8_0) == 34, "q8_0 layout");
+_Static_assert(sizeof(struct cck_block_q8_1) == 36, "q8_1 layout");
+_Static_assert(sizeof(struct cck_block_q2_k) == 84, "q2_k layout");
+_Static_assert(sizeof(struct cck_block_q3_k) == 110, "q3_k layout");
+_Static_assert(sizeof(struct cck_block_q4_k) == 144, "q4_k layout");
+_Static_assert(sizeof(struct cck_block_q5_k) == 176, "q5_k layout");
+_Static_assert(sizeof(struct cck_block_q6_k) == 210, "q6_k layout");
+_Static_assert(sizeof(struct cck_block_q8_k) == 292, "q8_k layout");
+
+/* Static facts about one type (quant.c holds the table, indexed by type id). */
+struct cck__type_traits {
+	const char *name; /* NULL: not a supported type id */
+	size_t blck;      /* elements per block */
+	size_t bytes;     /* bytes per block */
+	int act_type;     /* type x is quantized to for a dot product (CCK_TYPE_Q8_0 ...), or -1 */
+};
+extern const struct cck__type_traits cck__types[CCK_TYPE_COUNT];
+
+/* Dequantize nb blocks of src into dst[nb * blck]. */
+typedef void (*cck__dequant_fn)(const void *src, float *dst, size_t nb);
+/* Quantize n floats (n a multiple of the block size) into dst. */
+typedef void (*cck__quant_fn)(const float *src, void *dst, size_t n);
+/* Dot of a weight row (n elements, n a multiple of the block size) with an
+ * activation row already in the type's act_type; returns the sum. */
+typedef float (*cck__vdot_fn)(size_t n, const void *w, const void *act);
+
+/*
+ * One tier's quantized kernels, indexed by type id. A NULL entry falls back
+ * to the next lower tier (the scalar table has every entry).
+ * dequant[t] / quant[t]: the type itself; quant[] also covers the activation
+ * types (q8_0, q8_1, q8_k, f16, bf16). vdot[t]: weight type t times act_type(t).
+ * A SIMD entry must give the same value as the scalar one up to float
+ * summation order (integer parts exact).
+ */
+struct cck__qops {
+	cck__dequant_fn dequant[CCK_TYPE_COUNT];
+	cck__quant_fn quant[CCK_TYPE_COUNT];
+	cck__vdot_fn vdot[CCK_TYPE_COUNT];
+};
+
+extern const struct cck__qops cck__qops_scalar;
+#if defined(__x86_64__) || defined(__i386__)
+extern const struct cck__qops cck__qops_avx2;
+extern const struct cck__qops cck__qops_avx512;
+#endif
+
+/* Half / bfloat16 conversions (exact, round-to-nearest-even on the way down), as ggml. */
+float cck__f16_to_f32(cck_f16 h);
+cck_f16 cck__f32_to_f16(float f);
+float cck__bf16_to_f32(cck_bf16 h);
+cck_bf16 cck__f32_to_bf16(float f);
+
+#endif /* CCK_QUANT_H */
