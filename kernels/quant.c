@@ -50,6 +50,7 @@ static const struct cck__qops *const qtier[CCK_TIER_COUNT] = {
 struct qk {
 	cck__quant_fn quant; /* of the activation type (NULL for f32: x is used as it is) */
 	cck__vdot_fn vdot;
+	cck__vdot4_fn vdot4; /* 4 rows at once, from vdot's table; NULL: none */
 	size_t blck, act_bytes; /* block elements; bytes of an activation row */
 	int act;
 };
@@ -70,6 +71,15 @@ struct qk {
 DEFINE_PICK(dequant, cck__dequant_fn)
 DEFINE_PICK(quant, cck__quant_fn)
 DEFINE_PICK(vdot, cck__vdot_fn)
+
+/* The 4-row vdot of the table pick_vdot() takes vdot from (its results must match that vdot's), or NULL. */
+static cck__vdot4_fn pick_vdot4(int type)
+{
+	for (int t = cck__tier_cap(); t > CCK_TIER_SCALAR; t--)
+		if (qtier[t] && qtier[t]->vdot[type])
+			return qtier[t]->vdot4[type];
+	return cck__qops_scalar.vdot4[type];
+}
 
 static int supported(int type)
 {
@@ -182,6 +192,7 @@ static int qk_init(struct qk *k, int type, size_t n)
 	k->blck = cck__types[type].blck;
 	k->quant = k->act == CCK_TYPE_F32 ? NULL : pick_quant(k->act);
 	k->vdot = pick_vdot(type);
+	k->vdot4 = pick_vdot4(type);
 	return row_bytes(k->act, n, &k->act_bytes); /* n is whole blocks of type, so of act too */
 }
 
@@ -255,16 +266,25 @@ static size_t part_start(size_t rows, int i, int nt)
 }
 
 /*
- * Part i of nt: a contiguous range of rows. Every y[b][r] is one vdot call,
- * so the result does not depend on the split. For each row all the batch
- * dots are done while the row is in cache.
+ * Part i of nt: a contiguous range of rows. Every y[b][r] is what one vdot
+ * call gives (vdot4 gives each of its rows exactly that), so the result does
+ * not depend on the split. For each row (or group of 4 rows) all the batch
+ * dots are done while the rows are in cache.
  */
 static void qjob_part(void *arg, int i, int nt)
 {
 	const struct qjob *j = arg;
-	size_t lo = part_start(j->rows, i, nt), hi = part_start(j->rows, i + 1, nt);
+	size_t lo = part_start(j->rows, i, nt), hi = part_start(j->rows, i + 1, nt), r = lo;
 
-	for (size_t r = lo; r < hi; r++) {
+	if (j->k->vdot4) {
+		for (; r + 4 <= hi; r += 4) {
+			const void *wr = j->W + r * j->stride;
+
+			for (size_t b = 0; b < j->batch; b++)
+				j->k->vdot4(j->cols, wr, j->stride, j->act + b * j->act_stride, j->Y + b * j->rows + r);
+		}
+	}
+	for (; r < hi; r++) {
 		const void *wr = j->W + r * j->stride;
 
 		for (size_t b = 0; b < j->batch; b++)

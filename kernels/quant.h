@@ -109,6 +109,9 @@ typedef void (*cck__quant_fn)(const float *src, void *dst, size_t n);
 /* Dot of a weight row (n elements, n a multiple of the block size) with an
  * activation row already in the type's act_type; returns the sum. */
 typedef float (*cck__vdot_fn)(size_t n, const void *w, const void *act);
+/* vdot of 4 weight rows at once (row r at w + r * row_stride) with one activation row: out[r] is
+ * bit for bit what the same table's vdot gives for row r (only the rows' work is interleaved). */
+typedef void (*cck__vdot4_fn)(size_t n, const void *w, size_t row_stride, const void *act, float out[4]);
 
 /*
  * One tier's quantized kernels, indexed by type id. A NULL entry falls back
@@ -122,6 +125,7 @@ struct cck__qops {
 	cck__dequant_fn dequant[CCK_TYPE_COUNT];
 	cck__quant_fn quant[CCK_TYPE_COUNT];
 	cck__vdot_fn vdot[CCK_TYPE_COUNT];
+	cck__vdot4_fn vdot4[CCK_TYPE_COUNT]; /* optional: used only with the same table's vdot */
 };
 
 extern const struct cck__qops cck__qops_scalar;

@@ -35,12 +35,16 @@
  *   uring buffered + IOSQE_ASYNC       11.9 / 2.4       12.0 / 2.6
  *   uring O_DIRECT, 8 x 2 MB           2.8 / 2.8        3.0 / 3.0
  *   mmap + MADV_POPULATE_READ          45 / 2.5         180 / 2.9
+ *   one `ccbench load` run, load average 1.2:
+ *     uring as chosen below            8.1 / 2.9        10.5 / 2.5
+ *     read, same run                   4.7 / 2.0         6.5 / 2.0
+ *   over 8 runs, others building: uring / read = 0.87x-1.7x warm, 1.15x-1.8x cold.
  *
  * - Warm, a read is a copy out of the page cache plus the first touch (zeroing) of the
  *   destination. Without IOSQE_ASYNC io_uring does that copy inline in the submitting thread,
  *   one read after the other: no faster than pread. With IOSQE_ASYNC the reads go to io-wq
  *   workers and the copies (and faults) run on several CPUs at once: 1.6x pread here on 2 CPUs
- *   (when the other CPU is busy it drops back to pread's speed, never below).
+ *   (when the other CPU is busy with other work it drops to about pread's speed: 0.87x-1.0x).
  * - Cold, O_DIRECT wins (no page cache fill, no copy: the device writes into our memory) by
  *   15-50% over the pread loop, but warm it loses to buffered reads 4x. So O_DIRECT is used
  *   only when the range is mostly not cached (mincore() on a sample of its pages, below) and at

@@ -84,7 +84,7 @@ static double cached_fraction(int fd, size_t size)
 }
 
 /* Drop the file from the page cache; 0 when mincore confirms (at most 1% left), else -1 with why. */
-static int drop_cache(int fd, size_t size, char *why, size_t whylen)
+static int drop_cache_once(int fd, size_t size, char *why, size_t whylen)
 {
 	double f;
 	int dfd;
@@ -109,6 +109,17 @@ static int drop_cache(int fd, size_t size, char *why, size_t whylen)
 		return -1;
 	}
 	return 0;
+}
+
+/* Another process reading the file at the same time can bring pages back: try a few times. */
+static int drop_cache(int fd, size_t size, char *why, size_t whylen)
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (drop_cache_once(fd, size, why, whylen) == 0)
+			return 0;
+	return -1;
 }
 
 /* Read the whole file once (into the page cache). */
