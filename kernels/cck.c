@@ -446,6 +446,13 @@ CCK_EXPORT int cck_get_threads(void)
 	return cck__pool_threads();
 }
 
+CCK_EXPORT int cck_set_local_threads(int n)
+{
+	if (n < 0)
+		return -EINVAL;
+	return cck__pool_local_limit(n);
+}
+
 /* ---- splitting work over the pool ----------------------------------------- */
 
 /* Part boundaries are multiples of this, keeping each part's start as aligned as the array's. */

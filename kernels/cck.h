@@ -145,8 +145,15 @@ CCK_EXPORT int cck_force_tier(const char *name);
  * now in use, or -EINVAL for n < 0. The pool is persistent and shared.
  */
 CCK_EXPORT int cck_set_threads(int n);
-/* Threads currently in use (>= 1). */
+/* Threads currently in use (>= 1) by ops called from this thread. */
 CCK_EXPORT int cck_get_threads(void);
+/*
+ * Cap the threads of ops called from the calling thread at n (0: no cap,
+ * the global cck_set_threads count). Returns the previous cap, or -EINVAL.
+ * A server can keep many small jobs single-threaded on their own threads
+ * while one thread runs big ones over the whole pool.
+ */
+CCK_EXPORT int cck_set_local_threads(int n);
 
 /*
  * The kernels. All return 0 or -errno: -EINVAL for a NULL pointer with n > 0,

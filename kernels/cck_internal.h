@@ -106,6 +106,8 @@ int cck__cpu_tier(void);
  * pool task runs every part inline.
  */
 int cck__pool_threads(void);
+/* Set this thread's cap (0: none); returns the old one. */
+int cck__pool_local_limit(int n);
 int cck__pool_resize(int n);
 void cck__pool_run(int nt, void (*fn)(void *arg, int i, int nt), void *arg);
 

@@ -334,11 +334,25 @@ __attribute__((destructor)) static void pool_fini(void)
 	pthread_mutex_unlock(&pool.run_lock);
 }
 
-/* Threads the pool uses for a job (>= 1): CCK_THREADS, or the CPUs we may run on. */
+/* cck_set_local_threads(): a cap on the threads of jobs started by this thread (0: none). */
+static _Thread_local int local_limit;
+
+int cck__pool_local_limit(int n)
+{
+	int old = local_limit;
+
+	local_limit = n;
+	return old;
+}
+
+/* Threads the pool uses for a job (>= 1): CCK_THREADS, or the CPUs we may run on, capped by this thread's limit. */
 int cck__pool_threads(void)
 {
+	int size;
+
 	pthread_once(&pool_once, pool_init);
-	return atomic_load_explicit(&pool.size, memory_order_relaxed);
+	size = atomic_load_explicit(&pool.size, memory_order_relaxed);
+	return local_limit > 0 && local_limit < size ? local_limit : size;
 }
 
 /*

@@ -50,7 +50,7 @@ static const struct cck__qops *const qtier[CCK_TIER_COUNT] = {
 struct qk {
 	cck__quant_fn quant; /* of the activation type (NULL for f32: x is used as it is) */
 	cck__vdot_fn vdot;
-	cck__vdot4_fn vdot4; /* 4 rows at once, from vdot's table; NULL: none */
+	cck__vdot4_fn vdot4;    /* 4 rows at once, from vdot's table; NULL: none */
 	size_t blck, act_bytes; /* block elements; bytes of an activation row */
 	int act;
 };

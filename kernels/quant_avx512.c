@@ -21,6 +21,5 @@ const struct cck__qops cck__qops_avx512 = {
         {
             [CCK_TYPE_Q4_0] = qs_vdot4_q4_0,
             [CCK_TYPE_Q4_1] = qs_vdot4_q4_1,
-            [CCK_TYPE_Q8_0] = qs_vdot4_q8_0,
         },
 };

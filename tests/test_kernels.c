@@ -990,6 +990,12 @@ static void test_tier_api(void **state)
 	t_expect_none(nf, __func__);
 }
 
+static void *get_threads_main(void *arg)
+{
+	*(int *)arg = cck_get_threads();
+	return NULL;
+}
+
 static void test_threads_api(void **state)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1013,6 +1019,20 @@ static void test_threads_api(void **state)
 	T_CHECK(nf, rc == 1 && cck_get_threads() == 1, "set 1: %d, get %d", rc, cck_get_threads());
 	rc = cck_set_threads(2);
 	T_CHECK(nf, rc == 2 && cck_get_threads() == 2, "set 2: %d, get %d", rc, cck_get_threads());
+	/* a per-thread cap: this thread sees it, another does not, 0 lifts it */
+	T_CHECK(nf, cck_set_local_threads(1) == 0, "first local cap: previous not 0");
+	T_CHECK(nf, cck_get_threads() == 1, "local cap 1: get %d", cck_get_threads());
+	{
+		pthread_t th;
+		int other = 0;
+
+		T_CHECK(nf, pthread_create(&th, NULL, get_threads_main, &other) == 0, "pthread_create");
+		pthread_join(th, NULL);
+		T_CHECK(nf, other == 2, "another thread sees %d, not the global 2", other);
+	}
+	T_CHECK(nf, cck_set_local_threads(-1) == -EINVAL, "local -1 accepted");
+	T_CHECK(nf, cck_set_local_threads(0) == 1, "lifting the cap: previous not 1");
+	T_CHECK(nf, cck_get_threads() == 2, "cap lifted: get %d", cck_get_threads());
 	t_expect_none(nf, __func__);
 }
 
