@@ -63,6 +63,12 @@ static const struct conf_def defs[CCD_CONF_COUNT] = {
 		"how often ccd checks that each client's process is still alive" },
 	[CCD_CONF_MAX_MODELS] = { "max_models", CONF_T_COUNT, 1, 1024, 16,
 		"models that may be registered at once (loaded, loading or failed)" },
+	[CCD_CONF_ENGINE_THREADS] = { "engine_threads", CONF_T_COUNT, 0, 4096, 0,
+		"threads of one inference job (generate, logits); 0: every CPU" },
+	[CCD_CONF_MAX_CTX] = { "max_ctx", CONF_T_COUNT, 16, 1 << 20, 4096,
+		"context (positions) of one generation at most (also bounded by the model's)" },
+	[CCD_CONF_MAX_GEN_TOKENS] = { "max_gen_tokens", CONF_T_COUNT, 1, 1 << 20, 4096,
+		"tokens one generate request may ask for" },
 };
 /* clang-format on */
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cck.h"
+#include "infer.h"
 #include "jobs.h"
 #include "shm.h"
 #include "util.h"
@@ -314,6 +315,25 @@ int ccd_job_prepare_model(struct ccd_job *job, const Cc__OpRequest *req, const s
 	return 0;
 }
 
+int ccd_job_out_tensor(struct ccd_job *job, const Cc__TensorRef *t, const struct ccd_regions *regions, uint64_t len,
+                       float **ret, char *err, size_t errsize)
+{
+	struct tref o;
+	int r;
+
+	r = check_tensor(t, "output", regions, &o, err, errsize);
+	r = r ? r : check_len(&o, "output", len, "the model's vocabulary", err, errsize);
+	if (r)
+		return r;
+	if (job->nregions >= CCD_JOB_MAX_REGIONS) {
+		snprintf(err, errsize, "too many tensors");
+		return -EINVAL;
+	}
+	job->regions[job->nregions++] = (struct ccd_region *)o.r;
+	*ret = (float *)(o.r->addr + o.off);
+	return 0;
+}
+
 /* Rows per step of a model matvec: a forced unload stops it within one step. */
 #define MODEL_ROWS_STEP 256
 
@@ -412,6 +432,12 @@ void ccd_job_run(struct ccd_job *job)
 		job->value = 0;
 		return;
 	}
+	if (job->type == CCD_JOB_INFER) {
+		ccd_infer_run(job->infer);
+		job->code = job->infer->code;
+		job->value = 0;
+		return;
+	}
 	CCD_ASSERT(job->type == CCD_JOB_KERNEL);
 	switch (job->kind) {
 	case CCK_KIND_UNARY:
@@ -446,6 +472,10 @@ void ccd_job_strerror(const struct ccd_job *job, char *buf, size_t size)
 
 	if (!name)
 		name = "?";
+	if (job->type == CCD_JOB_INFER) {
+		snprintf(buf, size, "%s", job->infer->err[0] ? job->infer->err : strerror(-job->code));
+		return;
+	}
 	if (job->type == CCD_JOB_MODEL_MATVEC) {
 		if (job->code == -ECANCELED)
 			snprintf(buf, size,

@@ -12,6 +12,7 @@
 struct ccd_client;
 struct ccd_region;
 struct ccd_regions;
+struct ccd_infer;
 
 /*
  * Kinds of job. Workers only call ccd_job_run(); the front end owns
@@ -21,6 +22,7 @@ struct ccd_regions;
 enum ccd_job_type {
 	CCD_JOB_KERNEL = 0,   /* one libcck call (a whole op or a part of one) */
 	CCD_JOB_MODEL_MATVEC, /* y = W x, W a tensor of a loaded model */
+	CCD_JOB_INFER,        /* generate or logits with a model's engine (struct ccd_infer) */
 	CCD_JOB_TYPE_COUNT
 };
 
@@ -53,7 +55,8 @@ struct ccd_job {
 	const void *w;
 	int wtype;
 	size_t wstride;
-	_Atomic int *cancel; /* set when the model is force-unloaded */
+	_Atomic int *cancel;     /* set when the model is force-unloaded */
+	struct ccd_infer *infer; /* CCD_JOB_INFER: the request and its results */
 
 	/* result, set by ccd_job_run() */
 	int code;
@@ -79,6 +82,14 @@ int ccd_job_prepare(struct ccd_job *job, const Cc__OpRequest *req, const struct 
  */
 int ccd_job_prepare_model(struct ccd_job *job, const Cc__OpRequest *req, const struct ccd_regions *regions,
                           const void *w, int wtype, uint64_t rows, uint64_t cols, char *err, size_t errsize);
+
+/*
+ * Check an output tensor of exactly len f32 elements in the client's regions
+ * and add its region to the job's; *ret points at it. Same returns as
+ * ccd_job_prepare.
+ */
+int ccd_job_out_tensor(struct ccd_job *job, const Cc__TensorRef *t, const struct ccd_regions *regions, uint64_t len,
+                       float **ret, char *err, size_t errsize);
 
 /*
  * How many parts to split job into for a node with `workers` workers:

@@ -557,9 +557,13 @@ int main(int argc, char **argv)
 		ccd_error("cannot set up signal handling: %s", strerror(-sigfd));
 		goto out_files;
 	}
-	/* Parallelism comes from the worker pools: each libcck call runs on the thread that makes it. */
-	if (cck_set_threads(1) < 0)
-		ccd_warn("cannot make libcck single-threaded");
+	/*
+	 * Kernel jobs get their parallelism from the worker pools: every libcck call of the front end and the
+	 * workers runs on the thread that makes it (a per-thread cap of 1). Inference jobs lift the cap and use
+	 * libcck's pool over engine_threads CPUs.
+	 */
+	if (cck_set_threads(0) < 0 || cck_set_local_threads(1) < 0)
+		ccd_warn("cannot set libcck's threads");
 
 	r = ccd_server_new(st.endpoint, &conf, &topo, &server, err, sizeof(err));
 	if (r < 0) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cck.h"
@@ -102,21 +103,47 @@ void ccd_waiters_free(struct ccd_waiter *w)
 	}
 }
 
+/* Tokenizer and forward pass over the loaded weights; a model the engine cannot run still loads (matvec, show). */
+static void bind_engine(struct ccd_model *m)
+{
+	char verr[200] = "", merr[200] = "";
+	int rv, rm;
+
+	rv = cce_vocab_load(m->gguf, &m->vocab, verr, sizeof(verr));
+	rm = cce_model_init(m->gguf, m->region.data, &m->engine, merr, sizeof(merr));
+	if (rm == 0 && rv == 0)
+		snprintf(m->engine_note, sizeof(m->engine_note), "%s, %s tokenizer", cce_model_hparams(m->engine)->arch,
+		         cce_vocab_kind(m->vocab));
+	else if (rm == 0)
+		snprintf(m->engine_note, sizeof(m->engine_note), "%s, no tokenizer: %s",
+		         cce_model_hparams(m->engine)->arch, verr[0] ? verr : strerror(-rv));
+	else
+		snprintf(m->engine_note, sizeof(m->engine_note), "no inference: %s", merr[0] ? merr : strerror(-rm));
+}
+
 /* The loader thread: parse the header, then bring the tensor data into memory. */
 static void *load_main(void *arg)
 {
 	struct ccd_model *m = arg;
+	struct stat st;
 	char why[400];
 	uint64_t one = 1;
 	size_t i, n;
 	int fd, r;
 
-	fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not block the loader (and shutdown) forever */
+	fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
 		snprintf(m->err, sizeof(m->err), "cannot open %s: %s", m->path, strerror(-r));
 		goto out;
 	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		snprintf(m->err, sizeof(m->err), "%s is not a regular file", m->path);
+		goto out_close;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	why[0] = '\0';
 	r = ccm_gguf_open_fd(fd, &m->gguf, why, sizeof(why));
 	if (r < 0) {
@@ -153,6 +180,7 @@ static void *load_main(void *arg)
 		goto out_close;
 	}
 	m->have_region = 1;
+	bind_engine(m);
 out_close:
 	close(fd);
 out:
@@ -261,6 +289,8 @@ void ccd_model_free(struct ccd_models *ms, struct ccd_model *m)
 		ms->bytes -= m->region.len;
 		ccm_region_free(&m->region);
 	}
+	cce_model_free(m->engine);
+	cce_vocab_free(m->vocab);
 	ccm_gguf_free(m->gguf);
 	ccd_waiters_free(m->load_waiters);
 	ccd_waiters_free(m->unload_waiters);

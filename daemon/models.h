@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine.h"
 #include "gguf.h"
 #include "load.h"
 
@@ -49,6 +50,9 @@ struct ccd_model {
 	uint64_t params, file_bytes;
 	uint32_t ntensors;
 	double seconds;
+	struct cce_vocab *vocab;  /* NULL: no (usable) tokenizer */
+	struct cce_model *engine; /* NULL: inference cannot run on this model (engine_note says why) */
+	char engine_note[256];    /* "llama, gpt2 tokenizer", or why not */
 
 	/* Shared with the loader thread while it runs. */
 	struct ccm_progress prog;

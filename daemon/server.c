@@ -19,6 +19,7 @@
 #include "clients.h"
 #include "jobs.h"
 #include "log.h"
+#include "infer.h"
 #include "models.h"
 #include "server.h"
 #include "shm.h"
@@ -46,6 +47,7 @@ struct ccd_server {
 	int stopping;
 	struct ccd_models models;
 	int models_ready;
+	_Atomic int stop_infer; /* shutting down: running inference jobs stop at the next token */
 };
 
 /* The sender of a request: its ZeroMQ routing id. */
@@ -69,7 +71,10 @@ struct reply {
 		Cc__KernelsReply kernels;
 		Cc__ModelsReply models;
 		Cc__ModelShowReply show;
+		Cc__TokenizeReply tok;
+		Cc__DetokenizeReply detok;
 	} u;
+	int32_t *ids;              /* malloc'd for tokenize */
 	Cc__ModelInfo *minfo;      /* malloc'd for models */
 	Cc__ModelInfo **minfo_ptr; /* malloc'd for models */
 	char *json;                /* malloc'd for model_show */
@@ -132,11 +137,43 @@ static void finish_reply(struct ccd_server *s, const struct peer *p, struct repl
 	free(r->minfo);
 	free(r->minfo_ptr);
 	free(r->json);
+	free(r->ids);
 }
 
 /* ---- jobs ------------------------------------------------------------------- */
 
 static void model_job_done(struct ccd_server *s, struct ccd_job *job);
+
+/* The reply of a finished generate or logits job. */
+static void infer_reply(struct ccd_server *s, struct ccd_client *c, struct ccd_job *job, Cc__Reply *msg)
+{
+	struct ccd_infer *inf = job->infer;
+	Cc__GenerateReply g = CC__GENERATE_REPLY__INIT;
+	Cc__LogitsReply l = CC__LOGITS_REPLY__INIT;
+
+	if (inf->kind == CCD_INFER_GENERATE) {
+		g.text = inf->text ? inf->text : (char *)"";
+		g.n_tokens = inf->ngen;
+		g.tokens = inf->gen;
+		g.prompt_tokens = inf->prompt_tokens;
+		g.gen_tokens = (uint32_t)inf->ngen;
+		g.pp_tps = inf->pp_s > 0 ? inf->prompt_tokens / inf->pp_s : 0;
+		g.tg_tps = inf->tg_s > 0 ? (double)inf->ngen / inf->tg_s : 0;
+		g.stop_reason = (char *)(inf->stop_reason ? inf->stop_reason : "");
+		g.template_ = (char *)(inf->tmpl ? inf->tmpl : "");
+		msg->body_case = CC__REPLY__BODY_GENERATE;
+		msg->generate = &g;
+	} else {
+		l.n_top_ids = inf->ntop;
+		l.top_ids = inf->top_ids;
+		l.n_top_logits = inf->ntop;
+		l.top_logits = inf->top_logits;
+		l.n_vocab = inf->n_vocab;
+		msg->body_case = CC__REPLY__BODY_LOGITS;
+		msg->logits = &l;
+	}
+	send_reply(s, c->ident, c->identlen, msg);
+}
 
 /* A job (or the last part of a split one) is done: answer it, release its regions, count it. */
 static void job_finished(struct ccd_server *s, struct ccd_job *job)
@@ -164,12 +201,15 @@ static void job_finished(struct ccd_server *s, struct ccd_job *job)
 		if (job->code) {
 			ccd_job_strerror(job, err, sizeof(err));
 			msg.error = err;
+			send_reply(s, c->ident, c->identlen, &msg);
+		} else if (job->type == CCD_JOB_INFER) {
+			infer_reply(s, c, job, &msg);
 		} else {
 			op.value = job->value;
 			msg.body_case = CC__REPLY__BODY_OP;
 			msg.op = &op;
+			send_reply(s, c->ident, c->identlen, &msg);
 		}
-		send_reply(s, c->ident, c->identlen, &msg);
 	}
 	if (job->code) {
 		s->jobs_failed++;
@@ -183,6 +223,7 @@ static void job_finished(struct ccd_server *s, struct ccd_job *job)
 	ccd_clients_job_end(&s->clients, c);
 	if (job->model)
 		model_job_done(s, job);
+	ccd_infer_free(job->infer);
 	free(job);
 }
 
@@ -226,6 +267,7 @@ static void begin_stop(struct ccd_server *s, const char *why)
 	ccd_info("shutting down (%s): %u jobs running, %u queued", why, ccd_pool_running(s->pool),
 	         ccd_pool_queued(s->pool));
 	cancel_queued(s);
+	atomic_store(&s->stop_infer, 1);
 	{
 		struct ccd_model *m;
 
@@ -610,6 +652,7 @@ static void model_info(const struct ccd_model *m, Cc__ModelInfo *mi)
 	mi->file_bytes = m->file_bytes;
 	mi->users = m->users;
 	mi->error = (char *)m->err;
+	mi->engine = (char *)m->engine_note;
 	if (m->have_region) {
 		mi->loaded_bytes = m->region.len;
 		mi->bytes = m->region.len;
@@ -839,6 +882,212 @@ static int h_model_show(struct ccd_server *s, const struct peer *p, struct ccd_c
 	return 0;
 }
 
+/* ---- inference ---------------------------------------------------------------- */
+
+/* The model's engine, or NULL with the reason (no model, still loading, not an architecture we run...). */
+static struct ccd_model *engine_model(struct ccd_server *s, const char *name, int need_vocab, struct reply *r,
+                                      int *code)
+{
+	struct ccd_model *m = model_find_ready(s, name, r, code);
+
+	if (!m)
+		return NULL;
+	if (!m->engine || (need_vocab && !m->vocab)) {
+		*code = fail(r, -EOPNOTSUPP, "model '%s' cannot run inference: %s", m->name, m->engine_note);
+		return NULL;
+	}
+	return m;
+}
+
+/* Queue an inference job on the client's node; the job is one of the model's users. */
+static int submit_infer(struct ccd_server *s, struct ccd_client *c, const Cc__Request *req, struct ccd_model *m,
+                        struct ccd_infer *inf, struct ccd_job *job)
+{
+	int k;
+
+	inf->model = m->engine;
+	inf->vocab = m->vocab;
+	inf->gguf = m->gguf;
+	inf->threads = (unsigned)s->conf.v[CCD_CONF_ENGINE_THREADS];
+	inf->max_ctx = (uint32_t)s->conf.v[CCD_CONF_MAX_CTX];
+	inf->cancel_model = &m->cancel_jobs;
+	inf->cancel_daemon = &s->stop_infer;
+	job->type = CCD_JOB_INFER;
+	job->infer = inf;
+	job->client = c;
+	job->req_id = req->id;
+	job->node = c->node;
+	job->model = m;
+	m->users++;
+	for (k = 0; k < job->nregions; k++)
+		ccd_region_ref(job->regions[k]);
+	c->in_flight++;
+	ccd_pool_submit(s->pool, job);
+	return REPLY_DEFERRED;
+}
+
+static int h_generate(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                      struct reply *r)
+{
+	const Cc__Generate *g = req->generate;
+	uint64_t max_gen = s->conf.v[CCD_CONF_MAX_GEN_TOKENS];
+	struct ccd_infer *inf;
+	struct ccd_job *job;
+	struct ccd_model *m;
+	size_t i;
+	int ret;
+
+	if (!g || !g->model || !g->prompt)
+		return fail(r, -EBADMSG, "generate: missing");
+	if (c->in_flight >= s->conf.v[CCD_CONF_MAX_INFLIGHT_PER_CLIENT])
+		return fail(r, -EBUSY, "max_inflight_per_client reached");
+	m = engine_model(s, g->model, 1, r, &ret);
+	if (!m)
+		return ret;
+	if (g->max_tokens > max_gen)
+		return fail(r, -EINVAL, "max_tokens %u is more than max_gen_tokens (%" PRIu64 ")", g->max_tokens,
+		            max_gen);
+	if (g->n_stop > 16)
+		return fail(r, -EINVAL, "at most 16 stop strings, got %zu", g->n_stop);
+	inf = calloc(1, sizeof(*inf));
+	job = calloc(1, sizeof(*job));
+	if (!inf || !job) {
+		free(inf);
+		free(job);
+		return fail(r, -ENOMEM, "out of memory");
+	}
+	inf->kind = CCD_INFER_GENERATE;
+	inf->raw = g->raw;
+	inf->max_tokens = g->max_tokens ? g->max_tokens : 128;
+	inf->samp.temp = g->temp;
+	inf->samp.top_k = g->top_k;
+	inf->samp.top_p = g->top_p == 0 ? 1.0f : g->top_p;
+	inf->samp.min_p = g->min_p;
+	inf->samp.repeat_penalty = g->repeat_penalty == 0 ? 1.0f : g->repeat_penalty;
+	inf->samp.repeat_last_n = g->repeat_last_n;
+	inf->samp.seed = g->seed;
+	if (cce_sampling_check(&inf->samp, r->err, sizeof(r->err)) < 0) {
+		ccd_infer_free(inf);
+		free(job);
+		return -EINVAL;
+	}
+	inf->prompt = strdup(g->prompt);
+	inf->stop = calloc(g->n_stop + 1, sizeof(*inf->stop));
+	if (!inf->prompt || !inf->stop) {
+		ccd_infer_free(inf);
+		free(job);
+		return fail(r, -ENOMEM, "out of memory");
+	}
+	for (i = 0; i < g->n_stop; i++) {
+		inf->stop[i] = strdup(g->stop[i] ? g->stop[i] : "");
+		if (!inf->stop[i]) {
+			ccd_infer_free(inf);
+			free(job);
+			return fail(r, -ENOMEM, "out of memory");
+		}
+		inf->nstop++;
+	}
+	return submit_infer(s, c, req, m, inf, job);
+}
+
+static int h_logits(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                    struct reply *r)
+{
+	const Cc__Logits *l = req->logits;
+	struct ccd_infer *inf;
+	struct ccd_job *job;
+	struct ccd_model *m;
+	int ret;
+
+	if (!l || !l->model)
+		return fail(r, -EBADMSG, "logits: missing");
+	if (c->in_flight >= s->conf.v[CCD_CONF_MAX_INFLIGHT_PER_CLIENT])
+		return fail(r, -EBUSY, "max_inflight_per_client reached");
+	m = engine_model(s, l->model, 0, r, &ret);
+	if (!m)
+		return ret;
+	if (l->n_tokens == 0)
+		return fail(r, -EINVAL, "logits: no tokens");
+	if (l->top > 1000)
+		return fail(r, -EINVAL, "logits: top %u is more than 1000", l->top);
+	inf = calloc(1, sizeof(*inf));
+	job = calloc(1, sizeof(*job));
+	if (!inf || !job || !(inf->ids = malloc(l->n_tokens * sizeof(int32_t)))) {
+		ccd_infer_free(inf);
+		free(job);
+		return fail(r, -ENOMEM, "out of memory");
+	}
+	inf->kind = CCD_INFER_LOGITS;
+	memcpy(inf->ids, l->tokens, l->n_tokens * sizeof(int32_t));
+	inf->nids = l->n_tokens;
+	inf->top = l->top;
+	if (l->output) {
+		ret = ccd_job_out_tensor(job, l->output, &c->regions, cce_model_hparams(m->engine)->n_vocab, &inf->out,
+		                         r->err, sizeof(r->err));
+		if (ret) {
+			ccd_infer_free(inf);
+			free(job);
+			return ret;
+		}
+	}
+	return submit_infer(s, c, req, m, inf, job);
+}
+
+static int h_tokenize(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                      struct reply *r)
+{
+	const Cc__Tokenize *t = req->tokenize;
+	struct ccd_model *m;
+	int32_t *ids = NULL;
+	size_t n = 0;
+	int ret;
+
+	if (!t || !t->model)
+		return fail(r, -EBADMSG, "tokenize: missing");
+	m = engine_model(s, t->model, 1, r, &ret);
+	if (!m)
+		return ret;
+	ret = cce_tokenize(m->vocab, (const char *)t->text.data, t->text.len, t->no_bos ? 0 : -1, t->special, &ids, &n);
+	if (ret == -EILSEQ)
+		return fail(r, ret, "tokenize: the text is not valid UTF-8");
+	if (ret < 0)
+		return fail(r, ret, "tokenize: %s", strerror(-ret));
+	r->ids = ids;
+	r->u.tok = (Cc__TokenizeReply)CC__TOKENIZE_REPLY__INIT;
+	r->u.tok.n_tokens = n;
+	r->u.tok.tokens = ids;
+	r->msg.body_case = CC__REPLY__BODY_TOKENIZE;
+	r->msg.tokenize = &r->u.tok;
+	return 0;
+}
+
+static int h_detokenize(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                        struct reply *r)
+{
+	const Cc__Detokenize *d = req->detokenize;
+	struct ccd_model *m;
+	size_t i, len = 0;
+	int ret;
+
+	if (!d || !d->model)
+		return fail(r, -EBADMSG, "detokenize: missing");
+	m = engine_model(s, d->model, 1, r, &ret);
+	if (!m)
+		return ret;
+	for (i = 0; i < d->n_tokens; i++)
+		if (d->tokens[i] < 0 || (uint32_t)d->tokens[i] >= cce_vocab_size(m->vocab))
+			return fail(r, -EINVAL, "detokenize: token %d is not in the vocabulary", d->tokens[i]);
+	ret = cce_detokenize(m->vocab, d->tokens, d->n_tokens, 0, &r->json, &len);
+	if (ret < 0)
+		return fail(r, ret, "detokenize: %s", strerror(-ret));
+	r->u.detok = (Cc__DetokenizeReply)CC__DETOKENIZE_REPLY__INIT;
+	r->u.detok.text.data = (uint8_t *)r->json;
+	r->u.detok.text.len = len;
+	r->msg.body_case = CC__REPLY__BODY_DETOKENIZE;
+	r->msg.detokenize = &r->u.detok;
+	return 0;
+}
+
 enum {
 	H_ANON = 1 << 0,     /* allowed before hello */
 	H_STOPPING = 1 << 1, /* served while shutting down */
@@ -868,6 +1117,10 @@ static const struct handler {
     [CC__REQUEST__BODY_MODEL_UNLOAD] = {h_model_unload, 0, "model_unload"},
     [CC__REQUEST__BODY_MODELS] = {h_models, H_STOPPING, "models"},
     [CC__REQUEST__BODY_MODEL_SHOW] = {h_model_show, H_STOPPING, "model_show"},
+    [CC__REQUEST__BODY_GENERATE] = {h_generate, 0, "generate"},
+    [CC__REQUEST__BODY_TOKENIZE] = {h_tokenize, 0, "tokenize"},
+    [CC__REQUEST__BODY_DETOKENIZE] = {h_detokenize, 0, "detokenize"},
+    [CC__REQUEST__BODY_LOGITS] = {h_logits, 0, "logits"},
 };
 
 /* Check and dispatch one request; answer it unless its handler deferred the reply. */

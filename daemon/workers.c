@@ -10,6 +10,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "cck.h"
 #include "jobs.h"
 #include "log.h"
 #include "numa.h"
@@ -72,6 +73,8 @@ static void *worker_main(void *arg)
 
 	snprintf(name, sizeof(name), "ccd-w%u-n%d", w->index, w->node);
 	pthread_setname_np(pthread_self(), name);
+	/* kernel jobs are split over the workers, each part single-threaded; inference jobs lift the cap */
+	cck_set_local_threads(1);
 	r = ccd_topo_pin(pool->topo, w->node);
 	if (r < 0)
 		ccd_warn("worker %u: cannot pin to node %d: %s", w->index, w->node, strerror(-r));

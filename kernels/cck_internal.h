@@ -96,6 +96,8 @@ extern const struct cck__tier_ops cck__ops_avx512;
 
 /* Host detection (cpu.c, baseline flags): highest enum cck_tier_id the CPU and OS support. */
 int cck__cpu_tier(void);
+/* Whether the CPU has AVX512-VNNI next to the avx512 tier (cpu.c): 1 or 0. */
+int cck__cpu_has_avx512vnni(void);
 
 /*
  * Persistent thread pool (pool.c). cck__pool_run calls fn(arg, i, nt) for

@@ -41,6 +41,9 @@
 #ifndef bit_AVX512VL
 #define bit_AVX512VL (1u << 31)
 #endif
+#ifndef bit_AVX512VNNI
+#define bit_AVX512VNNI (1u << 11) /* CPUID.(7,0):ECX */
+#endif
 
 /* XCR0 state components the OS must save for us to touch the registers. */
 #define XCR0_SSE_AVX 0x06u          /* XMM, upper YMM */
@@ -99,4 +102,27 @@ int cck__cpu_tier(void)
 		atomic_store_explicit(&tier, t, memory_order_relaxed);
 	}
 	return t;
+}
+
+/*
+ * Whether the avx512 tier may also use AVX512-VNNI (CPUID.(7,0):ECX bit 11;
+ * its registers are the avx512 tier's, so no other OS check). Detected once.
+ */
+int cck__cpu_has_avx512vnni(void)
+{
+	static _Atomic int has = -1;
+	int h = atomic_load_explicit(&has, memory_order_relaxed);
+
+	if (h < 0) {
+		h = 0;
+#ifdef CCK_HAVE_X86
+		if (cck__cpu_tier() >= CCK_TIER_AVX512) {
+			unsigned a, b, c, d;
+
+			h = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & bit_AVX512VNNI);
+		}
+#endif
+		atomic_store_explicit(&has, h, memory_order_relaxed);
+	}
+	return h;
 }

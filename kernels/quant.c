@@ -46,6 +46,16 @@ static const struct cck__qops *const qtier[CCK_TIER_COUNT] = {
 };
 /* clang-format on */
 
+/* Tier t's table: for avx512, the one that also uses AVX512-VNNI where the CPU has it. */
+static const struct cck__qops *qtable(int t)
+{
+#ifdef CCK_HAVE_X86
+	if (t == CCK_TIER_AVX512 && cck__cpu_has_avx512vnni())
+		return &cck__qops_avx512vnni;
+#endif
+	return qtier[t];
+}
+
 /* Kernels and sizes for one dot-product call, chosen when it starts. */
 struct qk {
 	cck__quant_fn quant; /* of the activation type (NULL for f32: x is used as it is) */
@@ -64,8 +74,8 @@ struct qk {
 	static fn_type pick_##field(int type)                                                                          \
 	{                                                                                                              \
 		for (int t = cck__tier_cap(); t > CCK_TIER_SCALAR; t--)                                                \
-			if (qtier[t] && qtier[t]->field[type])                                                         \
-				return qtier[t]->field[type];                                                          \
+			if (qtable(t) && qtable(t)->field[type])                                                       \
+				return qtable(t)->field[type];                                                         \
 		return cck__qops_scalar.field[type];                                                                   \
 	}
 DEFINE_PICK(dequant, cck__dequant_fn)
@@ -76,8 +86,8 @@ DEFINE_PICK(vdot, cck__vdot_fn)
 static cck__vdot4_fn pick_vdot4(int type)
 {
 	for (int t = cck__tier_cap(); t > CCK_TIER_SCALAR; t--)
-		if (qtier[t] && qtier[t]->vdot[type])
-			return qtier[t]->vdot4[type];
+		if (qtable(t) && qtable(t)->vdot[type])
+			return qtable(t)->vdot4[type];
 	return cck__qops_scalar.vdot4[type];
 }
 

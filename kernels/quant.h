@@ -132,6 +132,7 @@ extern const struct cck__qops cck__qops_scalar;
 #if defined(__x86_64__) || defined(__i386__)
 extern const struct cck__qops cck__qops_avx2;
 extern const struct cck__qops cck__qops_avx512;
+extern const struct cck__qops cck__qops_avx512vnni; /* avx512 + AVX512-VNNI: the avx512 table where the CPU has it */
 #endif
 
 /* Half / bfloat16 conversions (exact, round-to-nearest-even on the way down), as ggml. */

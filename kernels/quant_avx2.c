@@ -4,6 +4,12 @@
 #include "quant_simd.inc"
 
 const struct cck__qops cck__qops_avx2 = {
+    .quant =
+        {
+            [CCK_TYPE_Q8_0] = qs_quant_q8_0,
+            [CCK_TYPE_Q8_1] = qs_quant_q8_1,
+            [CCK_TYPE_Q8_K] = qs_quant_q8_k,
+        },
     .vdot =
         {
             [CCK_TYPE_F16] = qs_vdot_f16,
@@ -21,5 +27,6 @@ const struct cck__qops cck__qops_avx2 = {
         {
             [CCK_TYPE_Q4_0] = qs_vdot4_q4_0,
             [CCK_TYPE_Q4_1] = qs_vdot4_q4_1,
+            [CCK_TYPE_Q4_K] = qs_vdot4_q4_k,
         },
 };

@@ -1,25 +1,40 @@
 /* SPDX-License-Identifier: MIT */
-/* quant_avx512.c: libcck's avx512 quantized kernels: the quant_simd.inc bodies (EVEX-encoded). */
+/* quant_avx512.c: libcck's avx512 quantized kernels: the quant_simd.inc bodies (EVEX-encoded), plain and with VNNI. */
 #include "config.h"
+#define QS_VNNI 1 /* also the AVX512-VNNI bodies, in functions of their own target */
 #include "quant_simd.inc"
 
-const struct cck__qops cck__qops_avx512 = {
-    .vdot =
-        {
-            [CCK_TYPE_F16] = qs_vdot_f16,
-            [CCK_TYPE_BF16] = qs_vdot_bf16,
-            [CCK_TYPE_Q4_0] = qs_vdot_q4_0,
-            [CCK_TYPE_Q4_1] = qs_vdot_q4_1,
-            [CCK_TYPE_Q5_0] = qs_vdot_q5_0,
-            [CCK_TYPE_Q5_1] = qs_vdot_q5_1,
-            [CCK_TYPE_Q8_0] = qs_vdot_q8_0,
-            [CCK_TYPE_Q4_K] = qs_vdot_q4_k,
-            [CCK_TYPE_Q5_K] = qs_vdot_q5_k,
-            [CCK_TYPE_Q6_K] = qs_vdot_q6_k,
-        },
-    .vdot4 =
-        {
-            [CCK_TYPE_Q4_0] = qs_vdot4_q4_0,
-            [CCK_TYPE_Q4_1] = qs_vdot4_q4_1,
-        },
-};
+/* The avx512 table; Q4K_VDOT / Q4K_VDOT4: its q4_K entries. */
+#define QS_AVX512_TABLE(Q4K_VDOT, Q4K_VDOT4)                                                                           \
+	{                                                                                                              \
+	    .quant =                                                                                                   \
+	        {                                                                                                      \
+	            [CCK_TYPE_Q8_0] = qs_quant_q8_0,                                                                   \
+	            [CCK_TYPE_Q8_1] = qs_quant_q8_1,                                                                   \
+	            [CCK_TYPE_Q8_K] = qs_quant_q8_k,                                                                   \
+	        },                                                                                                     \
+	    .vdot =                                                                                                    \
+	        {                                                                                                      \
+	            [CCK_TYPE_F16] = qs_vdot_f16,                                                                      \
+	            [CCK_TYPE_BF16] = qs_vdot_bf16,                                                                    \
+	            [CCK_TYPE_Q4_0] = qs_vdot_q4_0,                                                                    \
+	            [CCK_TYPE_Q4_1] = qs_vdot_q4_1,                                                                    \
+	            [CCK_TYPE_Q5_0] = qs_vdot_q5_0,                                                                    \
+	            [CCK_TYPE_Q5_1] = qs_vdot_q5_1,                                                                    \
+	            [CCK_TYPE_Q8_0] = qs_vdot_q8_0,                                                                    \
+	            [CCK_TYPE_Q4_K] = Q4K_VDOT,                                                                        \
+	            [CCK_TYPE_Q5_K] = qs_vdot_q5_k,                                                                    \
+	            [CCK_TYPE_Q6_K] = qs_vdot_q6_k,                                                                    \
+	        },                                                                                                     \
+	    .vdot4 =                                                                                                   \
+	        {                                                                                                      \
+	            [CCK_TYPE_Q4_0] = qs_vdot4_q4_0,                                                                   \
+	            [CCK_TYPE_Q4_1] = qs_vdot4_q4_1,                                                                   \
+	            [CCK_TYPE_Q4_K] = Q4K_VDOT4,                                                                       \
+	        },                                                                                                     \
+	}
+
+const struct cck__qops cck__qops_avx512 = QS_AVX512_TABLE(qs_vdot_q4_k, qs_vdot4_q4_k);
+
+/* Chosen by quant.c for the avx512 tier when the CPU has AVX512-VNNI (cck__cpu_has_avx512vnni()). */
+const struct cck__qops cck__qops_avx512vnni = QS_AVX512_TABLE(qs_vdot_q4_k_vnni, qs_vdot4_q4_k_vnni);

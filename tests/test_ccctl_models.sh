@@ -100,6 +100,44 @@ for f in "${files[@]}"; do
 	done
 done
 
+# inference commands and their JSON (the values themselves are checked against llama.cpp in test_ccd_infer)
+if timeout 60 "$CCCTL" load m "$models/stories260K.gguf" >/dev/null 2>"$tmp/err"; then
+	chk() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); $1" "$tmp/out.json" 2>&1; }
+	if timeout 60 "$CCCTL" generate m "Once upon a time" --temp 0 --raw --max-tokens 8 --json >"$tmp/out.json" 2>"$tmp/err" &&
+		msg=$(chk 'assert set(d) >= {"text","tokens","prompt_tokens","gen_tokens","pp_tps","tg_tps"}, d; assert isinstance(d["text"], str) and len(d["tokens"]) == d["gen_tokens"] <= 8 and all(isinstance(t, int) for t in d["tokens"]), d; assert d["prompt_tokens"] >= 4, d'); then
+		ok "generate --json: $(head -c 200 "$tmp/out.json")"
+	else
+		fail "generate --json: $(cat "$tmp/err") $msg $(cat "$tmp/out.json")"
+	fi
+	timeout 60 "$CCCTL" generate m "Once upon a time" --temp 0 --raw --max-tokens 8 >"$tmp/a.txt" 2>/dev/null
+	timeout 60 "$CCCTL" generate m "Once upon a time" --temp 0.7 --seed 42 --raw --max-tokens 16 >"$tmp/b.txt" 2>/dev/null
+	timeout 60 "$CCCTL" generate m "Once upon a time" --temp 0.7 --seed 42 --raw --max-tokens 16 >"$tmp/c.txt" 2>/dev/null
+	[ -s "$tmp/a.txt" ] || fail "generate: no text"
+	cmp -s "$tmp/b.txt" "$tmp/c.txt" && ok "same seed, same text" || fail "same seed gave different texts"
+	if "$CCCTL" tokenize m "Hello world" --json >"$tmp/out.json" 2>"$tmp/err" &&
+		msg=$(chk 'assert list(d) == ["tokens"] and d["tokens"][0] == 1, d') &&
+		"$CCCTL" tokenize m "Hello world" --no-bos --json >"$tmp/nobos.json" &&
+		python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["tokens"]; b=json.load(open(sys.argv[2]))["tokens"]; assert a[1:] == b, (a, b)' \
+			"$tmp/out.json" "$tmp/nobos.json"; then
+		ok "tokenize --json, --no-bos: $(cat "$tmp/out.json")"
+	else
+		fail "tokenize: $(cat "$tmp/err") $msg"
+	fi
+	if "$CCCTL" logits m "Once upon a" --top 5 --json >"$tmp/out.json" 2>"$tmp/err" &&
+		msg=$(chk 'assert list(d) == ["top"] and len(d["top"]) == 5 and all(len(e) == 2 and isinstance(e[0], int) for e in d["top"]), d; v = [e[1] for e in d["top"]]; assert v == sorted(v, reverse=True), v'); then
+		ok "logits --top 5 --json: $(cat "$tmp/out.json")"
+	else
+		fail "logits: $(cat "$tmp/err") $msg"
+	fi
+	"$CCCTL" generate m "" --raw >/dev/null 2>"$tmp/err"
+	[ $? = 1 ] && grep -q "empty" "$tmp/err" && ok "empty prompt refused: $(cat "$tmp/err")" || fail "empty prompt: $(cat "$tmp/err")"
+	"$CCCTL" generate m "x" --temp nan >/dev/null 2>&1
+	[ $? = 2 ] || fail "--temp nan must exit 2"
+	"$CCCTL" unload m >/dev/null 2>&1 || fail "unload m"
+else
+	fail "load for the inference commands: $(cat "$tmp/err")"
+fi
+
 # errors: one clear line on stderr, exit 1, and ccd keeps serving
 printf 'GGUF\003\000\000\000garbage' >"$tmp/bad.gguf"
 if "$CCCTL" load bad "$tmp/bad.gguf" >/dev/null 2>"$tmp/err"; then

@@ -171,7 +171,7 @@ static void test_load_smollm2_both_modes(void **state)
 /* Every wrong request gets a clear error, and nothing is left registered. */
 static void test_load_errors(void **state)
 {
-	char path[PATH_MAX], v1[PATH_MAX], *json = NULL;
+	char path[PATH_MAX], v1[PATH_MAX], fifo[PATH_MAX], *json = NULL;
 	int r;
 
 	(void)state;
@@ -189,6 +189,14 @@ static void test_load_errors(void **state)
 	/* a directory is not a model */
 	r = cc_model_load(c, "m1", "/", NULL, NULL, NULL, NULL, NULL);
 	assert_true(r < 0);
+	assert_int_equal(models_count(), 0);
+	/* nor a FIFO: the loader must not block opening it (nor ccd's shutdown waiting for the loader) */
+	snprintf(fifo, sizeof(fifo), "%s/fifo.gguf", d.dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	r = cc_model_load(c, "m1", fifo, NULL, NULL, NULL, NULL, NULL);
+	assert_int_equal(r, -EINVAL);
+	assert_non_null(strstr(cc_last_error(c), "regular file"));
+	unlink(fifo);
 	assert_int_equal(models_count(), 0);
 
 	assert_int_equal(cc_model_load(c, "m1", path, NULL, NULL, NULL, NULL, NULL), 0);

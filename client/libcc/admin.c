@@ -305,6 +305,8 @@ static void model_json(struct sb *b, const Cc__ModelInfo *m)
 	sb_str(b, m->note);
 	sb_key(b, "error", 0);
 	sb_str(b, m->error);
+	sb_key(b, "engine", 0);
+	sb_str(b, m->engine);
 	sb_puts(b, "}");
 }
 

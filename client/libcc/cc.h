@@ -153,6 +153,52 @@ CC_EXPORT int cc_model_matvec(cc_client *c, const char *model, const char *tenso
 CC_EXPORT int cc_submit_model_matvec(cc_client *c, const char *model, const char *tensor, const cc_tensor *x,
                                      cc_tensor *y, uint64_t *ret_job);
 
+/*
+ * Inference with a loaded model's engine (llama / qwen2 architectures).
+ * cc_gen_defaults fills llama.cpp's sampling defaults (temp 0.8, top_k 40,
+ * top_p 0.95, min_p 0.05, no repetition penalty, max_tokens 128, seed 0);
+ * temp 0 is greedy. raw = 1 skips the model's chat template. The result's
+ * strings and arrays are malloc'd: cc_gen_result_free frees them.
+ */
+struct cc_gen_params {
+	uint32_t max_tokens;
+	float temp;
+	int32_t top_k;
+	float top_p;
+	float min_p;
+	float repeat_penalty;
+	int32_t repeat_last_n;
+	uint64_t seed;
+	int raw;
+	const char *const *stop; /* stop strings, nstop of them (not part of the text) */
+	size_t nstop;
+};
+struct cc_gen_result {
+	char *text;
+	int32_t *tokens; /* generated ids */
+	size_t ntokens;
+	uint32_t prompt_tokens;
+	double pp_tps, tg_tps;
+	char stop_reason[16]; /* "eos", "length", "stop" */
+	char templ[96];       /* "raw", "chat", or why the template was not used */
+};
+CC_EXPORT void cc_gen_defaults(struct cc_gen_params *p);
+CC_EXPORT int cc_generate(cc_client *c, const char *model, const char *prompt, const struct cc_gen_params *p,
+                          struct cc_gen_result *ret);
+CC_EXPORT void cc_gen_result_free(struct cc_gen_result *r);
+/* Token ids of text (add_bos: 1 as the model's metadata says, 0 never; special: parse special-token texts). */
+CC_EXPORT int cc_tokenize(cc_client *c, const char *model, const char *text, int add_bos, int special,
+                          int32_t **ret_ids, size_t *ret_n);
+CC_EXPORT int cc_detokenize(cc_client *c, const char *model, const int32_t *ids, size_t n, char **ret_text,
+                            size_t *ret_len);
+/*
+ * Evaluate ids from an empty context: the last position's logits go to out
+ * (n_vocab f32 elements; may be NULL) and the k best (top_ids, top_logits,
+ * best first, k <= 1000; may be 0) come back; *ret_n_vocab if not NULL.
+ */
+CC_EXPORT int cc_logits(cc_client *c, const char *model, const int32_t *ids, size_t n, cc_tensor *out, size_t k,
+                        int32_t *top_ids, float *top_logits, uint32_t *ret_n_vocab);
+
 /* Ask the daemon to shut down cleanly. */
 CC_EXPORT int cc_shutdown(cc_client *c);
 

@@ -48,6 +48,8 @@ static const char usage_text[] =
     "  matmul    time cck_matmul_f32 against OpenBLAS cblas_sgemm, same matrices\n"
     "  ipc       ZeroMQ ipc ping-pong, and small and large ops through ccd\n"
     "  load      the model loader (pread, io_uring, mmap) on a file: ccbench load --help\n"
+    "  infer     prompt processing and generation tokens/s of the engine: ccbench infer --model PATH\n"
+    "            [--threads T] [--prompt-tokens 128] [--gen-tokens 64] [--reps 3]\n"
     "  help      show this text (also: ccbench --help, ccbench <command> --help)\n"
     "\n"
     "ccbench kernels [--ops a,b,...] [--sizes N,...] [--tier T] [--threads N]\n"
@@ -2132,7 +2134,8 @@ out:
 	return failed;
 }
 
-int cmd_load(int argc, char **argv); /* bench_load.c */
+int cmd_load(int argc, char **argv);  /* bench_load.c */
+int cmd_infer(int argc, char **argv); /* bench_infer.c */
 
 int main(int argc, char **argv)
 {
@@ -2154,5 +2157,7 @@ int main(int argc, char **argv)
 		return cmd_ipc(argc - 1, argv + 1);
 	if (!strcmp(cmd, "load"))
 		return cmd_load(argc - 1, argv + 1);
+	if (!strcmp(cmd, "infer"))
+		return cmd_infer(argc - 1, argv + 1);
 	usage_error("unknown command '%s'", cmd);
 }

@@ -51,6 +51,11 @@ static void usage(FILE *f)
 	        "  unload NAME [--force]\n"
 	        "             unload a model once the jobs using it are done (--force: cancel them)\n"
 	        "  show NAME  a model's metadata (large arrays as counts), tensor types, tokenizer, context, tensors\n"
+	        "  generate NAME PROMPT [--max-tokens N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
+	        "             [--repeat-penalty R] [--seed S] [--stop TEXT]... [--raw]\n"
+	        "             generate text (--temp 0: greedy; --raw: no chat template); --json adds the token ids\n"
+	        "  tokenize NAME TEXT [--no-bos]   the token ids of TEXT (special-token texts are not parsed)\n"
+	        "  logits NAME TEXT [--top K]      the K best next tokens after TEXT (tokenized as tokenize does)\n"
 	        "  bench      round-trip latency and throughput through the daemon\n"
 	        "  shutdown   stop the daemon cleanly\n"
 	        "  help       this text\n"
@@ -552,6 +557,10 @@ struct opts {
 	const char *mode;
 	const char *numa;
 	int force;
+	struct cc_gen_params gen;
+	const char *stop[16];
+	int no_bos;
+	long top;
 };
 
 /* Report a failed request: the daemon's own words when it gave some, else libcc's. */
@@ -874,6 +883,167 @@ static int cmd_show(cc_client *c, const struct opts *o, const char *name)
 	return EXIT_SUCCESS;
 }
 
+/* ---- inference --------------------------------------------------------------------------- */
+
+/* s (len bytes) as a JSON string: escapes, and U+FFFD for bytes that are not UTF-8 (a token may end mid-character). */
+static void json_str(FILE *f, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	fputc('"', f);
+	while (i < len) {
+		unsigned char ch = p[i];
+		size_t n = ch < 0x80                    ? 1
+		           : (ch >= 0xc2 && ch <= 0xdf) ? 2
+		           : (ch >= 0xe0 && ch <= 0xef) ? 3
+		           : (ch >= 0xf0 && ch <= 0xf4) ? 4
+		                                        : 0;
+		size_t k;
+
+		for (k = 1; n && k < n; k++)
+			if (i + k >= len || (p[i + k] & 0xc0) != 0x80)
+				n = 0;
+		if (n == 3 && ((ch == 0xe0 && p[i + 1] < 0xa0) || (ch == 0xed && p[i + 1] >= 0xa0)))
+			n = 0;
+		if (n == 4 && ((ch == 0xf0 && p[i + 1] < 0x90) || (ch == 0xf4 && p[i + 1] >= 0x90)))
+			n = 0;
+		if (n == 0) {
+			fputs("\\ufffd", f);
+			i++;
+			continue;
+		}
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch == '\n')
+			fputs("\\n", f);
+		else if (ch == '\t')
+			fputs("\\t", f);
+		else if (ch == '\r')
+			fputs("\\r", f);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fwrite(p + i, 1, n, f);
+		i += n;
+	}
+	fputc('"', f);
+}
+
+static void json_ids(FILE *f, const int32_t *ids, size_t n)
+{
+	size_t i;
+
+	fputc('[', f);
+	for (i = 0; i < n; i++)
+		fprintf(f, "%s%d", i ? "," : "", ids[i]);
+	fputc(']', f);
+}
+
+static int cmd_generate(cc_client *c, const struct opts *o, const char *name, const char *prompt)
+{
+	struct cc_gen_result res;
+	char what[300];
+	int r;
+
+	snprintf(what, sizeof(what), "generate %s", name);
+	r = cc_generate(c, name, prompt, &o->gen, &res);
+	if (r < 0)
+		return fail(c, what, r);
+	if (o->json) {
+		printf("{\"text\":");
+		json_str(stdout, res.text, strlen(res.text));
+		printf(",\"tokens\":");
+		json_ids(stdout, res.tokens, res.ntokens);
+		printf(",\"prompt_tokens\":%u,\"gen_tokens\":%zu,\"pp_tps\":%.3f,\"tg_tps\":%.3f,\"stop_reason\":",
+		       res.prompt_tokens, res.ntokens, res.pp_tps, res.tg_tps);
+		json_str(stdout, res.stop_reason, strlen(res.stop_reason));
+		printf(",\"template\":");
+		json_str(stdout, res.templ, strlen(res.templ));
+		printf("}\n");
+	} else {
+		fwrite(res.text, 1, strlen(res.text), stdout);
+		printf("\n");
+		if (isatty(STDERR_FILENO))
+			fprintf(stderr,
+			        "[%u prompt tokens at %.1f t/s, %zu generated at %.1f t/s, stop: %s, template: %s]\n",
+			        res.prompt_tokens, res.pp_tps, res.ntokens, res.tg_tps, res.stop_reason, res.templ);
+	}
+	cc_gen_result_free(&res);
+	return EXIT_SUCCESS;
+}
+
+static int cmd_tokenize(cc_client *c, const struct opts *o, const char *name, const char *text)
+{
+	int32_t *ids = NULL;
+	char what[300];
+	size_t n = 0, i;
+	int r;
+
+	snprintf(what, sizeof(what), "tokenize %s", name);
+	r = cc_tokenize(c, name, text, !o->no_bos, 0, &ids, &n);
+	if (r < 0)
+		return fail(c, what, r);
+	if (o->json) {
+		printf("{\"tokens\":");
+		json_ids(stdout, ids, n);
+		printf("}\n");
+	} else {
+		for (i = 0; i < n; i++)
+			printf("%s%d", i ? " " : "", ids[i]);
+		printf("\n");
+	}
+	free(ids);
+	return EXIT_SUCCESS;
+}
+
+static int cmd_logits(cc_client *c, const struct opts *o, const char *name, const char *text)
+{
+	size_t k = o->top > 0 ? (size_t)o->top : 10, n = 0, i;
+	int32_t *ids = NULL, *top = calloc(k, sizeof(*top));
+	float *val = calloc(k, sizeof(*val));
+	char what[300], piece[64];
+	int r;
+
+	snprintf(what, sizeof(what), "logits %s", name);
+	if (!top || !val) {
+		free(top);
+		free(val);
+		return fail(NULL, what, -ENOMEM);
+	}
+	r = cc_tokenize(c, name, text, 1, 0, &ids, &n);
+	if (r == 0)
+		r = cc_logits(c, name, ids, n, NULL, k, top, val, NULL);
+	if (r < 0) {
+		free(ids);
+		free(top);
+		free(val);
+		return fail(c, what, r);
+	}
+	if (o->json) {
+		printf("{\"top\":[");
+		for (i = 0; i < k && top[i] >= 0; i++)
+			printf("%s[%d,%.9g]", i ? "," : "", top[i], (double)val[i]);
+		printf("]}\n");
+	} else {
+		for (i = 0; i < k && top[i] >= 0; i++) {
+			char *t = NULL;
+
+			if (cc_detokenize(c, name, &top[i], 1, &t, NULL) == 0) {
+				sanitize(t, piece, sizeof(piece));
+				free(t);
+			} else {
+				piece[0] = '\0';
+			}
+			printf("%8d  %12.6f  '%s'\n", top[i], (double)val[i], piece);
+		}
+	}
+	free(ids);
+	free(top);
+	free(val);
+	return EXIT_SUCCESS;
+}
+
 /* ccd's pid from its status, or 0 when it cannot be had. */
 static long daemon_pid(cc_client *c)
 {
@@ -1144,14 +1314,25 @@ int main(int argc, char **argv)
 	    {"mode", required_argument, NULL, 'm'},
 	    {"numa", required_argument, NULL, 'N'},
 	    {"force", no_argument, NULL, 'f'},
+	    {"max-tokens", required_argument, NULL, 1},
+	    {"temp", required_argument, NULL, 2},
+	    {"top-k", required_argument, NULL, 3},
+	    {"top-p", required_argument, NULL, 4},
+	    {"min-p", required_argument, NULL, 5},
+	    {"repeat-penalty", required_argument, NULL, 6},
+	    {"seed", required_argument, NULL, 7},
+	    {"stop", required_argument, NULL, 8},
+	    {"raw", no_argument, NULL, 9},
+	    {"no-bos", no_argument, NULL, 10},
+	    {"top", required_argument, NULL, 11},
 	    {NULL, 0, NULL, 0},
 	};
 	static const struct {
 		const char *name;
 		int nargs;
 	} cmds[] = {
-	    {"status", 0},   {"clients", 0}, {"kernels", 0}, {"models", 0}, {"bench", 0},
-	    {"shutdown", 0}, {"load", 2},    {"unload", 1},  {"show", 1},
+	    {"status", 0}, {"clients", 0}, {"kernels", 0}, {"models", 0},   {"bench", 0},    {"shutdown", 0},
+	    {"load", 2},   {"unload", 1},  {"show", 1},    {"generate", 2}, {"tokenize", 2}, {"logits", 2},
 	};
 	const char *args[2] = {NULL, NULL};
 	size_t k;
@@ -1162,6 +1343,8 @@ int main(int argc, char **argv)
 	cc_client *c;
 	int opt, r;
 
+	cc_gen_defaults(&o.gen);
+	o.gen.stop = o.stop;
 	opterr = 0; /* our own one-line messages */
 	while ((opt = getopt_long(argc, argv, ":e:jn:hVm:f", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -1192,6 +1375,65 @@ int main(int argc, char **argv)
 			break;
 		case 'f':
 			o.force = 1;
+			break;
+		case 1:
+		case 3:
+		case 7:
+		case 11: {
+			char *end;
+			unsigned long long v;
+
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || *end || end == optarg || optarg[0] == '-' || (opt != 7 && v > 1000000)) {
+				die_msg("%s wants a whole number, not '%s'", argv[optind - 1], optarg);
+				return EXIT_USAGE;
+			}
+			if (opt == 1)
+				o.gen.max_tokens = (uint32_t)v;
+			else if (opt == 3)
+				o.gen.top_k = (int32_t)v;
+			else if (opt == 7)
+				o.gen.seed = v;
+			else
+				o.top = (long)v;
+			break;
+		}
+		case 2:
+		case 4:
+		case 5:
+		case 6: {
+			char *end;
+			float v;
+
+			errno = 0;
+			v = strtof(optarg, &end);
+			if (errno || *end || end == optarg || v != v) {
+				die_msg("%s wants a number, not '%s'", argv[optind - 1], optarg);
+				return EXIT_USAGE;
+			}
+			if (opt == 2)
+				o.gen.temp = v;
+			else if (opt == 4)
+				o.gen.top_p = v;
+			else if (opt == 5)
+				o.gen.min_p = v;
+			else
+				o.gen.repeat_penalty = v;
+			break;
+		}
+		case 8:
+			if (o.gen.nstop >= sizeof(o.stop) / sizeof(o.stop[0])) {
+				die_msg("at most %zu --stop strings", sizeof(o.stop) / sizeof(o.stop[0]));
+				return EXIT_USAGE;
+			}
+			o.stop[o.gen.nstop++] = optarg;
+			break;
+		case 9:
+			o.gen.raw = 1;
+			break;
+		case 10:
+			o.no_bos = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1232,7 +1474,11 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (nargs < cmds[k].nargs) {
-		die_msg("%s needs %s (try `ccctl help`)", cmd, cmds[k].nargs == 2 ? "NAME and PATH" : "NAME");
+		die_msg("%s needs %s (try `ccctl help`)", cmd,
+		        cmds[k].nargs == 1             ? "NAME"
+		        : strcmp(cmd, "load") == 0     ? "NAME and PATH"
+		        : strcmp(cmd, "generate") == 0 ? "NAME and PROMPT"
+		                                       : "NAME and TEXT");
 		return EXIT_USAGE;
 	}
 	for (opt = 0; opt < nargs; opt++)
@@ -1259,6 +1505,12 @@ int main(int argc, char **argv)
 		r = cmd_unload(c, &o, args[0]);
 	else if (strcmp(cmd, "show") == 0)
 		r = cmd_show(c, &o, args[0]);
+	else if (strcmp(cmd, "generate") == 0)
+		r = cmd_generate(c, &o, args[0], args[1]);
+	else if (strcmp(cmd, "tokenize") == 0)
+		r = cmd_tokenize(c, &o, args[0], args[1]);
+	else if (strcmp(cmd, "logits") == 0)
+		r = cmd_logits(c, &o, args[0], args[1]);
 	else
 		r = cmd_admin(c, &o, cmd);
 	cc_close(c);

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/* engine.h: the inference engine (libccengine): tokenizers, the llama/qwen2 forward pass over weights that libccmodel
+ * loaded, sampling and chat templates. Used in-process by ccd, the tests and ccbench. Prefix cce_. */
+#ifndef CCE_ENGINE_H
+#define CCE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+
+/* ---- tokenizer (tokenizer.c) ------------------------------------------------------------------------------------- */
+
+struct cce_vocab; /* from the GGUF's tokenizer.ggml.* metadata; immutable, shareable between threads */
+
+/*
+ * Build the vocabulary of a parsed file: "llama" (SentencePiece: scores, byte fallback <0xXX>, leading space) or
+ * "gpt2" (byte-level BPE: merges, the pre-tokenizer split named by tokenizer.ggml.pre: at least default/gpt2,
+ * llama3 (llama-bpe), qwen2, smollm), special/control tokens, BOS/EOS/EOT/UNK/PAD ids, add_bos_token (and
+ * llama.cpp's default when the key is absent). Returns 0, -ENOENT (the file has no tokenizer), -EOPNOTSUPP
+ * (a tokenizer model or pre-tokenizer we do not implement: err names it), -EBADMSG (inconsistent metadata).
+ */
+int cce_vocab_load(const struct ccm_gguf *g, struct cce_vocab **ret, char *err, size_t errlen);
+void cce_vocab_free(struct cce_vocab *v);
+
+const char *cce_vocab_kind(const struct cce_vocab *v); /* "llama" or "gpt2" */
+uint32_t cce_vocab_size(const struct cce_vocab *v);
+int32_t cce_vocab_bos(const struct cce_vocab *v); /* -1 if none */
+int32_t cce_vocab_eos(const struct cce_vocab *v); /* -1 if none */
+int cce_vocab_add_bos(const struct cce_vocab *v); /* what the metadata (or llama.cpp's default) says */
+size_t cce_vocab_bytes(const struct cce_vocab *v); /* memory it holds (the vocabulary stays resident per model) */
+/* End of generation: EOS, EOT (e.g. <|im_end|>, <|eot_id|>) and the other eog tokens llama.cpp treats so. */
+int cce_vocab_is_eog(const struct cce_vocab *v, int32_t id);
+/* The id of a token's exact text (e.g. "<|im_end|>"), or -1. */
+int32_t cce_vocab_find(const struct cce_vocab *v, const char *text, size_t len);
+
+/*
+ * Tokenize len bytes of UTF-8 text as llama.cpp's llama_tokenize(vocab, text, add_special = add_bos,
+ * parse_special) does: add_bos < 0 means the vocab's default, 1 adds BOS (as llama.cpp does with
+ * tokenizer.ggml.add_bos_token overridden to true), 0 adds none; parse_special: control-token texts in the input
+ * become their ids (else they are plain text; user-defined tokens are always matched, as in llama.cpp). Invalid
+ * UTF-8 is -EILSEQ, over 1 GiB of text -E2BIG. The ids go to a malloc'd array.
+ */
+int cce_tokenize(const struct cce_vocab *v, const char *text, size_t len, int add_bos, int parse_special,
+                 int32_t **ret_ids, size_t *ret_n);
+/*
+ * The bytes of one token as llama.cpp's llama_token_to_piece(special = 0 / 1) gives them (SentencePiece: '▁' ->
+ * ' ', <0xXX> -> the byte; BPE: the byte-level mapping undone). Writes up to size bytes, returns the length
+ * (may exceed size: then call again with a bigger buffer), or -EINVAL for a bad id.
+ */
+int cce_token_piece(const struct cce_vocab *v, int32_t id, int special, char *buf, size_t size);
+/* Text of a token list as llama.cpp's llama_detokenize(remove_special = 0, unparse_special = special): pieces
+ * concatenated, a leading space of SentencePiece's first piece removed, and for BPE pre-tokenizers that ask for it
+ * clean_up_tokenization_spaces. Malloc'd, NUL-terminated; may hold invalid UTF-8 mid-way through a character;
+ * -EINVAL for a bad id. */
+int cce_detokenize(const struct cce_vocab *v, const int32_t *ids, size_t n, int special, char **ret, size_t *ret_len);
+
+/* ---- model and forward pass (model.c, forward.c) --------------------------------------------------------------- */
+
+/* Hyperparameters read from the GGUF (general.architecture = llama | qwen2). */
+struct cce_hparams {
+	char arch[16];
+	uint32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff, n_rot, head_dim;
+	float rms_eps, rope_freq_base, rope_freq_scale;
+	int rope_neox; /* 1: NEOX rotation (qwen2), 0: normal (llama) */
+	int tied_output; /* output.weight absent: token_embd.weight is the output matrix */
+};
+
+struct cce_model; /* weights: pointers into the loaded tensor data (never copied or expanded), + hparams */
+
+/*
+ * Bind a parsed file and its loaded tensor data (data = the first byte of the data section) into a model.
+ * Checks every tensor the architecture needs (name, shape, a type libcck can dot) and says which is wrong.
+ * -EOPNOTSUPP for an unsupported architecture (err names it).
+ */
+int cce_model_init(const struct ccm_gguf *g, const void *data, struct cce_model **ret, char *err, size_t errlen);
+void cce_model_free(struct cce_model *m);
+const struct cce_hparams *cce_model_hparams(const struct cce_model *m);
+
+/*
+ * A context: one sequence's KV cache (f16) of n_ctx positions and its scratch buffers. The model must outlive it.
+ * (Issue 7 adds batches of several contexts per forward pass: keep the KV cache and the per-sequence position in
+ * here, and keep the forward pass written over a batch of tokens.)
+ */
+struct cce_ctx;
+int cce_ctx_new(const struct cce_model *m, uint32_t n_ctx, struct cce_ctx **ret);
+void cce_ctx_free(struct cce_ctx *c);
+uint32_t cce_ctx_pos(const struct cce_ctx *c); /* tokens in the cache */
+void cce_ctx_reset(struct cce_ctx *c);          /* forget the cache */
+/*
+ * Append n tokens at the next positions (prompt processing runs batched: matmuls over all n tokens) and, if
+ * logits is not NULL, write the logits of the last one (n_vocab floats). -ENOSPC past n_ctx, -EINVAL for an id
+ * out of range, -ECANCELED if *cancel became non-zero (checked between layers; cancel may be NULL).
+ */
+int cce_eval(struct cce_ctx *c, const int32_t *ids, size_t n, float *logits, const volatile int *cancel);
+
+/* ---- sampling (sampler.c) --------------------------------------------------------------------------------------- */
+
+struct cce_sampling {
+	float temp;        /* <= 0: greedy */
+	int32_t top_k;     /* <= 0: off */
+	float top_p;       /* >= 1: off */
+	float min_p;       /* <= 0: off */
+	float repeat_penalty; /* 1: off; applied to the last repeat_last_n tokens */
+	int32_t repeat_last_n;
+	uint64_t seed;
+};
+/* The defaults ccctl uses (llama.cpp's: temp 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat 1.0 / 64). */
+void cce_sampling_defaults(struct cce_sampling *s);
+/* -EINVAL (with err) for NaN or out-of-range values. */
+int cce_sampling_check(const struct cce_sampling *s, char *err, size_t errlen);
+struct cce_sampler;
+int cce_sampler_new(const struct cce_sampling *s, uint32_t n_vocab, struct cce_sampler **ret);
+void cce_sampler_free(struct cce_sampler *s);
+/* Record a token (prompt or generated) for the repetition penalty. */
+void cce_sampler_accept(struct cce_sampler *s, int32_t id);
+/* Pick the next token from logits (which it may modify). Same seed + same logits sequence = same tokens. */
+int32_t cce_sampler_sample(struct cce_sampler *s, float *logits);
+
+/* ---- chat templates (chat.c) ----------------------------------------------------------------------------------- */
+
+struct cce_msg {
+	const char *role; /* "system", "user", "assistant" */
+	const char *content;
+};
+/*
+ * Render messages with the model's tokenizer.chat_template as llama.cpp's llama_chat_apply_template does for
+ * the forms it recognizes (ChatML, Llama 2, Llama 3, ...), with the assistant prompt added. Returns 0 and a
+ * malloc'd text, or -EOPNOTSUPP for a template we do not recognize (the caller then uses the raw text and
+ * warns).
+ */
+int cce_chat_apply(const struct ccm_gguf *g, const struct cce_msg *msgs, size_t n, char **ret);
+
+#endif /* CCE_ENGINE_H */
