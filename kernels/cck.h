@@ -221,7 +221,11 @@ CCK_EXPORT int cck_quantize(int type, const float *src, void *dst, size_t n);
 /*
  * *ret = dot(row w of type, x[n]). Like ggml, x is first quantized to the
  * type's activation format (q8_0, q8_1 or q8_k; f16 / bf16 for those
- * types; f32 stays f32), then integer dot products are summed.
+ * types; f32 stays f32), then integer dot products are summed. q8_0 and
+ * q8_1 are made as ggml's x86 code makes them (round half to even), not as
+ * cck_quantize does; q4_0, q4_1, q5_0, q5_1 and q8_0 rows are summed in
+ * ggml's x86 (AVX2) order, with the same result on every tier: llama.cpp's
+ * values on x86, bit for bit.
  */
 CCK_EXPORT int cck_qdot(int type, const void *w, const float *x, size_t n, float *ret);
 /*

@@ -80,6 +80,13 @@ struct qk {
 	}
 DEFINE_PICK(dequant, cck__dequant_fn)
 DEFINE_PICK(quant, cck__quant_fn)
+DEFINE_PICK(act_quant, cck__quant_fn)
+
+/* The dot products' activation quantizer of type act: act_quant[act] where the scalar table has one, else quant[]. */
+static cck__quant_fn pick_act(int act)
+{
+	return cck__qops_scalar.act_quant[act] ? pick_act_quant(act) : pick_quant(act);
+}
 DEFINE_PICK(vdot, cck__vdot_fn)
 
 /* The 4-row vdot of the table pick_vdot() takes vdot from (its results must match that vdot's), or NULL. */
@@ -200,7 +207,7 @@ static int qk_init(struct qk *k, int type, size_t n)
 		return -ENOTSUP;
 	k->act = cck__types[type].act_type;
 	k->blck = cck__types[type].blck;
-	k->quant = k->act == CCK_TYPE_F32 ? NULL : pick_quant(k->act);
+	k->quant = k->act == CCK_TYPE_F32 ? NULL : pick_act(k->act);
 	k->vdot = pick_vdot(type);
 	k->vdot4 = pick_vdot4(type);
 	return row_bytes(k->act, n, &k->act_bytes); /* n is whole blocks of type, so of act too */

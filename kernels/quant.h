@@ -119,11 +119,19 @@ typedef void (*cck__vdot4_fn)(size_t n, const void *w, size_t row_stride, const 
  * dequant[t] / quant[t]: the type itself; quant[] also covers the activation
  * types (q8_0, q8_1, q8_k, f16, bf16). vdot[t]: weight type t times act_type(t).
  * A SIMD entry must give the same value as the scalar one up to float
- * summation order (integer parts exact).
+ * summation order (integer parts exact); q4_0, q4_1, q5_0, q5_1 and q8_0
+ * give it bit for bit (ggml's x86 order: 8 float lanes, see quant_scalar.c).
  */
 struct cck__qops {
 	cck__dequant_fn dequant[CCK_TYPE_COUNT];
 	cck__quant_fn quant[CCK_TYPE_COUNT];
+	/*
+	 * act_quant[t]: how cck_qdot / qmatvec / qmatmul quantize the activations to t where that differs from
+	 * quant[t] (cck_quantize's ggml _ref semantics): q8_0 and q8_1 as the x86 code llama.cpp runs
+	 * (ggml-cpu's quantize_row_q8_0 / q8_1: id = 127 / amax, round half to even, saturating to int8, q8_1's
+	 * s = f16(d * sum q)). NULL in every table: quant[t] is used. Bit-identical across tiers.
+	 */
+	cck__quant_fn act_quant[CCK_TYPE_COUNT];
 	cck__vdot_fn vdot[CCK_TYPE_COUNT];
 	cck__vdot4_fn vdot4[CCK_TYPE_COUNT]; /* optional: used only with the same table's vdot */
 };

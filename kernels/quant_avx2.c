@@ -10,6 +10,11 @@ const struct cck__qops cck__qops_avx2 = {
             [CCK_TYPE_Q8_1] = qs_quant_q8_1,
             [CCK_TYPE_Q8_K] = qs_quant_q8_k,
         },
+    .act_quant =
+        {
+            [CCK_TYPE_Q8_0] = qs_act_quant_q8_0,
+            [CCK_TYPE_Q8_1] = qs_act_quant_q8_1,
+        },
     .vdot =
         {
             [CCK_TYPE_F16] = qs_vdot_f16,
@@ -27,6 +32,7 @@ const struct cck__qops cck__qops_avx2 = {
         {
             [CCK_TYPE_Q4_0] = qs_vdot4_q4_0,
             [CCK_TYPE_Q4_1] = qs_vdot4_q4_1,
-            [CCK_TYPE_Q4_K] = qs_vdot4_q4_k,
+            [CCK_TYPE_Q5_0] = qs_vdot4_q5_0,
+            [CCK_TYPE_Q5_1] = qs_vdot4_q5_1,
         },
 };

@@ -8,11 +8,15 @@
  *    without -mfma on x86; elsewhere build it with -ffp-contract=off).
  *  - quant follows ggml's quantize_row_*_ref (the activation quantizers q8_0, q8_1 and q8_K included,
  *    which the dot products rely on).
+ *  - act_quant (what the dot products quantize activations with) follows the x86 code llama.cpp
+ *    runs instead where it differs from the _ref code: q8_0 and q8_1 (quant_q8_x86 below).
  *  - vdot multiplies a weight row with an activation row already quantized to the act type:
- *    integer sums per block, then scaled by the float scales, summed in float across blocks, as
- *    ggml's generic vec_dot. Conventions the SIMD versions keep (so that they only differ by float
- *    summation order): a 32-block adds (dw * dx) * (float)sumi [+ m * s for the _1 types]; a
- *    256-super-block adds (dw * dx) * (float)isum - (dminw * dx) * (float)summin.
+ *    integer sums per block, then scaled by the float scales. The 32-element types q4_0, q4_1,
+ *    q5_0, q5_1 and q8_0 sum in ggml's x86 (AVX2) order, which the SIMD tiers compute bit for bit:
+ *    8 float lanes, lane u of block b += (dw * dx) * (float)(sum of products 4u..4u+3) by an FMA,
+ *    then the lanes added as ggml's hsum_float_8 [+ the sum of m * s by FMAs, for the _1 types].
+ *    The others sum in float across blocks, as ggml's generic vec_dot (SIMD tiers differ only by
+ *    float summation order): a 256-super-block adds (dw * dx) * (float)isum - (dminw * dx) * (float)summin.
  * Blocks are read byte by byte (little-endian, as GGUF stores them), so rows may sit at any address.
  */
 #include "config.h"
@@ -483,6 +487,53 @@ static void quant_q8_1(const float *src, void *dst, size_t n)
 	quant_q8(src, dst, n, 1);
 }
 
+/* _mm256_cvtps_epi32 of an integral float: INT32_MIN for NaN and out of range. */
+static inline int32_t cvt_i32(float f)
+{
+	return (f >= -2147483648.f && f < 2147483648.f) ? (int32_t)f : INT32_MIN;
+}
+
+/*
+ * ggml-cpu's x86 quantize_row_q8_0 / q8_1 (AVX2; what llama.cpp's dot products use there):
+ * d = amax / 127 (stored f16), id = amax ? 127 / amax : 0, q = x * id rounded half to even
+ * (_mm256_round_ps), converted to int32 and saturated to int8 (packs); q8_1: s = f16(d * sum q)
+ * with the float d and the int32 sum of the unsaturated q (wrapping, as the vector adds).
+ */
+static void quant_q8_x86(const float *x, uint8_t *b, size_t n, int with_sum)
+{
+	const size_t bytes = with_sum ? BYTES(q8_1) : BYTES(q8_0);
+	const size_t off_qs = with_sum ? OFF(q8_1, qs) : OFF(q8_0, qs);
+
+	for (size_t i = 0; i < n / CCK_QK; i++, x += CCK_QK, b += bytes) {
+		float amax = 0.0f, d, id;
+		uint32_t sum = 0;
+
+		for (int j = 0; j < CCK_QK; j++)
+			amax = amax > fabsf(x[j]) ? amax : fabsf(x[j]);
+		d = amax / 127.0f;
+		id = amax != 0.0f ? 127.0f / amax : 0.0f;
+		wr16(b, cck__f32_to_f16(d));
+		for (int j = 0; j < CCK_QK; j++) {
+			int32_t q = cvt_i32(nearbyintf(x[j] * id));
+
+			b[off_qs + j] = (uint8_t)(int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
+			sum += (uint32_t)q;
+		}
+		if (with_sum)
+			wr16(b + OFF(q8_1, s), cck__f32_to_f16(d * (float)(int32_t)sum));
+	}
+}
+
+static void act_quant_q8_0(const float *src, void *dst, size_t n)
+{
+	quant_q8_x86(src, dst, n, 0);
+}
+
+static void act_quant_q8_1(const float *src, void *dst, size_t n)
+{
+	quant_q8_x86(src, dst, n, 1);
+}
+
 /* sum over a 32-block of w[j] * a[j] in int (exact: |sum| <= 32 * 128 * 128). */
 static inline int isum32(const int8_t *w, const int8_t *a)
 {
@@ -493,75 +544,107 @@ static inline int isum32(const int8_t *w, const int8_t *a)
 	return s;
 }
 
+/*
+ * ggml's x86 dot order for the 32-element types: 8 float lanes; block b adds
+ * fma(dw * dx, (float)(products 4u..4u+3 summed), lane u) to lane u (as the AVX2
+ * code's _mm256_fmadd_ps of the vpdpbusd / maddubs lanes), and at the end
+ * hsum_float_8: t_u = lane u + lane u + 4, then (t0 + t2) + (t1 + t3).
+ */
+struct lanes8 {
+	float v[8];
+};
+
+static inline void lanes8_add(struct lanes8 *acc, float d, const int8_t *w, const int8_t *a)
+{
+	for (int u = 0; u < 8; u++) {
+		int s = 0;
+
+		for (int j = 4 * u; j < 4 * u + 4; j++)
+			s += w[j] * a[j];
+		acc->v[u] = fmaf(d, (float)s, acc->v[u]);
+	}
+}
+
+static inline float lanes8_sum(const struct lanes8 *acc)
+{
+	float t[4];
+
+	for (int u = 0; u < 4; u++)
+		t[u] = acc->v[u + 4] + acc->v[u];
+	return (t[0] + t[2]) + (t[1] + t[3]);
+}
+
 /* q4_0 / q5_0 x q8_0: sum_b (dw * dx) * sum_j (q_j - off) x_j */
 static float vdot_q4_0(size_t n, const void *w, const void *act)
 {
 	const uint8_t *b = w, *a = act;
+	struct lanes8 acc = {{0}};
 	int8_t q[CCK_QK];
-	float s = 0.0f;
 
 	for (size_t i = 0; i < n / CCK_QK; i++, b += BYTES(q4_0), a += BYTES(q8_0)) {
 		unpack_nib(b + OFF(q4_0, qs), NULL, 8, q);
-		s += (h2f(b + OFF(q4_0, d)) * h2f(a + OFF(q8_0, d))) *
-		     (float)isum32(q, (const int8_t *)(a + OFF(q8_0, qs)));
+		lanes8_add(&acc, h2f(b + OFF(q4_0, d)) * h2f(a + OFF(q8_0, d)), q, (const int8_t *)(a + OFF(q8_0, qs)));
 	}
-	return s;
+	return lanes8_sum(&acc);
 }
 
 static float vdot_q5_0(size_t n, const void *w, const void *act)
 {
 	const uint8_t *b = w, *a = act;
+	struct lanes8 acc = {{0}};
 	int8_t q[CCK_QK];
-	float s = 0.0f;
 
 	for (size_t i = 0; i < n / CCK_QK; i++, b += BYTES(q5_0), a += BYTES(q8_0)) {
 		unpack_nib(b + OFF(q5_0, qs), b + OFF(q5_0, qh), 16, q);
-		s += (h2f(b + OFF(q5_0, d)) * h2f(a + OFF(q8_0, d))) *
-		     (float)isum32(q, (const int8_t *)(a + OFF(q8_0, qs)));
+		lanes8_add(&acc, h2f(b + OFF(q5_0, d)) * h2f(a + OFF(q8_0, d)), q, (const int8_t *)(a + OFF(q8_0, qs)));
 	}
-	return s;
+	return lanes8_sum(&acc);
 }
 
-/* q4_1 / q5_1 x q8_1: sum_b (dw * dx) * sum_j q_j x_j + m * s, s = dx * sum_j x_j from the q8_1 block */
+/*
+ * q4_1 / q5_1 x q8_1: sum_b (dw * dx) * sum_j q_j x_j + m * s, s = dx * sum_j x_j from the q8_1
+ * block; the m * s terms in their own float sum, one FMA per block (as ggml's summs, which the
+ * compiler contracts), added after the lanes.
+ */
 static float vdot_q4_1(size_t n, const void *w, const void *act)
 {
 	const uint8_t *b = w, *a = act;
+	struct lanes8 acc = {{0}};
 	int8_t q[CCK_QK];
-	float s = 0.0f;
+	float summs = 0.0f;
 
 	for (size_t i = 0; i < n / CCK_QK; i++, b += BYTES(q4_1), a += BYTES(q8_1)) {
 		unpack_nib(b + OFF(q4_1, qs), NULL, 0, q);
-		s += (h2f(b + OFF(q4_1, d)) * h2f(a + OFF(q8_1, d))) *
-		         (float)isum32(q, (const int8_t *)(a + OFF(q8_1, qs))) +
-		     h2f(b + OFF(q4_1, m)) * h2f(a + OFF(q8_1, s));
+		summs = fmaf(h2f(b + OFF(q4_1, m)), h2f(a + OFF(q8_1, s)), summs);
+		lanes8_add(&acc, h2f(b + OFF(q4_1, d)) * h2f(a + OFF(q8_1, d)), q, (const int8_t *)(a + OFF(q8_1, qs)));
 	}
-	return s;
+	return lanes8_sum(&acc) + summs;
 }
 
 static float vdot_q5_1(size_t n, const void *w, const void *act)
 {
 	const uint8_t *b = w, *a = act;
+	struct lanes8 acc = {{0}};
 	int8_t q[CCK_QK];
-	float s = 0.0f;
+	float summs = 0.0f;
 
 	for (size_t i = 0; i < n / CCK_QK; i++, b += BYTES(q5_1), a += BYTES(q8_1)) {
 		unpack_nib(b + OFF(q5_1, qs), b + OFF(q5_1, qh), 0, q);
-		s += (h2f(b + OFF(q5_1, d)) * h2f(a + OFF(q8_1, d))) *
-		         (float)isum32(q, (const int8_t *)(a + OFF(q8_1, qs))) +
-		     h2f(b + OFF(q5_1, m)) * h2f(a + OFF(q8_1, s));
+		summs = fmaf(h2f(b + OFF(q5_1, m)), h2f(a + OFF(q8_1, s)), summs);
+		lanes8_add(&acc, h2f(b + OFF(q5_1, d)) * h2f(a + OFF(q8_1, d)), q, (const int8_t *)(a + OFF(q8_1, qs)));
 	}
-	return s;
+	return lanes8_sum(&acc) + summs;
 }
 
 static float vdot_q8_0(size_t n, const void *w, const void *act)
 {
 	const uint8_t *b = w, *a = act;
-	float s = 0.0f;
+	struct lanes8 acc = {{0}};
 
 	for (size_t i = 0; i < n / CCK_QK; i++, b += BYTES(q8_0), a += BYTES(q8_0))
-		s += (h2f(b + OFF(q8_0, d)) * h2f(a + OFF(q8_0, d))) *
-		     (float)isum32((const int8_t *)(b + OFF(q8_0, qs)), (const int8_t *)(a + OFF(q8_0, qs)));
-	return s;
+		lanes8_add(&acc, h2f(b + OFF(q8_0, d)) * h2f(a + OFF(q8_0, d)), (const int8_t *)(b + OFF(q8_0, qs)),
+		           (const int8_t *)(a + OFF(q8_0, qs)));
+	return lanes8_sum(&acc);
 }
 
 /* q8_1 x q8_1: the plain q * d product (s is only an aid for the _1 weights). */
@@ -1357,6 +1440,9 @@ const struct cck__qops cck__qops_scalar = {
 		[CCK_TYPE_Q8_0] = quant_q8_0, [CCK_TYPE_Q8_1] = quant_q8_1,
 		[CCK_TYPE_Q2_K] = quant_q2_k, [CCK_TYPE_Q3_K] = quant_q3_k, [CCK_TYPE_Q4_K] = quant_q4_k,
 		[CCK_TYPE_Q5_K] = quant_q5_k, [CCK_TYPE_Q6_K] = quant_q6_k, [CCK_TYPE_Q8_K] = quant_q8_k,
+	},
+	.act_quant = {
+		[CCK_TYPE_Q8_0] = act_quant_q8_0, [CCK_TYPE_Q8_1] = act_quant_q8_1,
 	},
 	.vdot = {
 		[CCK_TYPE_F32] = vdot_f32, [CCK_TYPE_F16] = vdot_f16, [CCK_TYPE_BF16] = vdot_bf16,

@@ -213,22 +213,22 @@ static void test_bad_input(void **state)
 
 	(void)state;
 	assert_non_null(t_model("stories260K.gguf", path, sizeof(path)));
-	assert_int_equal(cc_model_load(c, "m", path, NULL, NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(cc_model_load(c, "b", path, NULL, NULL, NULL, NULL, NULL), 0);
 	cc_gen_defaults(&p);
 	p.raw = 1;
-	r = cc_generate(c, "m", "", &p, &res);
+	r = cc_generate(c, "b", "", &p, &res);
 	assert_int_equal(r, -EINVAL);
 	assert_non_null(strstr(cc_last_error(c), "empty"));
-	r = cc_generate(c, "m", "ok \xff\xfe bad", &p, &res);
+	r = cc_generate(c, "b", "ok \xff\xfe bad", &p, &res);
 	assert_int_equal(r, -EILSEQ);
 	p.temp = NAN;
-	assert_int_equal(cc_generate(c, "m", "Once", &p, &res), -EINVAL);
+	assert_int_equal(cc_generate(c, "b", "Once", &p, &res), -EINVAL);
 	cc_gen_defaults(&p);
 	p.top_p = 7;
-	assert_int_equal(cc_generate(c, "m", "Once", &p, &res), -EINVAL);
+	assert_int_equal(cc_generate(c, "b", "Once", &p, &res), -EINVAL);
 	cc_gen_defaults(&p);
 	p.max_tokens = 1u << 30;
-	assert_int_equal(cc_generate(c, "m", "Once", &p, &res), -EINVAL);
+	assert_int_equal(cc_generate(c, "b", "Once", &p, &res), -EINVAL);
 	cc_gen_defaults(&p);
 	assert_int_equal(cc_generate(c, "nomodel", "Once", &p, &res), -ENOENT);
 	/* a prompt longer than the model's context (stories260K: 2048) */
@@ -241,21 +241,56 @@ static void test_bad_input(void **state)
 			big[i] = i % 2 ? ' ' : 'a';
 		big[len] = '\0';
 		p.raw = 1;
-		r = cc_generate(c, "m", big, &p, &res);
+		r = cc_generate(c, "b", big, &p, &res);
 		assert_int_equal(r, -E2BIG);
 		assert_non_null(strstr(cc_last_error(c), "context"));
 		free(big);
 	}
-	assert_int_equal(cc_tokenize(c, "m", "\xc3\x28", 1, 0, &ids, &n), -EILSEQ);
-	assert_int_equal(cc_detokenize(c, "m", bad, 2, (char **)&ids, NULL), -EINVAL);
+	assert_int_equal(cc_tokenize(c, "b", "\xc3\x28", 1, 0, &ids, &n), -EILSEQ);
+	assert_int_equal(cc_detokenize(c, "b", bad, 2, (char **)&ids, NULL), -EINVAL);
 	{
 		int32_t tid[2];
 		float tv[2];
 
-		assert_int_equal(cc_logits(c, "m", bad, 2, NULL, 2, tid, tv, NULL), -EINVAL);
+		assert_int_equal(cc_logits(c, "b", bad, 2, NULL, 2, tid, tv, NULL), -EINVAL);
 	}
-	/* a model without the engine's architecture still loads, and says why it cannot generate */
-	assert_int_equal(cc_model_unload(c, "m", 0), 0);
+	assert_int_equal(cc_model_unload(c, "b", 0), 0);
+	/* a model without a tokenizer still loads (matvec, show), and generate says why it cannot run */
+	{
+		char tmp[PATH_MAX];
+		unsigned char *buf;
+		size_t len, i, hits = 0;
+		FILE *f = fopen(path, "rb");
+
+		assert_non_null(f);
+		fseek(f, 0, SEEK_END);
+		len = (size_t)ftell(f);
+		fseek(f, 0, SEEK_SET);
+		buf = malloc(len);
+		assert_non_null(buf);
+		assert_int_equal(fread(buf, 1, len, f), len);
+		fclose(f);
+		for (i = 0; i + 20 <= len; i++)
+			if (memcmp(buf + i, "tokenizer.ggml.model", 20) == 0) {
+				buf[i + 19] = '_'; /* the key becomes tokenizer.ggml.mode_: no tokenizer model named */
+				hits++;
+			}
+		assert_int_equal(hits, 1);
+		snprintf(tmp, sizeof(tmp), "%s/notok.gguf", d.dir);
+		f = fopen(tmp, "wb");
+		assert_non_null(f);
+		assert_int_equal(fwrite(buf, 1, len, f), len);
+		fclose(f);
+		free(buf);
+		assert_int_equal(cc_model_load(c, "nt", tmp, NULL, NULL, NULL, NULL, NULL), 0);
+		cc_gen_defaults(&p);
+		r = cc_generate(c, "nt", "Once upon a time", &p, &res);
+		assert_int_equal(r, -EOPNOTSUPP);
+		if (!strstr(cc_last_error(c), "tokenizer"))
+			fail_msg("no-tokenizer error does not say so: %s", cc_last_error(c));
+		assert_int_equal(cc_model_unload(c, "nt", 0), 0);
+		unlink(tmp);
+	}
 	{
 		const char *why = t_healthy_check(&d, c, 1000);
 

@@ -39,8 +39,11 @@
  *  logits:  the last position's top-10 ids in the same order (a swap of two neighbours whose reference logits are
  *           within LOGIT_TIE is reported, not failed), each of those logits within |ours - ref| <= LOGIT_REL *
  *           max(|ref|, 1), and the L2 norm of the whole vector within LOGIT_REL relative;
- *  batch:   one batched eval == token-by-token evals == evals in chunks of 7, bit for bit (every row's arithmetic
- *           is independent of the batch it is in).
+ *  batch:   one batched eval == evals in chunks of 7 (none of 1 token), bit for bit: as llama.cpp, a row's arithmetic
+ *           depends only on whether its eval call has one token or more (llama.cpp's f16 attention products go through
+ *           tinyBLAS for 2 or more tokens, ggml_vec_dot_f16 for one: a different summation order, and token-by-token
+ *           logits of llama.cpp itself differ from its batched ones, by up to 0.7 on SmolLM2's reference prompts).
+ *           Token by token is checked against llama.cpp by the greedy steps; here its difference is only printed.
  */
 #define LOGIT_REL 1e-2
 #define LOGIT_TIE 1e-3
@@ -365,7 +368,8 @@ static void test_batch(void **state)
 	struct cce_ctx *c;
 	float *a, *b;
 	int32_t seq[BATCH_TOKENS];
-	size_t n = 0;
+	size_t n = 0, k;
+	double md = 0.0;
 
 	if (lm_open(tm, lm))
 		skip();
@@ -395,21 +399,21 @@ static void test_batch(void **state)
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(cce_eval(c, &seq[i], 1, i + 1 == n ? b : NULL, NULL), 0);
 	assert_int_equal(cce_ctx_pos(c), n);
-	if (memcmp(a, b, lm->n_vocab * sizeof(float)) != 0) {
-		double md = 0.0;
-
-		for (uint32_t i = 0; i < lm->n_vocab; i++)
-			md = fmax(md, fabs((double)a[i] - b[i]));
-		fail_msg("%s: %zu tokens batched vs one at a time: logits differ (max %.3g)", tm->stem, n, md);
+	for (uint32_t i = 0; i < lm->n_vocab; i++) {
+		assert_true(isfinite(b[i]));
+		md = fmax(md, fabs((double)a[i] - b[i]));
 	}
 	cce_ctx_reset(c);
-	for (size_t i = 0; i < n; i += 7) {
-		size_t k = n - i < 7 ? n - i : 7;
-
+	for (size_t i = 0; i < n; i += k) {
+		k = n - i < 7 ? n - i : 7;
+		if (n - i - k == 1)
+			k--; /* no chunk of one token */
 		assert_int_equal(cce_eval(c, &seq[i], k, i + k == n ? b : NULL, NULL), 0);
 	}
 	assert_memory_equal(a, b, lm->n_vocab * sizeof(float));
-	printf("    %s: %zu tokens: one batch, one at a time and chunks of 7 give bit-identical logits\n", tm->stem, n);
+	printf("    %s: %zu tokens: one batch and chunks of 7 give bit-identical logits (one at a time: max difference "
+	       "%.3g)\n",
+	       tm->stem, n, md);
 }
 
 /* ---- a tiny model written in memory (binding errors, limits) ------------------------------------------------------

@@ -22,7 +22,10 @@
  *      float (<= 4 roundings per block term, <= 3 per dequantized w_i, nb - 1 in the sum, 1 for
  *      second-order terms), g = 3u + n 2^-52 for f32 / f16 / bf16 (float products, double sum).
  *  - every tier (each forced tier <= host, then "auto") equals the scalar tier: dequant and quant
- *    bit for bit, qdot within 2 (k + 7) u M (k = blocks, or n for the float types).
+ *    bit for bit, qdot within 2 (k + 7) u M (k = blocks, or n for the float types); q4_0, q4_1,
+ *    q5_0, q5_1 and q8_0 qdot bit for bit (they all sum in ggml's x86 order).
+ *  - the dot products quantize activations to q8_0 / q8_1 as ggml's x86 code (round half to even,
+ *    id = 127 / amax; q8_1's s = f16(d * sum q)), not as cck_quantize (ggml's _ref: half away from 0).
  *  - qmatvec / qmatmul equal cck_qdot of each row bit for bit, with 1 and 2 threads.
  */
 #include <errno.h>
@@ -667,8 +670,12 @@ static void test_qdot_bound(void **state)
 				         "(sum |w_i| e_i + S + g M, M = %.3g)",
 				         cck_type_name(t), n, r0, db.ref, fabs(r0 - db.ref), db.bound, db.mag);
 			worst = fmax(worst, fabs(r0 - db.ref) / db.bound);
-			/* tiers: equal to scalar up to float summation order */
+			/* tiers: equal to scalar up to float summation order (bit for bit where both sum as ggml's x86)
+			 */
 			tol = 2.0 * ((double)(be > 1 ? nb : n) + 7) * U * db.mag;
+			if (t == CCK_TYPE_Q4_0 || t == CCK_TYPE_Q4_1 || t == CCK_TYPE_Q5_0 || t == CCK_TYPE_Q5_1 ||
+			    t == CCK_TYPE_Q8_0)
+				tol = 0;
 			for (int ti = 0; ti < ntiers(); ti++) {
 				assert_int_equal(cck_force_tier(tier_at(ti)), 0);
 				assert_int_equal(cck_qdot(t, w, x, n, &r), 0);
@@ -681,6 +688,40 @@ static void test_qdot_bound(void **state)
 			free(w);
 		}
 		print_message("%-5s qdot: largest |err| / bound %.3f\n", cck_type_name(t), worst);
+	}
+	assert_int_equal(cck_force_tier("auto"), 0);
+}
+
+/*
+ * The activation quantizer of the dot products, seen through cck_qdot on every tier: x = 127, 2.5, -2.5, 3.5, 0.5, 0...
+ * (amax 127: d = 1, x * id exact). A q8_0 weight block with d = 1 and one byte 1 at j reads q_j: 2, -2, 4, 0 (half
+ * to even; the _ref rounding would give 3, -3, 4, 1). A q4_1 block with d = 0, m = 1 reads the q8_1 block's s:
+ * 127 + 2 - 2 + 4 = 131 (_ref: 132).
+ */
+static void test_act_quant(void **state)
+{
+	static const float want_q[] = {127, 2, -2, 4, 0};
+	float x[32] = {127.0f, 2.5f, -2.5f, 3.5f, 0.5f}, r;
+	struct cck_block_q8_0 w8;
+	struct cck_block_q4_1 w41;
+
+	(void)state;
+	for (int ti = 0; ti < ntiers(); ti++) {
+		assert_int_equal(cck_force_tier(tier_at(ti)), 0);
+		for (size_t j = 0; j < NELEM(want_q); j++) {
+			memset(&w8, 0, sizeof(w8));
+			w8.d = 0x3c00; /* 1.0 */
+			w8.qs[j] = 1;
+			assert_int_equal(cck_qdot(CCK_TYPE_Q8_0, &w8, x, 32, &r), 0);
+			if (r != want_q[j])
+				fail_msg("tier %s: q8_0 activation byte %zu is %g, want %g", tier_at(ti), j, r,
+				         want_q[j]);
+		}
+		memset(&w41, 0, sizeof(w41));
+		w41.m = 0x3c00; /* d = 0, m = 1 */
+		assert_int_equal(cck_qdot(CCK_TYPE_Q4_1, &w41, x, 32, &r), 0);
+		if (r != 131.0f)
+			fail_msg("tier %s: q8_1 activation sum s is %g, want 131", tier_at(ti), r);
 	}
 	assert_int_equal(cck_force_tier("auto"), 0);
 }
@@ -825,7 +866,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_traits),         cmocka_unit_test(test_api_errors), cmocka_unit_test(test_f16_conv),
 	    cmocka_unit_test(test_dequant_random), cmocka_unit_test(test_roundtrip),  cmocka_unit_test(test_qdot_bound),
-	    cmocka_unit_test(test_qmatvec),
+	    cmocka_unit_test(test_act_quant),      cmocka_unit_test(test_qmatvec),
 	};
 
 	if (argc > 1)

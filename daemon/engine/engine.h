@@ -25,9 +25,9 @@ void cce_vocab_free(struct cce_vocab *v);
 
 const char *cce_vocab_kind(const struct cce_vocab *v); /* "llama" or "gpt2" */
 uint32_t cce_vocab_size(const struct cce_vocab *v);
-int32_t cce_vocab_bos(const struct cce_vocab *v); /* -1 if none */
-int32_t cce_vocab_eos(const struct cce_vocab *v); /* -1 if none */
-int cce_vocab_add_bos(const struct cce_vocab *v); /* what the metadata (or llama.cpp's default) says */
+int32_t cce_vocab_bos(const struct cce_vocab *v);  /* -1 if none */
+int32_t cce_vocab_eos(const struct cce_vocab *v);  /* -1 if none */
+int cce_vocab_add_bos(const struct cce_vocab *v);  /* what the metadata (or llama.cpp's default) says */
 size_t cce_vocab_bytes(const struct cce_vocab *v); /* memory it holds (the vocabulary stays resident per model) */
 /* End of generation: EOS, EOT (e.g. <|im_end|>, <|eot_id|>) and the other eog tokens llama.cpp treats so. */
 int cce_vocab_is_eog(const struct cce_vocab *v, int32_t id);
@@ -62,7 +62,7 @@ struct cce_hparams {
 	char arch[16];
 	uint32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff, n_rot, head_dim;
 	float rms_eps, rope_freq_base, rope_freq_scale;
-	int rope_neox; /* 1: NEOX rotation (qwen2), 0: normal (llama) */
+	int rope_neox;   /* 1: NEOX rotation (qwen2), 0: normal (llama) */
 	int tied_output; /* output.weight absent: token_embd.weight is the output matrix */
 };
 
@@ -86,7 +86,7 @@ struct cce_ctx;
 int cce_ctx_new(const struct cce_model *m, uint32_t n_ctx, struct cce_ctx **ret);
 void cce_ctx_free(struct cce_ctx *c);
 uint32_t cce_ctx_pos(const struct cce_ctx *c); /* tokens in the cache */
-void cce_ctx_reset(struct cce_ctx *c);          /* forget the cache */
+void cce_ctx_reset(struct cce_ctx *c);         /* forget the cache */
 /*
  * Append n tokens at the next positions (prompt processing runs batched: matmuls over all n tokens) and, if
  * logits is not NULL, write the logits of the last one (n_vocab floats). -ENOSPC past n_ctx, -EINVAL for an id
@@ -97,10 +97,10 @@ int cce_eval(struct cce_ctx *c, const int32_t *ids, size_t n, float *logits, con
 /* ---- sampling (sampler.c) --------------------------------------------------------------------------------------- */
 
 struct cce_sampling {
-	float temp;        /* <= 0: greedy */
-	int32_t top_k;     /* <= 0: off */
-	float top_p;       /* >= 1: off */
-	float min_p;       /* <= 0: off */
+	float temp;           /* <= 0: greedy */
+	int32_t top_k;        /* <= 0: off */
+	float top_p;          /* >= 1: off */
+	float min_p;          /* <= 0: off */
 	float repeat_penalty; /* 1: off; applied to the last repeat_last_n tokens */
 	int32_t repeat_last_n;
 	uint64_t seed;

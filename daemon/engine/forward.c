@@ -17,15 +17,23 @@
  *  - RMSNorm: the sum of squares in double, mean and 1/sqrt(mean + eps) in float, then x * scale * weight;
  *  - matrix products: libcck's cck_qmatmul, which quantizes the activations to the weight's vec_dot type as ggml;
  *  - RoPE: ggml_rope_cache_init's theta (pos * theta_scale^i by repeated float products, theta_scale =
- *    powf(base, -2/n_rot)), cosf/sinf in float; llama rotates adjacent pairs, qwen2 (NEOX) the two halves;
+ *    powf(base, -2/n_rot)), cosf/sinf in float; llama rotates adjacent pairs, qwen2 (NEOX) the two halves, as
+ *    the compiler contracts ggml's rotate_pairs: x0' = fma(x0, cos, -(x1 sin)), x1' = fma(x0, sin, x1 cos);
  *  - K and V are stored as f16 (round to nearest even); V transposed, as llama.cpp's non-flash path keeps it;
- *  - KQ = K (f16) x q converted to f16 (ggml_mul_mat's vec_dot_type for f16), accumulated in float;
- *  - softmax as ggml_soft_max_ext: (kq * scale) + mask, the max subtracted, expf, the sum in double, then each
- *    probability times (float)(1 / sum);
+ *  - KQ = K (f16) x q converted to f16 (ggml_mul_mat's vec_dot_type for f16), the products (exact in float) summed
+ *    in the order of the code llama.cpp runs for it: tinyBLAS (llamafile_sgemm) when the llama_decode batch has
+ *    2 or more tokens and head_dim % 16 == 0, else ggml_vec_dot_f16 (dot_f16_tiny / dot_f16_vec below);
+ *  - softmax as ggml_soft_max_ext: (kq * scale) + mask, the max subtracted, ggml's vector expf (below), summed
+ *    16 at a time (_mm512_reduce_add_ps's order) into a double, then each probability times (float)(1 / sum);
  *  - KQV = V^T (f16) x the probabilities converted to f16, over llama.cpp's n_kv: the used cells rounded up to a
- *    multiple of 256 (the probabilities past the causal limit are 0), so that every row of a batch and every
- *    position of a token-by-token run sum the same terms in the same order (batched == token by token, bit for bit);
- *  - SwiGLU: silu(gate) * up with silu(x) = x / (1 + expf(-x)); residual adds in float.
+ *    multiple of 256 (the probabilities past the causal limit are 0), in tinyBLAS's order for batches of 2 or more
+ *    tokens (head_dim % 4 == 0), else ggml_vec_dot_f16's. So, as in llama.cpp, a row's result depends on whether its
+ *    eval call had one token or more (one batch == chunks of 2 or more tokens, bit for bit; token by token differs
+ *    in the last bits);
+ *  - SwiGLU: silu(gate) * up with silu(x) = x / (1 + e(-x)), e: ggml's vector expf on whole groups of 16 of a
+ *    row, libm's expf on the rest (ggml_vec_swiglu_f32); residual adds in float.
+ * "ggml's vector expf" and the 16-lane sums are those of llama.cpp built for an AVX-512 (F + DQ) CPU, the one the
+ * references come from; the arithmetic is emulated lane by lane in portable C (fmaf), so it is the same on any CPU.
  * The KV cache of a layer: K [n_cells][n_head_kv * head_dim], V [n_head_kv * head_dim][n_cells], f16 (n_cells: n_ctx
  * rounded up to KV_PAD).
  */
@@ -49,6 +57,10 @@ struct cce_ctx {
 	float *s;            /* UBATCH x n_cells: probabilities */
 	float *gate, *up;    /* UBATCH x n_ff */
 	float *rope;         /* n_rot: cos, sin pairs of one position */
+	float *kf, *vf;      /* n_cells x head_dim: one KV head's K rows, V^T rows, as floats */
+	float *qf;           /* UBATCH x head_dim: q rows rounded to f16 */
+	float *pf;           /* n_cells: one row of probabilities rounded to f16 */
+	int batched;         /* the eval call has 2 or more tokens: llama.cpp's tinyBLAS orders */
 };
 
 /* f32 to IEEE half, round to nearest even (as F16C's vcvtps2ph and ggml's scalar conversion). */
@@ -70,6 +82,122 @@ static uint16_t f32_to_f16(float f)
 	if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
 		h++; /* a carry into the exponent is right */
 	return (uint16_t)(sign | h);
+}
+
+/*
+ * Functions that lean on fmaf: with FMA hardware a clone of their own uses the instruction, the default one calls
+ * libm's (correctly rounded either way, so both give the same bits). Nothing else in them is contracted: every
+ * other product is rounded where the code stores it.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__)
+#define FMA_CLONES __attribute__((target_clones("fma", "default")))
+#else
+#define FMA_CLONES
+#endif
+
+/*
+ * ggml's AVX-512 ggml_v_expf, one lane: e^x by n = round(x / ln 2) (the 1.5 * 2^23 trick), b = x - n ln 2 in two
+ * parts, a degree-5 polynomial in b, times 2^n (_mm512_scalef_ps: ldexpf); |n| > 192 gives 0 or infinity.
+ */
+static inline float v_expf(float x)
+{
+	const float r = 0x1.8p23f;
+	const float z = fmaf(x, 0x1.715476p+0f, r), n = z - r;
+	const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+	const float u = b * b;
+	const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+	                     u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+
+	if (n != n)
+		return n;
+	if (fabsf(n) > 192.0f)
+		return n <= 0.0f ? 0.0f : INFINITY;
+	return ldexpf(j, (int)n);
+}
+
+/* _mm512_reduce_add_ps of 16 floats in GCC's order: halves added, then quarters, then (0 + 2) + (1 + 3). */
+static inline float reduce16(const float *x)
+{
+	float t8[8], t4[4];
+
+	for (int k = 0; k < 8; k++)
+		t8[k] = x[k + 8] + x[k];
+	for (int k = 0; k < 4; k++)
+		t4[k] = t8[k + 4] + t8[k];
+	return (t4[0] + t4[2]) + (t4[1] + t4[3]);
+}
+
+/* IEEE half to float (exact). */
+static float f16_to_f32(uint16_t h)
+{
+	const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+	uint32_t x;
+	float f;
+
+	if (e == 0) { /* zero or subnormal: mant * 2^-24 */
+		f = (float)mant * 0x1p-24f;
+		return sign ? -f : f;
+	}
+	x = sign | (e == 31 ? 0x7f800000u | mant << 13 : (e + 112u) << 23 | mant << 13);
+	memcpy(&f, &x, sizeof(f));
+	return f;
+}
+
+/* x rounded to f16 and back. */
+static float f16_round(float x)
+{
+	return f16_to_f32(f32_to_f16(x));
+}
+
+/*
+ * The f16 dot products of ggml on an AVX-512 CPU without AVX512-FP16 (a, b: f16 values as floats; their products
+ * are exact in float). dot_f16_tiny: tinyBLAS<16, __m512> (llamafile_sgemm, ggml_mul_mat with 2 or more rows of
+ * src1), n % 16 == 0: 16 lanes, lane l += a[16 c + l] * b[16 c + l] by FMAs over c, then reduce16.
+ * dot_f16_vec: ggml_vec_dot_f16: 4 x 16 lanes over steps of 64 by FMAs, the 4 vectors added (0 + 2) + (1 + 3),
+ * reduce16 into a double, the n % 64 last products added to it one by one.
+ */
+FMA_CLONES static float dot_f16_tiny(const float *a, const float *b, size_t n)
+{
+	float acc[16] = {0};
+
+	for (size_t c = 0; c < n; c += 16)
+		for (int l = 0; l < 16; l++)
+			acc[l] = fmaf(a[c + l], b[c + l], acc[l]);
+	return reduce16(acc);
+}
+
+FMA_CLONES static float dot_f16_vec(const float *a, const float *b, size_t n)
+{
+	const size_t np = n & ~(size_t)63;
+	float acc[4][16] = {{0}};
+	double sum;
+
+	for (size_t i = 0; i < np; i += 64)
+		for (int j = 0; j < 4; j++)
+			for (int l = 0; l < 16; l++)
+				acc[j][l] = fmaf(a[i + 16 * j + l], b[i + 16 * j + l], acc[j][l]);
+	for (int l = 0; l < 16; l++) {
+		acc[0][l] = acc[0][l] + acc[2][l];
+		acc[1][l] = acc[1][l] + acc[3][l];
+	}
+	for (int l = 0; l < 16; l++)
+		acc[0][l] = acc[0][l] + acc[1][l];
+	sum = (double)reduce16(acc[0]);
+	for (size_t i = np; i < n; i++)
+		sum += (double)(a[i] * b[i]);
+	return (float)sum;
+}
+
+/* y[i] = silu(g[i]) * u[i] over one row, as ggml_vec_swiglu_f32 (AVX-512: groups of 16 by v_expf, then libm). */
+FMA_CLONES static void swiglu_row(float *y, const float *g, const float *u, size_t n)
+{
+	const size_t nv = n - n % 16;
+	size_t i = 0;
+
+	for (; i < nv; i++)
+		y[i] = g[i] / (1.0f + v_expf(0.0f - g[i])) * u[i];
+	for (; i < n; i++)
+		y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 static void rms_norm(const float *x, const float *w, float *y, size_t n, float eps)
@@ -136,15 +264,17 @@ static void rope_apply(const struct cce_hparams *hp, const float *cache, float *
 			float *b = hp->rope_neox ? p + i + half : p + 2 * i + 1;
 			const float x0 = *a, x1 = *b;
 
-			*a = x0 * c - x1 * s;
-			*b = x0 * s + x1 * c;
+			const float x1s = x1 * s, x1c = x1 * c;
+
+			*a = fmaf(x0, c, -x1s);
+			*b = fmaf(x0, s, x1c);
 		}
 	}
 }
 
 /* Softmax of one row of scores (n_valid used, the rest masked) as ggml_soft_max_ext with a 0 / -inf mask, into
- * p[0..n_pad) (0 past n_valid). */
-static void softmax_row(const float *kq, float *p, size_t n_valid, size_t n_pad, float scale)
+ * p[0..n_pad) (0 past n_valid; n_pad a multiple of 16). */
+FMA_CLONES static void softmax_row(const float *kq, float *p, size_t n_valid, size_t n_pad, float scale)
 {
 	float max = -INFINITY;
 	double sum = 0.0;
@@ -155,17 +285,14 @@ static void softmax_row(const float *kq, float *p, size_t n_valid, size_t n_pad,
 		if (p[j] > max)
 			max = p[j];
 	}
-	for (size_t j = 0; j < n_valid; j++) {
-		float e = expf(p[j] - max);
-
-		p[j] = e;
-		sum += (double)e;
+	for (size_t j = 0; j < n_pad; j += 16) {
+		for (size_t k = j; k < j + 16; k++)
+			p[k] = k < n_valid ? v_expf(p[k] - max) : 0.0f; /* v_expf(-inf) = 0 */
+		sum += (double)reduce16(p + j);
 	}
 	inv = (float)(1.0 / sum);
 	for (size_t j = 0; j < n_valid; j++)
 		p[j] *= inv;
-	for (size_t j = n_valid; j < n_pad; j++)
-		p[j] = 0.0f;
 }
 
 /*
@@ -182,27 +309,39 @@ static int attention(struct cce_ctx *c, uint32_t il, uint32_t p0, size_t r0, siz
 	const uint16_t *kl = c->kc + (size_t)il * c->n_cells * m->kv_dim;
 	const uint16_t *vl = c->vc + (size_t)il * c->n_cells * m->kv_dim;
 	const float scale = 1.0f / sqrtf((float)hd);
-	int rc;
+	const int kq_tiny = c->batched && hd % 16 == 0, kqv_tiny = c->batched && hd % 4 == 0;
 
 	for (uint32_t h = 0; h < hp->n_head; h++) {
 		const uint32_t kvh = h / group;
 
+		if (h % group == 0) { /* a new KV head: its K rows and V^T rows as floats */
+			for (size_t j = 0; j < n_kv; j++)
+				for (size_t d = 0; d < hd; d++)
+					c->kf[j * hd + d] = f16_to_f32(kl[j * m->kv_dim + kvh * hd + d]);
+			/* V^T past n_kv meets probability 0: 0 there adds what any finite value would (an exact 0) */
+			for (size_t d = 0; d < hd; d++)
+				for (size_t j = 0; j < n_pad; j++)
+					c->vf[d * c->n_cells + j] =
+					    j < n_kv ? f16_to_f32(vl[(kvh * hd + d) * c->n_cells + j]) : 0.0f;
+		}
 		for (size_t r = 0; r < nr; r++)
-			memcpy(c->qh + r * hd, c->q + (r0 + r) * m->q_dim + (size_t)h * hd, hd * sizeof(float));
-		/* kq[r][j] = K[j] . q_r over the cached positions j */
-		rc = cck_qmatmul(CCK_TYPE_F16, kl + (size_t)kvh * hd, (size_t)m->kv_dim * sizeof(uint16_t), c->qh,
-		                 c->kq, n_kv, hd, nr);
-		if (rc)
-			return rc;
-		for (size_t r = 0; r < nr; r++)
-			softmax_row(c->kq + r * n_kv, c->s + r * n_pad, p0 + r0 + r + 1, n_pad, scale);
-		/* o[r][d] = V^T[d] . p_r over n_pad cells */
-		rc = cck_qmatmul(CCK_TYPE_F16, vl + (size_t)kvh * hd * c->n_cells,
-		                 (size_t)c->n_cells * sizeof(uint16_t), c->s, c->oh, hd, n_pad, nr);
-		if (rc)
-			return rc;
-		for (size_t r = 0; r < nr; r++)
-			memcpy(c->att + (r0 + r) * m->q_dim + (size_t)h * hd, c->oh + r * hd, hd * sizeof(float));
+			for (size_t d = 0; d < hd; d++)
+				c->qf[r * hd + d] = f16_round(c->q[(r0 + r) * m->q_dim + (size_t)h * hd + d]);
+		for (size_t r = 0; r < nr; r++) {
+			float *kq = c->kq + r * n_kv, *o = c->att + (r0 + r) * m->q_dim + (size_t)h * hd;
+
+			/* kq[j] = K[j] . q_r over the cached positions j */
+			for (size_t j = 0; j < n_kv; j++)
+				kq[j] = kq_tiny ? dot_f16_tiny(c->kf + j * hd, c->qf + r * hd, hd)
+				                : dot_f16_vec(c->kf + j * hd, c->qf + r * hd, hd);
+			softmax_row(kq, c->s, p0 + r0 + r + 1, n_pad, scale);
+			for (size_t j = 0; j < n_pad; j++)
+				c->pf[j] = f16_round(c->s[j]);
+			/* o[d] = V^T[d] . p over n_pad cells */
+			for (size_t d = 0; d < hd; d++)
+				o[d] = kqv_tiny ? dot_f16_tiny(c->vf + d * c->n_cells, c->pf, n_pad)
+				                : dot_f16_vec(c->vf + d * c->n_cells, c->pf, n_pad);
+		}
 	}
 	return 0;
 }
@@ -251,11 +390,8 @@ static int layer(struct cce_ctx *c, uint32_t il, uint32_t p0, size_t nb, int las
 	if ((rc = matmul(&L->w_gate, L->b_gate, c->xn + r0 * ne, c->gate, nb - r0)) ||
 	    (rc = matmul(&L->w_up, L->b_up, c->xn + r0 * ne, c->up, nb - r0)))
 		return rc;
-	for (size_t i = 0; i < (nb - r0) * hp->n_ff; i++) {
-		const float g = c->gate[i];
-
-		c->gate[i] = g / (1.0f + expf(-g)) * c->up[i];
-	}
+	for (size_t r = 0; r < nb - r0; r++)
+		swiglu_row(c->gate + r * hp->n_ff, c->gate + r * hp->n_ff, c->up + r * hp->n_ff, hp->n_ff);
 	if ((rc = matmul(&L->w_down, L->b_down, c->gate, c->tmp + r0 * ne, nb - r0)))
 		return rc;
 	for (size_t i = r0 * ne; i < nb * ne; i++)
@@ -302,8 +438,12 @@ int cce_ctx_new(const struct cce_model *m, uint32_t n_ctx, struct cce_ctx **ret)
 	c->gate = malloc(ub * m->hp.n_ff * sizeof(float));
 	c->up = malloc(ub * m->hp.n_ff * sizeof(float));
 	c->rope = malloc(m->hp.n_rot * sizeof(float));
+	c->kf = malloc((size_t)cells * m->hp.head_dim * sizeof(float));
+	c->vf = malloc((size_t)cells * m->hp.head_dim * sizeof(float));
+	c->qf = malloc(ub * m->hp.head_dim * sizeof(float));
+	c->pf = malloc(cells * sizeof(float));
 	if (!c->kc || !c->vc || !c->x || !c->xn || !c->tmp || !c->q || !c->att || !c->k || !c->v || !c->qh || !c->oh ||
-	    !c->kq || !c->s || !c->gate || !c->up || !c->rope) {
+	    !c->kq || !c->s || !c->gate || !c->up || !c->rope || !c->kf || !c->vf || !c->qf || !c->pf) {
 		cce_ctx_free(c);
 		return -ENOMEM;
 	}
@@ -331,6 +471,10 @@ void cce_ctx_free(struct cce_ctx *c)
 	free(c->gate);
 	free(c->up);
 	free(c->rope);
+	free(c->kf);
+	free(c->vf);
+	free(c->qf);
+	free(c->pf);
 	free(c);
 }
 
@@ -362,6 +506,7 @@ int cce_eval(struct cce_ctx *c, const int32_t *ids, size_t n, float *logits, con
 			return -EINVAL;
 	if (n > c->n_ctx - c->pos)
 		return -ENOSPC;
+	c->batched = n >= 2; /* as a llama_decode of n tokens: its f16 attention products in tinyBLAS's order */
 	while (done < n) {
 		const size_t nb = n - done < UBATCH ? n - done : UBATCH;
 		const int final = done + nb == n;

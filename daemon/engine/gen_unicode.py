@@ -42,6 +42,7 @@ def main():
         " * daemon/engine/gen_unicode.py (Python %s): do not edit. */\n" %
         (unicodedata.unidata_version, sys.version.split()[0]))
     out('#include "unicode.h"\n\n')
+    out("/* clang-format off */\n")
     out('const char cce_unicode_version[] = "%s";\n' % unicodedata.unidata_version)
     out("const size_t cce_ucls_nranges = %d;\n" % len(ranges))
     out("const uint32_t cce_ucls_ranges[%d] = {\n" % len(ranges))
@@ -53,6 +54,7 @@ def main():
             line = "\t"
         line += item + " "
     out(line.rstrip() + "\n};\n")
+    out("/* clang-format on */\n")
 
 
 if __name__ == "__main__":

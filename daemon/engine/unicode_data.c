@@ -3,6 +3,7 @@
  * daemon/engine/gen_unicode.py (Python 3.13.0): do not edit. */
 #include "unicode.h"
 
+/* clang-format off */
 const char cce_unicode_version[] = "15.1.0";
 const size_t cce_ucls_nranges = 2276;
 const uint32_t cce_ucls_ranges[2276] = {
@@ -260,3 +261,4 @@ const uint32_t cce_ucls_ranges[2276] = {
 	0x1772f001, 0x17c00004, 0x17d0f001, 0x18000004, 0x189a5801, 0x189a8004, 0x191d8001, 0x70000880, 0x70001001,
 	0x70010080, 0x70040001, 0x70080010, 0x700f8001, 0x78000080, 0x7ffff001, 0x80000080, 0x87fff001,
 };
+/* clang-format on */

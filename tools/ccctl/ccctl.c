@@ -860,6 +860,7 @@ static int cmd_show(cc_client *c, const struct opts *o, const char *name)
 		printf("note:         %s\n", jtext(jget(m, "note")));
 	printf("numa:         %s\n", jtext(jget(m, "placement")));
 	printf("users:        %s\n", jtext(jget(m, "users")));
+	printf("engine:       %s\n", jtext(jget(m, "engine")));
 	printf("gguf:         v%s, alignment %s, data at %s, %s bytes in the file\n", jtext(jget(g, "version")),
 	       jtext(jget(g, "alignment")), jtext(jget(g, "data_offset")), jtext(jget(g, "file_size")));
 	printf("metadata (%s keys):\n", jtext(jget(g, "kv_count")));
