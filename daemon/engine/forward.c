@@ -90,7 +90,7 @@ static uint16_t f32_to_f16(float f)
  * other product is rounded where the code stores it.
  */
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__)
-#define FMA_CLONES __attribute__((target_clones("fma", "default")))
+#define FMA_CLONES __attribute__((target_clones("avx512f", "fma", "default")))
 #else
 #define FMA_CLONES
 #endif
@@ -147,6 +147,92 @@ static float f16_to_f32(uint16_t h)
 static float f16_round(float x)
 {
 	return f16_to_f32(f32_to_f16(x));
+}
+
+/*
+ * Bulk conversions of the attention: F16C where the CPU has it (IEEE conversions, round to nearest even: the same
+ * bits as the scalar code above), else the scalar code.
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_F16C_PATH 1
+
+__attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(const uint16_t *s, float *d, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+	for (; i < n; i++)
+		d[i] = f16_to_f32(s[i]);
+}
+
+__attribute__((target("avx,f16c"))) static void f16_round_f16c(const float *s, float *d, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(d + i,
+		                 _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT)));
+	for (; i < n; i++)
+		d[i] = f16_round(s[i]);
+}
+
+__attribute__((target("avx,f16c"))) static void f32_to_f16_f16c(const float *s, uint16_t *d, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm_storeu_si128((__m128i *)(d + i),
+		                 _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT));
+	for (; i < n; i++)
+		d[i] = f32_to_f16(s[i]);
+}
+
+static int have_f16c(void)
+{
+	static int v = -1;
+
+	if (v < 0)
+		v = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+	return v;
+}
+#endif
+
+static void f16_to_f32_n(const uint16_t *s, float *d, size_t n)
+{
+#ifdef HAVE_F16C_PATH
+	if (have_f16c()) {
+		f16_to_f32_f16c(s, d, n);
+		return;
+	}
+#endif
+	for (size_t i = 0; i < n; i++)
+		d[i] = f16_to_f32(s[i]);
+}
+
+static void f16_round_n(const float *s, float *d, size_t n)
+{
+#ifdef HAVE_F16C_PATH
+	if (have_f16c()) {
+		f16_round_f16c(s, d, n);
+		return;
+	}
+#endif
+	for (size_t i = 0; i < n; i++)
+		d[i] = f16_round(s[i]);
+}
+
+static void f32_to_f16_n(const float *s, uint16_t *d, size_t n)
+{
+#ifdef HAVE_F16C_PATH
+	if (have_f16c()) {
+		f32_to_f16_f16c(s, d, n);
+		return;
+	}
+#endif
+	for (size_t i = 0; i < n; i++)
+		d[i] = f32_to_f16(s[i]);
 }
 
 /*
@@ -316,17 +402,15 @@ static int attention(struct cce_ctx *c, uint32_t il, uint32_t p0, size_t r0, siz
 
 		if (h % group == 0) { /* a new KV head: its K rows and V^T rows as floats */
 			for (size_t j = 0; j < n_kv; j++)
-				for (size_t d = 0; d < hd; d++)
-					c->kf[j * hd + d] = f16_to_f32(kl[j * m->kv_dim + kvh * hd + d]);
+				f16_to_f32_n(kl + j * m->kv_dim + kvh * hd, c->kf + j * hd, hd);
 			/* V^T past n_kv meets probability 0: 0 there adds what any finite value would (an exact 0) */
-			for (size_t d = 0; d < hd; d++)
-				for (size_t j = 0; j < n_pad; j++)
-					c->vf[d * c->n_cells + j] =
-					    j < n_kv ? f16_to_f32(vl[(kvh * hd + d) * c->n_cells + j]) : 0.0f;
+			for (size_t d = 0; d < hd; d++) {
+				f16_to_f32_n(vl + (kvh * hd + d) * c->n_cells, c->vf + d * c->n_cells, n_kv);
+				memset(c->vf + d * c->n_cells + n_kv, 0, (n_pad - n_kv) * sizeof(float));
+			}
 		}
 		for (size_t r = 0; r < nr; r++)
-			for (size_t d = 0; d < hd; d++)
-				c->qf[r * hd + d] = f16_round(c->q[(r0 + r) * m->q_dim + (size_t)h * hd + d]);
+			f16_round_n(c->q + (r0 + r) * m->q_dim + (size_t)h * hd, c->qf + r * hd, hd);
 		for (size_t r = 0; r < nr; r++) {
 			float *kq = c->kq + r * n_kv, *o = c->att + (r0 + r) * m->q_dim + (size_t)h * hd;
 
@@ -335,8 +419,7 @@ static int attention(struct cce_ctx *c, uint32_t il, uint32_t p0, size_t r0, siz
 				kq[j] = kq_tiny ? dot_f16_tiny(c->kf + j * hd, c->qf + r * hd, hd)
 				                : dot_f16_vec(c->kf + j * hd, c->qf + r * hd, hd);
 			softmax_row(kq, c->s, p0 + r0 + r + 1, n_pad, scale);
-			for (size_t j = 0; j < n_pad; j++)
-				c->pf[j] = f16_round(c->s[j]);
+			f16_round_n(c->s, c->pf, n_pad);
 			/* o[d] = V^T[d] . p over n_pad cells */
 			for (size_t d = 0; d < hd; d++)
 				o[d] = kqv_tiny ? dot_f16_tiny(c->vf + d * c->n_cells, c->pf, n_pad)
@@ -371,10 +454,9 @@ static int layer(struct cce_ctx *c, uint32_t il, uint32_t p0, size_t nb, int las
 		rope_cache(m, pos, c->rope);
 		rope_apply(hp, c->rope, c->q + r * m->q_dim, hp->n_head);
 		rope_apply(hp, c->rope, c->k + r * kvd, hp->n_head_kv);
-		for (size_t i = 0; i < kvd; i++) {
-			kl[(size_t)pos * kvd + i] = f32_to_f16(kr[i]);
+		f32_to_f16_n(kr, kl + (size_t)pos * kvd, kvd);
+		for (size_t i = 0; i < kvd; i++)
 			vl[i * c->n_cells + pos] = f32_to_f16(vr[i]);
-		}
 	}
 	if (last && !need_out)
 		return 0;
