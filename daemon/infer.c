@@ -13,6 +13,7 @@
 
 #include "cck.h"
 #include "infer.h"
+#include "log.h"
 
 static double now_s(void)
 {
@@ -120,6 +121,7 @@ static void run_generate(struct ccd_infer *inf)
 			inf->tmpl = "chat";
 		} else if (r == -EOPNOTSUPP) {
 			inf->tmpl = "raw (the model's chat template is not one ccd knows)";
+			ccd_warn("generate: the model's chat template is not one ccd knows: using the raw prompt");
 		} else {
 			fail(inf, r, "chat template: %s", strerror(-r));
 			goto out;

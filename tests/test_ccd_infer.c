@@ -246,6 +246,36 @@ static void test_bad_input(void **state)
 		assert_non_null(strstr(cc_last_error(c), "context"));
 		free(big);
 	}
+	/* logits into a client tensor: all n_vocab of them, the top ones where the reply says */
+	{
+		int32_t prompt[4] = {1, 403, 407, 261}, tid[5];
+		float tv[5], *lg;
+		uint32_t nv = 0;
+		cc_tensor *out = NULL;
+		size_t j;
+
+		assert_int_equal(cc_tensor_new(c, CC_DTYPE_F32, 512, &out), 0);
+		lg = cc_tensor_data(out);
+		for (j = 0; j < 512; j++)
+			lg[j] = NAN;
+		assert_int_equal(cc_logits(c, "b", prompt, 4, out, 5, tid, tv, &nv), 0);
+		assert_int_equal(nv, 512);
+		for (j = 0; j < 512; j++)
+			assert_true(isfinite(lg[j]));
+		for (j = 0; j < 5; j++) {
+			assert_true(tid[j] >= 0 && tid[j] < 512);
+			assert_true(lg[tid[j]] == tv[j]);
+			if (j)
+				assert_true(tv[j] <= tv[j - 1]);
+		}
+		for (j = 0; j < 512; j++)
+			assert_true(lg[j] <= tv[0]);
+		cc_tensor_free(out);
+		/* a tensor of the wrong size is refused */
+		assert_int_equal(cc_tensor_new(c, CC_DTYPE_F32, 100, &out), 0);
+		assert_int_equal(cc_logits(c, "b", prompt, 4, out, 0, NULL, NULL, NULL), -EINVAL);
+		cc_tensor_free(out);
+	}
 	assert_int_equal(cc_tokenize(c, "b", "\xc3\x28", 1, 0, &ids, &n), -EILSEQ);
 	assert_int_equal(cc_detokenize(c, "b", bad, 2, (char **)&ids, NULL), -EINVAL);
 	{
