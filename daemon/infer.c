@@ -23,12 +23,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int cancelled(const struct ccd_infer *inf)
-{
-	return (inf->cancel_model && atomic_load_explicit(inf->cancel_model, memory_order_relaxed)) ||
-	       (inf->cancel_daemon && atomic_load_explicit(inf->cancel_daemon, memory_order_relaxed));
-}
-
 /* Set the job's error (one line) and code; returns code. */
 __attribute__((format(printf, 3, 4))) static int fail(struct ccd_infer *inf, int code, const char *fmt, ...)
 {
@@ -83,13 +77,27 @@ static int hit_stop(struct ccd_infer *inf, size_t from)
 	return 0;
 }
 
+/* The engine checks the model's cancel flag between layers: a forced unload or a shutdown stops a long prompt too. */
+/* Append token id's piece: n bytes, already in buf when they fit its size, else fetched again at full length. */
+static int add_piece(struct ccd_infer *inf, int32_t id, const char *buf, size_t size, size_t n, size_t *cap)
+{
+	char *big;
+	int r;
+
+	if (n <= size)
+		return text_add(inf, buf, n, cap);
+	big = malloc(n);
+	if (!big)
+		return -ENOMEM;
+	r = cce_token_piece(inf->vocab, id, 0, big, n);
+	r = r < 0 ? r : text_add(inf, big, (size_t)r < n ? (size_t)r : n, cap);
+	free(big);
+	return r;
+}
+
 static int eval(struct ccd_infer *inf, struct cce_ctx *ctx, const int32_t *ids, size_t n, float *logits)
 {
-	volatile int stop = cancelled(inf);
-
-	if (stop)
-		return -ECANCELED;
-	return cce_eval(ctx, ids, n, logits, &stop);
+	return cce_eval(ctx, ids, n, logits, inf->cancel_model);
 }
 
 static void run_generate(struct ccd_infer *inf)
@@ -176,7 +184,7 @@ static void run_generate(struct ccd_infer *inf)
 		inf->gen[inf->ngen++] = id;
 		cce_sampler_accept(smp, id);
 		n = cce_token_piece(inf->vocab, id, 0, piece, sizeof(piece));
-		if (n > 0 && text_add(inf, piece, (size_t)n < sizeof(piece) ? (size_t)n : sizeof(piece), &cap) < 0) {
+		if (n > 0 && add_piece(inf, id, piece, sizeof(piece), (size_t)n, &cap) < 0) {
 			fail(inf, -ENOMEM, "out of memory");
 			goto out;
 		}
@@ -186,6 +194,10 @@ static void run_generate(struct ccd_infer *inf)
 		}
 		if (inf->ngen == inf->max_tokens)
 			break;
+		if (cce_ctx_pos(ctx) >= n_ctx) { /* the context is full: the text so far is the answer */
+			inf->stop_reason = "context";
+			break;
+		}
 		r = eval(inf, ctx, &id, 1, logits);
 		if (r < 0) {
 			fail(inf, r, "generating: %s",

@@ -20,10 +20,9 @@ struct ccd_infer {
 	const struct cce_model *model;
 	const struct cce_vocab *vocab;
 	const struct ccm_gguf *gguf;
-	unsigned threads;                 /* libcck threads for this job (0: all) */
-	uint32_t max_ctx;                 /* cap on the context (positions) */
-	const _Atomic int *cancel_model;  /* set when the model is force-unloaded */
-	const _Atomic int *cancel_daemon; /* set when ccd shuts down */
+	unsigned threads;                /* libcck threads for this job (0: all) */
+	uint32_t max_ctx;                /* cap on the context (positions) */
+	const _Atomic int *cancel_model; /* set when the model is force-unloaded, or ccd shuts down */
 
 	/* generate */
 	char *prompt;

@@ -38,7 +38,7 @@ struct ccd_model {
 	enum ccm_mode req_mode;
 	struct ccm_place place;
 	unsigned users;          /* jobs using the model now (front-end thread only) */
-	_Atomic int cancel_jobs; /* set by a forced unload: jobs using the model stop early */
+	_Atomic int cancel_jobs; /* set by a forced unload or shutdown: jobs using the model stop early */
 
 	/* Written by the loader thread before it sets `done`; read by the front end after. */
 	struct ccm_gguf *gguf;

@@ -47,7 +47,6 @@ struct ccd_server {
 	int stopping;
 	struct ccd_models models;
 	int models_ready;
-	_Atomic int stop_infer; /* shutting down: running inference jobs stop at the next token */
 };
 
 /* The sender of a request: its ZeroMQ routing id. */
@@ -267,13 +266,15 @@ static void begin_stop(struct ccd_server *s, const char *why)
 	ccd_info("shutting down (%s): %u jobs running, %u queued", why, ccd_pool_running(s->pool),
 	         ccd_pool_queued(s->pool));
 	cancel_queued(s);
-	atomic_store(&s->stop_infer, 1);
 	{
 		struct ccd_model *m;
 
-		for (m = s->models.all; m; m = m->next)
+		/* loads stop, and so do the running jobs that use a model (generations: within one layer) */
+		for (m = s->models.all; m; m = m->next) {
 			if (m->state == CCD_MODEL_LOADING)
 				atomic_store(&m->prog.cancel, 1);
+			atomic_store(&m->cancel_jobs, 1);
+		}
 	}
 }
 
@@ -911,7 +912,6 @@ static int submit_infer(struct ccd_server *s, struct ccd_client *c, const Cc__Re
 	inf->threads = (unsigned)s->conf.v[CCD_CONF_ENGINE_THREADS];
 	inf->max_ctx = (uint32_t)s->conf.v[CCD_CONF_MAX_CTX];
 	inf->cancel_model = &m->cancel_jobs;
-	inf->cancel_daemon = &s->stop_infer;
 	job->type = CCD_JOB_INFER;
 	job->infer = inf;
 	job->client = c;

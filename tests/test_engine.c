@@ -704,7 +704,7 @@ static void test_tiny_model(void **state)
 	const struct cce_hparams *hp;
 	int32_t ids[9] = {1, 5, 9, 30, 2, 7, 31, 0, 3}, bad[2] = {4, T_VOCAB};
 	float logits[T_VOCAB], again[T_VOCAB];
-	volatile int cancel = 1;
+	_Atomic int cancel = 1;
 
 	/* llama: hyperparameters, tied output, and the context limits */
 	assert_int_equal(tiny_init(&(struct tiny){.scaling = "linear", .factor = 4.0f}, &g, &f, &m, err, sizeof(err)),

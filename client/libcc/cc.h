@@ -179,7 +179,7 @@ struct cc_gen_result {
 	size_t ntokens;
 	uint32_t prompt_tokens;
 	double pp_tps, tg_tps;
-	char stop_reason[16]; /* "eos", "length", "stop" */
+	char stop_reason[16]; /* "eos", "length", "stop", "context" (the context is full) */
 	char templ[96];       /* "raw", "chat", or why the template was not used */
 };
 CC_EXPORT void cc_gen_defaults(struct cc_gen_params *p);

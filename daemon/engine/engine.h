@@ -4,6 +4,7 @@
 #ifndef CCE_ENGINE_H
 #define CCE_ENGINE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -92,7 +93,7 @@ void cce_ctx_reset(struct cce_ctx *c);         /* forget the cache */
  * logits is not NULL, write the logits of the last one (n_vocab floats). -ENOSPC past n_ctx, -EINVAL for an id
  * out of range, -ECANCELED if *cancel became non-zero (checked between layers; cancel may be NULL).
  */
-int cce_eval(struct cce_ctx *c, const int32_t *ids, size_t n, float *logits, const volatile int *cancel);
+int cce_eval(struct cce_ctx *c, const int32_t *ids, size_t n, float *logits, const _Atomic int *cancel);
 
 /* ---- sampling (sampler.c) --------------------------------------------------------------------------------------- */
 

@@ -571,7 +571,7 @@ void cce_ctx_reset(struct cce_ctx *c)
 		c->pos = 0;
 }
 
-int cce_eval(struct cce_ctx *c, const int32_t *ids, size_t n, float *logits, const volatile int *cancel)
+int cce_eval(struct cce_ctx *c, const int32_t *ids, size_t n, float *logits, const _Atomic int *cancel)
 {
 	const struct cce_model *m;
 	const struct cce_hparams *hp;
@@ -602,7 +602,7 @@ int cce_eval(struct cce_ctx *c, const int32_t *ids, size_t n, float *logits, con
 				return rc;
 		}
 		for (uint32_t il = 0; il < hp->n_layer; il++) {
-			if (cancel && *cancel)
+			if (cancel && atomic_load_explicit(cancel, memory_order_relaxed))
 				return -ECANCELED;
 			rc = layer(c, il, p0, nb, il + 1 == hp->n_layer, final && logits);
 			if (rc)

@@ -23,6 +23,9 @@ enum {
 	A_EOG = 1 << 7
 };
 
+/* tokenizer.ggml.token_type values 1..6 (GGUF's) as attributes. */
+static const uint8_t token_type_attr[7] = {0, A_NORMAL, A_UNKNOWN, A_CONTROL, A_USER, A_UNUSED, A_BYTE};
+
 enum { V_SPM, V_BPE };
 
 #define MAX_TEXT ((size_t)1 << 30) /* the longest text tokenized in one call */
@@ -573,29 +576,10 @@ static int load_tokens(struct cce_vocab *v, const struct ccm_gguf *g, char *err,
 		}
 		v->attr[i] = A_NORMAL;
 		if (tt) {
-			switch (((const int32_t *)tt->v.arr.data)[i]) {
-			case 1:
-				v->attr[i] = A_NORMAL;
-				break;
-			case 2:
-				v->attr[i] = A_UNKNOWN;
-				break;
-			case 3:
-				v->attr[i] = A_CONTROL;
-				break;
-			case 4:
-				v->attr[i] = A_USER;
-				break;
-			case 5:
-				v->attr[i] = A_UNUSED;
-				break;
-			case 6:
-				v->attr[i] = A_BYTE;
-				break;
-			default:
-				v->attr[i] = 0;
-				break; /* undefined */
-			}
+			/* tokenizer.ggml.token_type: 1 normal .. 6 byte; anything else is undefined (0) */
+			int32_t t = ((const int32_t *)tt->v.arr.data)[i];
+
+			v->attr[i] = t >= 1 && t <= 6 ? token_type_attr[t] : 0;
 		}
 	}
 	return 0;

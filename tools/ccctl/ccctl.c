@@ -575,6 +575,30 @@ static int fail(cc_client *c, const char *what, int r)
 	return EXIT_FAILURE;
 }
 
+/*
+ * The JSON document a request (result r) returned: printed as it is with --json (1), else parsed into doc (0);
+ * -1 after the error message. json is freed.
+ */
+static int take_json(cc_client *c, const struct opts *o, const char *what, int r, char *json, struct jv *doc)
+{
+	if (r < 0) {
+		fail(c, what, r);
+		return -1;
+	}
+	if (o->json) {
+		printf("%s\n", json);
+		free(json);
+		return 1;
+	}
+	r = json_parse(json, doc);
+	free(json);
+	if (r < 0) {
+		fail(NULL, what, r);
+		return -1;
+	}
+	return 0;
+}
+
 static int print_models(const struct jv *doc);
 
 static int cmd_admin(cc_client *c, const struct opts *o, const char *what)
@@ -584,17 +608,9 @@ static int cmd_admin(cc_client *c, const struct opts *o, const char *what)
 	int r;
 
 	r = cc_admin_json(c, what, &json);
-	if (r < 0)
-		return fail(c, what, r);
-	if (o->json) {
-		printf("%s\n", json);
-		free(json);
-		return EXIT_SUCCESS;
-	}
-	r = json_parse(json, &doc);
-	free(json);
-	if (r < 0)
-		return fail(NULL, what, r);
+	r = take_json(c, o, what, r, json, &doc);
+	if (r)
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	if (strcmp(what, "status") == 0)
 		print_status(&doc);
 	else if (strcmp(what, "clients") == 0)
@@ -726,17 +742,9 @@ static int cmd_load(cc_client *c, const struct opts *o, const char *name, const 
 	r = cc_model_load(c, name, path, o->mode, o->numa, tty ? load_progress : NULL, &b, &json);
 	if (b.shown)
 		fputc('\n', stderr);
-	if (r < 0)
-		return fail(c, what, r);
-	if (o->json) {
-		printf("%s\n", json);
-		free(json);
-		return EXIT_SUCCESS;
-	}
-	r = json_parse(json, &doc);
-	free(json);
-	if (r < 0)
-		return fail(NULL, what, r);
+	r = take_json(c, o, what, r, json, &doc);
+	if (r)
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	human_bytes(jnum(jget(&doc, "bytes")), bytes, sizeof(bytes));
 	human_count(jnum(jget(&doc, "params")), params, sizeof(params));
 	printf("loaded %s: %s, %s parameters, %s tensors, %s in %.3f s (%s GB/s), mode %s, numa %s%s\n", name,
@@ -815,17 +823,9 @@ static int cmd_show(cc_client *c, const struct opts *o, const char *name)
 
 	snprintf(what, sizeof(what), "show %s", name);
 	r = cc_model_show(c, name, &json);
-	if (r < 0)
-		return fail(c, what, r);
-	if (o->json) {
-		printf("%s\n", json);
-		free(json);
-		return EXIT_SUCCESS;
-	}
-	r = json_parse(json, &doc);
-	free(json);
-	if (r < 0)
-		return fail(NULL, what, r);
+	r = take_json(c, o, what, r, json, &doc);
+	if (r)
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	m = jget(&doc, "model");
 	g = jget(&doc, "gguf");
 	meta = jget(g, "metadata");
