@@ -69,6 +69,17 @@ static const struct conf_def defs[CCD_CONF_COUNT] = {
 		"context (positions) of one generation at most (also bounded by the model's)" },
 	[CCD_CONF_MAX_GEN_TOKENS] = { "max_gen_tokens", CONF_T_COUNT, 1, 1 << 20, 4096,
 		"tokens one generate request may ask for" },
+	[CCD_CONF_MAX_SESSIONS_PER_CLIENT] = { "max_sessions_per_client", CONF_T_COUNT, 1, 65536, 16,
+		"inference sessions one client may hold (a one-shot generate counts while it runs)" },
+	[CCD_CONF_KV_BUDGET] = { "kv_budget", CONF_T_BYTES, 1 * MiB, 1024 * TiB, 4 * GiB,
+		"KV cache memory of all sessions together; a session past it is refused" },
+	[CCD_CONF_SESSION_CTX] = { "session_ctx", CONF_T_COUNT, 16, 1 << 20, 2048,
+		"context (positions) of a session when its client does not say (bounded by max_ctx)" },
+	[CCD_CONF_SESSION_IDLE_S] = { "session_idle_s", CONF_T_COUNT, 1, 30 * 24 * 3600, 600,
+		"an idle session is freed after this many seconds without a generation" },
+	[CCD_CONF_BATCH_TOKENS] = { "batch_tokens", CONF_T_COUNT, 1, 4096, 64,
+		"tokens of one batched step of a model: decode tokens of every generating session first, "
+		"then prompt chunks (chunked prefill)" },
 };
 /* clang-format on */
 

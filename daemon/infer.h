@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* infer.h: inference jobs of ccd (generate, logits): what a worker runs with a model's engine. */
+/* infer.h: the logits job of ccd: what a worker runs with a model's engine (generation: sched.h). */
 #ifndef CCD_INFER_H
 #define CCD_INFER_H
 
@@ -10,8 +10,7 @@
 #include "engine.h"
 
 enum ccd_infer_kind {
-	CCD_INFER_GENERATE = 0,
-	CCD_INFER_LOGITS,
+	CCD_INFER_LOGITS = 0,
 };
 
 /* One inference request: inputs set by the front end, results by the worker (ccd_infer_run). */
@@ -24,13 +23,6 @@ struct ccd_infer {
 	uint32_t max_ctx;                /* cap on the context (positions) */
 	const _Atomic int *cancel_model; /* set when the model is force-unloaded, or ccd shuts down */
 
-	/* generate */
-	char *prompt;
-	int raw;
-	uint32_t max_tokens;
-	struct cce_sampling samp;
-	char **stop;
-	size_t nstop;
 	/* logits */
 	int32_t *ids;
 	size_t nids;
@@ -40,14 +32,6 @@ struct ccd_infer {
 	/* results */
 	int code;
 	char err[256];
-	char *text;
-	size_t text_len;
-	int32_t *gen;
-	size_t ngen;
-	uint32_t prompt_tokens;
-	double pp_s, tg_s;
-	const char *stop_reason;
-	const char *tmpl;
 	int32_t *top_ids;
 	float *top_logits;
 	uint32_t ntop;

@@ -17,6 +17,7 @@
 #include "cck.h"
 #include "log.h"
 #include "models.h"
+#include "sched.h"
 #include "util.h"
 
 const char *ccd_model_state_name(enum ccd_model_state s)
@@ -289,6 +290,7 @@ void ccd_model_free(struct ccd_models *ms, struct ccd_model *m)
 		ms->bytes -= m->region.len;
 		ccm_region_free(&m->region);
 	}
+	ccd_sched_free(m->sched); /* its sessions: the front end dropped them, no turn runs */
 	cce_model_free(m->engine);
 	cce_vocab_free(m->vocab);
 	ccm_gguf_free(m->gguf);

@@ -12,6 +12,8 @@
 #include "gguf.h"
 #include "load.h"
 
+struct ccd_sched;
+
 #define CCD_MODEL_NAME_MAX 64
 #define CCD_IDENT_MAX_W 256
 
@@ -53,6 +55,7 @@ struct ccd_model {
 	struct cce_vocab *vocab;  /* NULL: no (usable) tokenizer */
 	struct cce_model *engine; /* NULL: inference cannot run on this model (engine_note says why) */
 	char engine_note[256];    /* "llama, gpt2 tokenizer", or why not */
+	struct ccd_sched *sched;  /* runs the model's sessions (sched.c); started at the first one */
 
 	/* Shared with the loader thread while it runs. */
 	struct ccm_progress prog;

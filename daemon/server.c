@@ -21,6 +21,7 @@
 #include "log.h"
 #include "infer.h"
 #include "models.h"
+#include "sched.h"
 #include "server.h"
 #include "shm.h"
 #include "util.h"
@@ -47,6 +48,13 @@ struct ccd_server {
 	int stopping;
 	struct ccd_models models;
 	int models_ready;
+	/* inference sessions (sched.c runs them; this list is the front end's view) */
+	struct ccd_evq evq;
+	int evq_ready;
+	_Atomic uint64_t kv_used;
+	struct ccd_sess *sessions;
+	uint64_t next_sess;
+	unsigned turns_running;
 };
 
 /* The sender of a request: its ZeroMQ routing id. */
@@ -72,7 +80,11 @@ struct reply {
 		Cc__ModelShowReply show;
 		Cc__TokenizeReply tok;
 		Cc__DetokenizeReply detok;
+		Cc__SessionReply sess;
+		Cc__SessionsReply sessions;
 	} u;
+	Cc__SessionInfo *sinfo;      /* malloc'd for sessions */
+	Cc__SessionInfo **sinfo_ptr; /* malloc'd for sessions */
 	int32_t *ids;              /* malloc'd for tokenize */
 	Cc__ModelInfo *minfo;      /* malloc'd for models */
 	Cc__ModelInfo **minfo_ptr; /* malloc'd for models */
@@ -137,40 +149,27 @@ static void finish_reply(struct ccd_server *s, const struct peer *p, struct repl
 	free(r->minfo_ptr);
 	free(r->json);
 	free(r->ids);
+	free(r->sinfo);
+	free(r->sinfo_ptr);
 }
 
 /* ---- jobs ------------------------------------------------------------------- */
 
 static void model_job_done(struct ccd_server *s, struct ccd_job *job);
 
-/* The reply of a finished generate or logits job. */
+/* The reply of a finished logits job. */
 static void infer_reply(struct ccd_server *s, struct ccd_client *c, struct ccd_job *job, Cc__Reply *msg)
 {
 	struct ccd_infer *inf = job->infer;
-	Cc__GenerateReply g = CC__GENERATE_REPLY__INIT;
 	Cc__LogitsReply l = CC__LOGITS_REPLY__INIT;
 
-	if (inf->kind == CCD_INFER_GENERATE) {
-		g.text = inf->text ? inf->text : (char *)"";
-		g.n_tokens = inf->ngen;
-		g.tokens = inf->gen;
-		g.prompt_tokens = inf->prompt_tokens;
-		g.gen_tokens = (uint32_t)inf->ngen;
-		g.pp_tps = inf->pp_s > 0 ? inf->prompt_tokens / inf->pp_s : 0;
-		g.tg_tps = inf->tg_s > 0 ? (double)inf->ngen / inf->tg_s : 0;
-		g.stop_reason = (char *)(inf->stop_reason ? inf->stop_reason : "");
-		g.template_ = (char *)(inf->tmpl ? inf->tmpl : "");
-		msg->body_case = CC__REPLY__BODY_GENERATE;
-		msg->generate = &g;
-	} else {
-		l.n_top_ids = inf->ntop;
-		l.top_ids = inf->top_ids;
-		l.n_top_logits = inf->ntop;
-		l.top_logits = inf->top_logits;
-		l.n_vocab = inf->n_vocab;
-		msg->body_case = CC__REPLY__BODY_LOGITS;
-		msg->logits = &l;
-	}
+	l.n_top_ids = inf->ntop;
+	l.top_ids = inf->top_ids;
+	l.n_top_logits = inf->ntop;
+	l.top_logits = inf->top_logits;
+	l.n_vocab = inf->n_vocab;
+	msg->body_case = CC__REPLY__BODY_LOGITS;
+	msg->logits = &l;
 	send_reply(s, c->ident, c->identlen, msg);
 }
 
@@ -246,9 +245,13 @@ static void cancel_queued(struct ccd_server *s)
 }
 
 /* The client said bye or died: cancel its queued jobs, free its regions, and free it once no job runs. */
+static void sessions_drop_client(struct ccd_server *s, struct ccd_client *c);
+
 static void client_leave(struct ccd_server *s, struct ccd_client *c)
 {
 	struct ccd_job *job = ccd_pool_unqueue_client(s->pool, c), *next;
+
+	sessions_drop_client(s, c);
 
 	for (; job; job = next) {
 		next = job->next;
@@ -273,7 +276,7 @@ static void begin_stop(struct ccd_server *s, const char *why)
 		for (m = s->models.all; m; m = m->next) {
 			if (m->state == CCD_MODEL_LOADING)
 				atomic_store(&m->prog.cancel, 1);
-			atomic_store(&m->cancel_jobs, 1);
+			atomic_store(&m->cancel_jobs, CCD_CANCEL_SHUTDOWN);
 		}
 	}
 }
@@ -485,6 +488,8 @@ out_failed:
 	return ret;
 }
 
+static void model_info(const struct ccd_server *s, const struct ccd_model *m, Cc__ModelInfo *mi);
+
 static int h_status(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
                     struct reply *r)
 {
@@ -505,6 +510,24 @@ static int h_status(struct ccd_server *s, const struct peer *p, struct ccd_clien
 	st->numa_simulated = s->topo->simulated != 0;
 	st->models = s->models.count;
 	st->model_bytes = s->models.bytes;
+	for (const struct ccd_sess *ss = s->sessions; ss; ss = ss->fe_next)
+		st->sessions++;
+	st->kv_bytes = atomic_load(&s->kv_used);
+	if (s->models.count) {
+		struct ccd_model *m;
+		size_t i = 0;
+
+		r->minfo = calloc(s->models.count, sizeof(*r->minfo));
+		r->minfo_ptr = calloc(s->models.count, sizeof(*r->minfo_ptr));
+		if (!r->minfo || !r->minfo_ptr)
+			return fail(r, -ENOMEM, "out of memory");
+		for (m = s->models.all; m && i < s->models.count; m = m->next, i++) {
+			model_info(s, m, &r->minfo[i]);
+			r->minfo_ptr[i] = &r->minfo[i];
+		}
+		st->n_model_list = i;
+		st->model_list = r->minfo_ptr;
+	}
 	r->msg.body_case = CC__REPLY__BODY_STATUS;
 	r->msg.status = st;
 	return 0;
@@ -629,9 +652,10 @@ static int admin_check(const struct peer *p, struct reply *r, const char *what)
 }
 
 /* Fill mi from m; the strings point into m (valid until m is freed). */
-static void model_info(const struct ccd_model *m, Cc__ModelInfo *mi)
+static void model_info(const struct ccd_server *s, const struct ccd_model *m, Cc__ModelInfo *mi)
 {
 	uint64_t done, total;
+	const struct ccd_sess *ss;
 
 	*mi = (Cc__ModelInfo)CC__MODEL_INFO__INIT;
 	mi->name = (char *)m->name;
@@ -654,6 +678,13 @@ static void model_info(const struct ccd_model *m, Cc__ModelInfo *mi)
 	mi->users = m->users;
 	mi->error = (char *)m->err;
 	mi->engine = (char *)m->engine_note;
+	for (ss = s->sessions; ss; ss = ss->fe_next)
+		if (ss->model == m) {
+			mi->sessions++;
+			mi->kv_bytes += atomic_load(&ss->kv_bytes);
+		}
+	if (m->sched)
+		ccd_sched_stats(m->sched, &mi->gen_tokens, &mi->tps_1m, &mi->active);
 	if (m->have_region) {
 		mi->loaded_bytes = m->region.len;
 		mi->bytes = m->region.len;
@@ -679,7 +710,7 @@ static void send_model_reply(struct ccd_server *s, const struct ccd_waiter *w, c
 	if (code) {
 		msg.error = (char *)(err && err[0] ? err : strerror(-code));
 	} else if (m) {
-		model_info(m, &mi);
+		model_info(s, m, &mi);
 		mr.n_models = 1;
 		mr.models = &mip;
 		msg.body_case = CC__REPLY__BODY_MODELS;
@@ -687,6 +718,8 @@ static void send_model_reply(struct ccd_server *s, const struct ccd_waiter *w, c
 	}
 	send_reply(s, w->ident, w->identlen, &msg);
 }
+
+static void sessions_drop_model(struct ccd_server *s, struct ccd_model *m);
 
 /* Unload m now (no users left): answer its waiters and free it. */
 static void model_release(struct ccd_server *s, struct ccd_model *m)
@@ -699,6 +732,7 @@ static void model_release(struct ccd_server *s, struct ccd_model *m)
 		send_model_reply(s, w, NULL, -ECANCELED, "the model was unloaded before its load finished");
 	for (w = m->unload_waiters; w; w = w->next)
 		send_model_reply(s, w, NULL, 0, NULL);
+	sessions_drop_model(s, m);
 	ccd_model_free(&s->models, m);
 }
 
@@ -827,7 +861,7 @@ static int h_model_unload(struct ccd_server *s, const struct peer *p, struct ccd
 	         u->force ? "cancelling" : "waiting for", m->users);
 	m->state = CCD_MODEL_UNLOADING;
 	if (u->force)
-		atomic_store(&m->cancel_jobs, 1);
+		atomic_store(&m->cancel_jobs, CCD_CANCEL_UNLOAD);
 	return REPLY_DEFERRED;
 }
 
@@ -844,7 +878,7 @@ static int h_models(struct ccd_server *s, const struct peer *p, struct ccd_clien
 		if (!r->minfo || !r->minfo_ptr)
 			return fail(r, -ENOMEM, "out of memory");
 		for (m = s->models.all; m && i < s->models.count; m = m->next, i++) {
-			model_info(m, &r->minfo[i]);
+			model_info(s, m, &r->minfo[i]);
 			r->minfo_ptr[i] = &r->minfo[i];
 		}
 	}
@@ -874,7 +908,7 @@ static int h_model_show(struct ccd_server *s, const struct peer *p, struct ccd_c
 	r->json = ccm_gguf_json(m->gguf, 64);
 	if (!r->minfo || !r->json)
 		return fail(r, -ENOMEM, "out of memory");
-	model_info(m, r->minfo);
+	model_info(s, m, r->minfo);
 	r->u.show = (Cc__ModelShowReply)CC__MODEL_SHOW_REPLY__INIT;
 	r->u.show.info = r->minfo;
 	r->u.show.gguf_json = r->json;
@@ -926,68 +960,400 @@ static int submit_infer(struct ccd_server *s, struct ccd_client *c, const Cc__Re
 	return REPLY_DEFERRED;
 }
 
-static int h_generate(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+/* ---- sessions and generation (sched.c runs them) ---------------------------------------------------------- */
+
+/* The model's scheduler, started at its first session. */
+static struct ccd_sched *model_sched(struct ccd_server *s, struct ccd_model *m, struct reply *r, int *code)
+{
+	struct ccd_sched_conf sc = {
+	    .model = m->engine,
+	    .vocab = m->vocab,
+	    .gguf = m->gguf,
+	    .cancel_model = &m->cancel_jobs,
+	    .name = m->name,
+	    .threads = (unsigned)s->conf.v[CCD_CONF_ENGINE_THREADS],
+	    .batch_tokens = (uint32_t)s->conf.v[CCD_CONF_BATCH_TOKENS],
+	    .max_ctx = (uint32_t)s->conf.v[CCD_CONF_MAX_CTX],
+	    .kv_used = &s->kv_used,
+	    .kv_budget = s->conf.v[CCD_CONF_KV_BUDGET],
+	    .evq = &s->evq,
+	};
+	int ret;
+
+	if (m->sched)
+		return m->sched;
+	ret = ccd_sched_new(&sc, &m->sched, r->err, sizeof(r->err));
+	if (ret) {
+		*code = ret;
+		return NULL;
+	}
+	return m->sched;
+}
+
+/* Take ss out of the front end's list and hand it to its scheduler to free (its running turn is cancelled). */
+static void session_drop(struct ccd_server *s, struct ccd_sess *ss)
+{
+	struct ccd_sess **pp;
+	struct ccd_model *m = ss->model;
+
+	for (pp = &s->sessions; *pp && *pp != ss; pp = &(*pp)->fe_next)
+		;
+	CCD_ASSERT(*pp == ss);
+	*pp = ss->fe_next;
+	/* the budget is free at once (a new session may take it); the memory goes when the scheduler frees it */
+	atomic_fetch_sub(&s->kv_used, atomic_exchange(&ss->kv_bytes, 0));
+	ccd_sched_detach(m->sched, ss);
+}
+
+static void sessions_drop_client(struct ccd_server *s, struct ccd_client *c)
+{
+	struct ccd_sess *ss, *next;
+	unsigned n = 0;
+
+	for (ss = s->sessions; ss; ss = next) {
+		next = ss->fe_next;
+		if (ss->client == c) {
+			session_drop(s, ss);
+			n++;
+		}
+	}
+	if (n)
+		ccd_info("client %" PRIu64 ": %u session(s) freed", c->id, n);
+}
+
+/* Before m is freed: its sessions go (no turn runs: the model has no users). */
+static void sessions_drop_model(struct ccd_server *s, struct ccd_model *m)
+{
+	struct ccd_sess *ss, *next;
+
+	for (ss = s->sessions; ss; ss = next) {
+		next = ss->fe_next;
+		if (ss->model == m)
+			session_drop(s, ss);
+	}
+}
+
+/* Idle sessions past session_idle_s are freed. */
+static void sessions_expire(struct ccd_server *s)
+{
+	uint64_t now = ccd_now_ms(), idle = s->conf.v[CCD_CONF_SESSION_IDLE_S] * 1000;
+	struct ccd_sess *ss, *next;
+
+	for (ss = s->sessions; ss; ss = next) {
+		next = ss->fe_next;
+		if (ss->turn || ss->oneshot || now - ss->last_used_ms < idle)
+			continue;
+		ccd_info("session %" PRIu64 " of client %" PRIu64 " idle for %" PRIu64 " s: freed", ss->id, ss->client_id,
+		         (now - ss->last_used_ms) / 1000);
+		session_drop(s, ss);
+	}
+}
+
+static struct ccd_sess *session_find(struct ccd_server *s, const struct ccd_client *c, uint64_t id)
+{
+	struct ccd_sess *ss;
+
+	for (ss = s->sessions; ss; ss = ss->fe_next)
+		if (ss->id == id && ss->client == c && !ss->oneshot)
+			return ss;
+	return NULL;
+}
+
+/* A new session of c on m (n_ctx 0: one-shot), in the front end's list; NULL with the reason. */
+static struct ccd_sess *session_open(struct ccd_server *s, struct ccd_client *c, struct ccd_model *m, uint32_t n_ctx,
+                                     int oneshot, struct reply *r, int *code)
+{
+	uint64_t max = s->conf.v[CCD_CONF_MAX_SESSIONS_PER_CLIENT], have = 0;
+	struct ccd_sched *sc = model_sched(s, m, r, code);
+	struct ccd_sess *ss;
+
+	if (!sc)
+		return NULL;
+	for (ss = s->sessions; ss; ss = ss->fe_next)
+		have += ss->client == c;
+	if (have >= max) {
+		*code = fail(r, -ENOSPC, "this client has %" PRIu64 " sessions: max_sessions_per_client is %" PRIu64, have,
+		             max);
+		return NULL;
+	}
+	*code = ccd_sess_new(sc, oneshot ? 0 : n_ctx, &ss, r->err, sizeof(r->err));
+	if (*code)
+		return NULL;
+	ss->id = ++s->next_sess;
+	ss->client_id = c->id;
+	ss->pid = (int)c->pid;
+	ss->client = c;
+	ss->model = m;
+	ss->last_used_ms = ccd_now_ms();
+	ss->fe_next = s->sessions;
+	s->sessions = ss;
+	ccd_sched_attach(sc, ss);
+	return ss;
+}
+
+static int h_session_new(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                         struct reply *r)
+{
+	const Cc__SessionNew *sn = req->session_new;
+	uint32_t n_ctx;
+	struct ccd_model *m;
+	struct ccd_sess *ss;
+	int ret;
+
+	if (!sn || !sn->model || !sn->model[0])
+		return fail(r, -EBADMSG, "session_new: no model named");
+	m = engine_model(s, sn->model, 1, r, &ret);
+	if (!m)
+		return ret;
+	n_ctx = sn->n_ctx ? sn->n_ctx : (uint32_t)s->conf.v[CCD_CONF_SESSION_CTX];
+	if (n_ctx < 16)
+		return fail(r, -EINVAL, "session_new: a context of %u positions is too small (16 at least)", n_ctx);
+	ss = session_open(s, c, m, n_ctx, 0, r, &ret);
+	if (!ss)
+		return ret;
+	ccd_debug("client %" PRIu64 ": session %" PRIu64 " on '%s', %u positions", c->id, ss->id, m->name, ss->n_ctx);
+	r->u.sess = (Cc__SessionReply)CC__SESSION_REPLY__INIT;
+	r->u.sess.session = ss->id;
+	r->u.sess.n_ctx = ss->n_ctx;
+	r->u.sess.kv_bytes = atomic_load(&ss->kv_bytes);
+	r->msg.body_case = CC__REPLY__BODY_SESSION;
+	r->msg.session = &r->u.sess;
+	return 0;
+}
+
+static int h_session_free(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                          struct reply *r)
+{
+	struct ccd_sess *ss;
+
+	if (!req->session_free)
+		return fail(r, -EBADMSG, "session_free: missing");
+	ss = session_find(s, c, req->session_free->session);
+	if (!ss)
+		return fail(r, -ENOENT, "no session %" PRIu64 " of this client", req->session_free->session);
+	session_drop(s, ss);
+	return 0;
+}
+
+static int h_cancel(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                    struct reply *r)
+{
+	struct ccd_sess *ss;
+
+	if (!req->cancel)
+		return fail(r, -EBADMSG, "cancel: missing");
+	for (ss = s->sessions; ss; ss = ss->fe_next)
+		if (ss->client == c && ss->turn && ss->turn->req_id == req->cancel->request) {
+			atomic_store(&ss->cancel, 1);
+			return 0;
+		}
+	return fail(r, -ENOENT, "no generation with request id %" PRIu64 " is running for this client",
+	            req->cancel->request);
+}
+
+static const char *const sess_state_names[] = {"idle", "queued", "prefill", "decode"};
+
+static int h_sessions(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
                       struct reply *r)
+{
+	uint64_t now = ccd_now_ms();
+	struct ccd_sess *ss;
+	size_t n = 0, i = 0;
+
+	for (ss = s->sessions; ss; ss = ss->fe_next)
+		n++;
+	r->u.sessions = (Cc__SessionsReply)CC__SESSIONS_REPLY__INIT;
+	if (n) {
+		r->sinfo = calloc(n, sizeof(*r->sinfo));
+		r->sinfo_ptr = calloc(n, sizeof(*r->sinfo_ptr));
+		if (!r->sinfo || !r->sinfo_ptr)
+			return fail(r, -ENOMEM, "out of memory");
+	}
+	for (ss = s->sessions; ss; ss = ss->fe_next, i++) {
+		Cc__SessionInfo *si = &r->sinfo[i];
+		int st = atomic_load(&ss->state);
+
+		*si = (Cc__SessionInfo)CC__SESSION_INFO__INIT;
+		si->id = ss->id;
+		si->client = ss->client_id;
+		si->pid = (uint32_t)ss->pid;
+		si->model = ((struct ccd_model *)ss->model)->name;
+		si->n_past = atomic_load(&ss->n_past);
+		si->n_ctx = ss->n_ctx;
+		si->kv_bytes = atomic_load(&ss->kv_bytes);
+		si->state = (char *)(st >= 0 && st <= CCD_SESS_DECODE ? sess_state_names[st] : "?");
+		si->gen_tokens = atomic_load(&ss->gen_total);
+		si->idle_s = ss->turn ? 0 : (double)(now - ss->last_used_ms) / 1000.0;
+		si->oneshot = ss->oneshot != 0;
+		r->sinfo_ptr[i] = si;
+	}
+	r->u.sessions.n_sessions = i;
+	r->u.sessions.sessions = r->sinfo_ptr;
+	r->u.sessions.kv_bytes = atomic_load(&s->kv_used);
+	r->u.sessions.kv_budget = s->conf.v[CCD_CONF_KV_BUDGET];
+	r->msg.body_case = CC__REPLY__BODY_SESSIONS;
+	r->msg.sessions = &r->u.sessions;
+	return 0;
+}
+
+/* A generate request as a turn (validated here; the scheduler reports the rest). */
+static int make_turn(struct ccd_server *s, const Cc__Request *req, struct reply *r, struct ccd_turn **ret)
 {
 	const Cc__Generate *g = req->generate;
 	uint64_t max_gen = s->conf.v[CCD_CONF_MAX_GEN_TOKENS];
-	struct ccd_infer *inf;
-	struct ccd_job *job;
-	struct ccd_model *m;
-	size_t i;
-	int ret;
+	struct ccd_turn *t;
 
-	if (!g || !g->model || !g->prompt)
-		return fail(r, -EBADMSG, "generate: missing");
-	if (c->in_flight >= s->conf.v[CCD_CONF_MAX_INFLIGHT_PER_CLIENT])
-		return fail(r, -EBUSY, "max_inflight_per_client reached");
-	m = engine_model(s, g->model, 1, r, &ret);
-	if (!m)
-		return ret;
 	if (g->max_tokens > max_gen)
 		return fail(r, -EINVAL, "max_tokens %u is more than max_gen_tokens (%" PRIu64 ")", g->max_tokens,
 		            max_gen);
 	if (g->n_stop > 16)
 		return fail(r, -EINVAL, "at most 16 stop strings, got %zu", g->n_stop);
-	inf = calloc(1, sizeof(*inf));
-	job = calloc(1, sizeof(*job));
-	if (!inf || !job) {
-		free(inf);
-		free(job);
+	t = calloc(1, sizeof(*t));
+	if (!t)
 		return fail(r, -ENOMEM, "out of memory");
-	}
-	inf->kind = CCD_INFER_GENERATE;
-	inf->raw = g->raw;
-	inf->max_tokens = g->max_tokens ? g->max_tokens : 128;
-	inf->samp.temp = g->temp;
-	inf->samp.top_k = g->top_k;
-	inf->samp.top_p = g->top_p == 0 ? 1.0f : g->top_p;
-	inf->samp.min_p = g->min_p;
-	inf->samp.repeat_penalty = g->repeat_penalty == 0 ? 1.0f : g->repeat_penalty;
-	inf->samp.repeat_last_n = g->repeat_last_n;
-	inf->samp.seed = g->seed;
-	if (cce_sampling_check(&inf->samp, r->err, sizeof(r->err)) < 0) {
-		ccd_infer_free(inf);
-		free(job);
+	t->req_id = req->id;
+	t->t_arrival = ccd_now_s();
+	t->raw = g->raw;
+	t->stream = g->stream;
+	t->ignore_eos = g->ignore_eos;
+	t->max_tokens = g->max_tokens ? g->max_tokens : (uint32_t)(max_gen < 128 ? max_gen : 128);
+	t->samp.temp = g->temp;
+	t->samp.top_k = g->top_k;
+	t->samp.top_p = g->top_p == 0 ? 1.0f : g->top_p;
+	t->samp.min_p = g->min_p;
+	t->samp.repeat_penalty = g->repeat_penalty == 0 ? 1.0f : g->repeat_penalty;
+	t->samp.repeat_last_n = g->repeat_last_n;
+	t->samp.seed = g->seed;
+	if (cce_sampling_check(&t->samp, r->err, sizeof(r->err)) < 0) {
+		ccd_turn_free(t);
 		return -EINVAL;
 	}
-	inf->prompt = strdup(g->prompt);
-	inf->stop = calloc(g->n_stop + 1, sizeof(*inf->stop));
-	if (!inf->prompt || !inf->stop) {
-		ccd_infer_free(inf);
-		free(job);
+	t->prompt = strdup(g->prompt);
+	t->stop = calloc(g->n_stop + 1, sizeof(*t->stop));
+	if (!t->prompt || !t->stop) {
+		ccd_turn_free(t);
 		return fail(r, -ENOMEM, "out of memory");
 	}
-	for (i = 0; i < g->n_stop; i++) {
-		inf->stop[i] = strdup(g->stop[i] ? g->stop[i] : "");
-		if (!inf->stop[i]) {
-			ccd_infer_free(inf);
-			free(job);
+	for (size_t i = 0; i < g->n_stop; i++) {
+		t->stop[i] = strdup(g->stop[i] ? g->stop[i] : "");
+		if (!t->stop[i]) {
+			ccd_turn_free(t);
 			return fail(r, -ENOMEM, "out of memory");
 		}
-		inf->nstop++;
+		t->nstop++;
 	}
-	return submit_infer(s, c, req, m, inf, job);
+	*ret = t;
+	return 0;
+}
+
+static int h_generate(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                      struct reply *r)
+{
+	const Cc__Generate *g = req->generate;
+	struct ccd_model *m;
+	struct ccd_sess *ss = NULL;
+	struct ccd_turn *t = NULL;
+	int ret;
+
+	if (!g || !g->prompt || (!g->session && !g->model))
+		return fail(r, -EBADMSG, "generate: missing");
+	if (c->in_flight >= s->conf.v[CCD_CONF_MAX_INFLIGHT_PER_CLIENT])
+		return fail(r, -EBUSY, "max_inflight_per_client reached");
+	if (g->session) {
+		ss = session_find(s, c, g->session);
+		if (!ss)
+			return fail(r, -ENOENT, "no session %" PRIu64 " of this client", g->session);
+		if (ss->turn)
+			return fail(r, -EBUSY, "session %" PRIu64 " is already generating (request %" PRIu64 ")", ss->id,
+			            ss->turn->req_id);
+		m = ss->model;
+		if (m->state != CCD_MODEL_READY)
+			return fail(r, -ENOENT, "the model of session %" PRIu64 " is being unloaded", ss->id);
+	} else {
+		if (!g->prompt[0])
+			return fail(r, -EINVAL, "empty prompt");
+		m = engine_model(s, g->model, 1, r, &ret);
+		if (!m)
+			return ret;
+	}
+	ret = make_turn(s, req, r, &t);
+	if (ret)
+		return ret;
+	if (!g->session) {
+		ss = session_open(s, c, m, 0, 1, r, &ret);
+		if (!ss) {
+			ccd_turn_free(t);
+			return ret;
+		}
+	}
+	t->sess_id = ss->id;
+	t->client = c;
+	t->model = m;
+	ss->turn = t;
+	m->users++;
+	c->in_flight++;
+	s->turns_running++;
+	ccd_sched_submit(m->sched, ss, t);
+	return REPLY_DEFERRED;
+}
+
+/* A turn ended (its final reply was sent): the session is idle again, the client and the model are released. */
+static void turn_done(struct ccd_server *s, struct ccd_turn *t, int code)
+{
+	struct ccd_client *c = t->client;
+	struct ccd_model *m = t->model;
+	struct ccd_sess *ss;
+
+	for (ss = s->sessions; ss; ss = ss->fe_next)
+		if (ss->id == t->sess_id)
+			break;
+	if (ss) {
+		ss->turn = NULL;
+		ss->last_used_ms = ccd_now_ms();
+		if (ss->oneshot)
+			session_drop(s, ss);
+	}
+	if (code) {
+		s->jobs_failed++;
+		c->jobs_failed++;
+	} else {
+		s->jobs_done++;
+		c->jobs_done++;
+	}
+	s->turns_running--;
+	ccd_turn_free(t);
+	ccd_clients_job_end(&s->clients, c);
+	CCD_ASSERT(m->users > 0);
+	if (--m->users == 0 && m->state == CCD_MODEL_UNLOADING)
+		model_release(s, m);
+}
+
+/* What the schedulers reported: stream pieces and final replies to their clients. */
+static void drain_events(struct ccd_server *s)
+{
+	struct ccd_event *e = ccd_evq_take(&s->evq), *next;
+
+	for (; e; e = next) {
+		struct ccd_client *c = e->turn->client;
+
+		next = e->next;
+		if (c->state == CCD_CLIENT_LIVE) {
+			zmq_msg_t msg;
+
+			if (zmq_msg_init_size(&msg, e->len) == 0) {
+				memcpy(zmq_msg_data(&msg), e->data, e->len);
+				if (zmq_send(s->router, c->ident, c->identlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+				    zmq_msg_send(&msg, s->router, ZMQ_DONTWAIT) < 0) {
+					ccd_debug("generation reply to client %" PRIu64 " not sent: %s", c->id,
+					          zmq_strerror(errno));
+					zmq_msg_close(&msg);
+				}
+			}
+		}
+		if (e->final)
+			turn_done(s, e->turn, e->code);
+		free(e);
+	}
 }
 
 static int h_logits(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
@@ -1121,6 +1487,10 @@ static const struct handler {
     [CC__REQUEST__BODY_TOKENIZE] = {h_tokenize, 0, "tokenize"},
     [CC__REQUEST__BODY_DETOKENIZE] = {h_detokenize, 0, "detokenize"},
     [CC__REQUEST__BODY_LOGITS] = {h_logits, 0, "logits"},
+    [CC__REQUEST__BODY_SESSION_NEW] = {h_session_new, 0, "session_new"},
+    [CC__REQUEST__BODY_SESSION_FREE] = {h_session_free, H_STOPPING, "session_free"},
+    [CC__REQUEST__BODY_CANCEL] = {h_cancel, H_STOPPING, "cancel"},
+    [CC__REQUEST__BODY_SESSIONS] = {h_sessions, H_STOPPING, "sessions"},
 };
 
 /* Check and dispatch one request; answer it unless its handler deferred the reply. */
@@ -1293,16 +1663,17 @@ static void read_signals(struct ccd_server *s, int sigfd)
 
 int ccd_server_run(struct ccd_server *s, int sigfd)
 {
-	zmq_pollitem_t items[4] = {
+	zmq_pollitem_t items[5] = {
 	    {s->router, 0, ZMQ_POLLIN, 0},
 	    {ccd_pool_socket(s->pool), 0, ZMQ_POLLIN, 0},
 	    {NULL, s->models.evfd, ZMQ_POLLIN, 0},
+	    {NULL, s->evq.evfd, ZMQ_POLLIN, 0},
 	    {NULL, sigfd, ZMQ_POLLIN, 0},
 	};
 	uint64_t interval = s->conf.v[CCD_CONF_REAP_INTERVAL_MS], now = ccd_now_ms(), next_reap = now + interval;
-	int nitems = sigfd >= 0 ? 4 : 3, i, r;
+	int nitems = sigfd >= 0 ? 5 : 4, i, r;
 
-	while (!s->stopping || ccd_pool_running(s->pool)) {
+	while (!s->stopping || ccd_pool_running(s->pool) || s->turns_running) {
 		now = ccd_now_ms();
 		r = zmq_poll(items, nitems, next_reap > now ? (long)(next_reap - now) : 0);
 		if (r < 0) {
@@ -1312,8 +1683,10 @@ int ccd_server_run(struct ccd_server *s, int sigfd)
 			ccd_error("zmq_poll failed: %s", zmq_strerror(-r));
 			return r;
 		}
-		if (nitems > 3 && (items[3].revents & ZMQ_POLLIN))
+		if (nitems > 4 && (items[4].revents & ZMQ_POLLIN))
 			read_signals(s, sigfd);
+		if (items[3].revents & ZMQ_POLLIN)
+			drain_events(s);
 		if (items[2].revents & ZMQ_POLLIN)
 			ccd_models_collect(&s->models, model_loaded, s);
 		if (items[1].revents & ZMQ_POLLIN)
@@ -1333,6 +1706,7 @@ int ccd_server_run(struct ccd_server *s, int sigfd)
 		if (now >= next_reap) {
 			ccd_models_collect(&s->models, model_loaded, s);
 			reap(s);
+			sessions_expire(s);
 			next_reap = now + interval;
 		}
 	}
@@ -1345,7 +1719,7 @@ int ccd_server_new(const char *endpoint, const struct ccd_conf *conf, const stru
 	struct ccd_server *s;
 	unsigned nworkers, *node_workers = NULL;
 	int64_t maxmsg = (int64_t)conf->v[CCD_CONF_MAX_MESSAGE_BYTES];
-	int linger = 0, i, r;
+	int linger = 0, sndhwm = 1 << 17, i, r;
 
 	s = calloc(1, sizeof(*s));
 	if (!s) {
@@ -1369,6 +1743,8 @@ int ccd_server_new(const char *endpoint, const struct ccd_conf *conf, const stru
 	}
 	zmq_setsockopt(s->router, ZMQ_LINGER, &linger, sizeof(linger));
 	zmq_setsockopt(s->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	/* streamed generations send a reply per token: room for a client's streams (the default is 1000 messages) */
+	zmq_setsockopt(s->router, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm));
 	if (zmq_bind(s->router, endpoint) < 0) {
 		r = -errno;
 		snprintf(err, errsize, "cannot bind %s: %s", endpoint, zmq_strerror(-r));
@@ -1402,6 +1778,12 @@ int ccd_server_new(const char *endpoint, const struct ccd_conf *conf, const stru
 		goto out_free;
 	}
 	s->models_ready = 1;
+	r = ccd_evq_init(&s->evq);
+	if (r < 0) {
+		snprintf(err, errsize, "cannot create an eventfd: %s", strerror(-r));
+		goto out_free;
+	}
+	s->evq_ready = 1;
 	*ret = s;
 	return 0;
 
@@ -1427,8 +1809,22 @@ void ccd_server_free(struct ccd_server *s)
 			drain_workers(s);
 		}
 	}
+	if (s->evq_ready) {
+		/* generations end (shutdown cancelled them); then the sessions go with their models */
+		while (s->turns_running) {
+			zmq_pollitem_t it = {NULL, s->evq.evfd, ZMQ_POLLIN, 0};
+
+			if (zmq_poll(&it, 1, -1) < 0 && errno != EINTR)
+				break;
+			drain_events(s);
+		}
+		while (s->sessions)
+			session_drop(s, s->sessions);
+	}
 	if (s->models_ready)
 		ccd_models_fini(&s->models);
+	if (s->evq_ready)
+		ccd_evq_fini(&s->evq);
 	if (s->clients_ready)
 		ccd_clients_fini(&s->clients);
 	if (s->router) {

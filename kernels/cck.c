@@ -453,6 +453,32 @@ CCK_EXPORT int cck_set_local_threads(int n)
 	return cck__pool_local_limit(n);
 }
 
+/* cck_parallel's call: the caller's function, and the part count the pool gave it (part 0 always runs). */
+struct par_call {
+	void (*fn)(void *arg, int part, int nparts);
+	void *arg;
+	int nparts;
+};
+
+static void par_part(void *arg, int part, int nparts)
+{
+	struct par_call *c = arg;
+
+	if (part == 0)
+		c->nparts = nparts;
+	c->fn(c->arg, part, nparts);
+}
+
+CCK_EXPORT int cck_parallel(int nparts, void (*fn)(void *arg, int part, int nparts), void *arg)
+{
+	struct par_call c = {fn, arg, 1};
+
+	if (nparts < 1 || !fn)
+		return -EINVAL;
+	cck__pool_run(nparts, par_part, &c);
+	return c.nparts;
+}
+
 /* ---- splitting work over the pool ----------------------------------------- */
 
 /* Part boundaries are multiples of this, keeping each part's start as aligned as the array's. */

@@ -154,6 +154,16 @@ CCK_EXPORT int cck_get_threads(void);
  * while one thread runs big ones over the whole pool.
  */
 CCK_EXPORT int cck_set_local_threads(int n);
+/*
+ * Run fn(arg, part, nparts) for every part in [0, nparts) on the persistent
+ * pool and return when all are done. nparts is clamped to the threads in use
+ * (cck_get_threads: the cap of cck_set_local_threads holds); the calling thread
+ * runs parts itself. Parts with different indices may run at once, each index
+ * runs exactly once, so scratch indexed by part is safe; fn must never wait for
+ * another part of the same call (parts may share a thread). Returns the nparts
+ * fn was given (>= 1), or -EINVAL (nparts < 1, fn NULL).
+ */
+CCK_EXPORT int cck_parallel(int nparts, void (*fn)(void *arg, int part, int nparts), void *arg);
 
 /*
  * The kernels. All return 0 or -errno: -EINVAL for a NULL pointer with n > 0,

@@ -61,6 +61,8 @@ struct qk {
 	cck__quant_fn quant; /* of the activation type (NULL for f32: x is used as it is) */
 	cck__vdot_fn vdot;
 	cck__vdot4_fn vdot4;    /* 4 rows at once, from vdot's table; NULL: none */
+	cck__mprep_fn mprep;    /* batched kernel and its prep, from vdot's table; NULL: none */
+	cck__vdotm_fn vdotm;
 	size_t blck, act_bytes; /* block elements; bytes of an activation row */
 	int act;
 };
@@ -87,15 +89,18 @@ static cck__quant_fn pick_act(int act)
 {
 	return cck__qops_scalar.act_quant[act] ? pick_act_quant(act) : pick_quant(act);
 }
-DEFINE_PICK(vdot, cck__vdot_fn)
 
-/* The 4-row vdot of the table pick_vdot() takes vdot from (its results must match that vdot's), or NULL. */
-static cck__vdot4_fn pick_vdot4(int type)
+/*
+ * The table of the highest tier allowed now that has a vdot for type (the
+ * scalar one has every one it supports): its vdot4, mprep and vdotm are used
+ * only with that vdot, whose results they give.
+ */
+static const struct cck__qops *vdot_table(int type)
 {
 	for (int t = cck__tier_cap(); t > CCK_TIER_SCALAR; t--)
 		if (qtable(t) && qtable(t)->vdot[type])
-			return qtable(t)->vdot4[type];
-	return cck__qops_scalar.vdot4[type];
+			return qtable(t);
+	return &cck__qops_scalar;
 }
 
 static int supported(int type)
@@ -203,13 +208,18 @@ CCK_EXPORT int cck_quantize(int type, const float *src, void *dst, size_t n)
 /* Kernels and activation sizes for weight type with rows of n elements; -ENOTSUP without a dot product. */
 static int qk_init(struct qk *k, int type, size_t n)
 {
+	const struct cck__qops *vt;
+
 	if (!cck_type_has_dot(type))
 		return -ENOTSUP;
+	vt = vdot_table(type);
 	k->act = cck__types[type].act_type;
 	k->blck = cck__types[type].blck;
 	k->quant = k->act == CCK_TYPE_F32 ? NULL : pick_act(k->act);
-	k->vdot = pick_vdot(type);
-	k->vdot4 = pick_vdot4(type);
+	k->vdot = vt->vdot[type];
+	k->vdot4 = vt->vdot4[type];
+	k->mprep = vt->mprep[type];
+	k->vdotm = k->mprep ? vt->vdotm[type] : NULL;
 	return row_bytes(k->act, n, &k->act_bytes); /* n is whole blocks of type, so of act too */
 }
 
@@ -271,7 +281,8 @@ struct qjob {
 	size_t stride, rows, cols, batch;
 	const char *act; /* batch activation rows of k->act_bytes (or f32 rows of cols) */
 	size_t act_stride;
-	float *Y; /* batch x rows */
+	const void *prep; /* k->mprep's layout of act, when the batched kernel is used; else NULL */
+	float *Y;         /* batch x rows */
 };
 
 /* First row of part i of nt: floor(rows * i / nt) without overflowing. */
@@ -293,6 +304,10 @@ static void qjob_part(void *arg, int i, int nt)
 	const struct qjob *j = arg;
 	size_t lo = part_start(j->rows, i, nt), hi = part_start(j->rows, i + 1, nt), r = lo;
 
+	if (j->prep) {
+		j->k->vdotm(j->cols, j->W + lo * j->stride, j->stride, hi - lo, j->prep, j->batch, j->Y + lo, j->rows);
+		return;
+	}
 	if (j->k->vdot4) {
 		for (; r + 4 <= hi; r += 4) {
 			const void *wr = j->W + r * j->stride;
@@ -338,7 +353,7 @@ static int qmm(int type, const void *W, size_t row_stride, const float *X, float
 	struct qjob job;
 	struct qk k;
 	void *heap = NULL;
-	size_t stride, work;
+	size_t stride, work, prep_bytes = 0, need;
 	int rc, nt;
 
 	rc = check_matrix(type, rows, cols, row_stride, &stride);
@@ -361,7 +376,11 @@ static int qmm(int type, const void *W, size_t row_stride, const float *X, float
 		memset(Y, 0, rows * batch * sizeof(float));
 		return 0;
 	}
-	if (k.quant && k.act_bytes * batch > sizeof(stack) && !(heap = malloc(k.act_bytes * batch)))
+	/* the batched kernel's prep (at most about 10 times the activations' size): else the per-column way */
+	if (k.vdotm && batch >= 2 && (batch + 7) / 8 <= (MAX_BYTES / 2 - k.act_bytes * batch) / CCK_MM_PREP_BYTES(cols, 8))
+		prep_bytes = CCK_MM_PREP_BYTES(cols, batch);
+	need = k.act_bytes * batch + (prep_bytes ? prep_bytes + 64 : 0);
+	if (k.quant && need > sizeof(stack) && !(heap = malloc(need)))
 		return -ENOMEM;
 	job.k = &k;
 	job.W = W;
@@ -371,6 +390,13 @@ static int qmm(int type, const void *W, size_t row_stride, const float *X, float
 	job.batch = batch;
 	job.act = act_rows(&k, X, cols, batch, heap ? heap : stack);
 	job.act_stride = k.quant ? k.act_bytes : cols * sizeof(float);
+	job.prep = NULL;
+	if (prep_bytes) { /* after the activations, 64-byte aligned */
+		uintptr_t p = (uintptr_t)((char *)(heap ? heap : stack) + k.act_bytes * batch);
+
+		job.prep = (void *)((p + 63) & ~(uintptr_t)63);
+		k.mprep(cols, job.act, job.act_stride, batch, (void *)job.prep);
+	}
 	job.Y = Y;
 
 	/* rows * cols * batch, saturated */

@@ -114,6 +114,26 @@ typedef float (*cck__vdot_fn)(size_t n, const void *w, const void *act);
 typedef void (*cck__vdot4_fn)(size_t n, const void *w, size_t row_stride, const void *act, float out[4]);
 
 /*
+ * Batched dot products (cck_qmatmul), optional, SIMD tables only. The weights
+ * are unpacked once per block for a group of activation columns, and every
+ * (row, column) keeps its own accumulator: each output is bit for bit what the
+ * same table's vdot gives for that row and column (the same float operations
+ * in the same order; only integer work and loads are shared).
+ * mprep[t](n, act, act_stride, cols, buf): once per call, lays out what
+ * vdotm[t] needs of the cols activation rows (float scales as vectors of 8
+ * columns, per-column integer offsets) in buf: 64-byte aligned, of
+ * CCK_MM_PREP_BYTES(n, cols) bytes.
+ * vdotm[t](n, w, row_stride, rows, prep, cols, y, y_stride): y[c * y_stride +
+ * r] = vdot(n, w + r * row_stride, act + c * act_stride) for r < rows, c <
+ * cols (the activations as prep has them: vdotm reads only prep).
+ */
+#define CCK_MM_PREP_BLOCK 576 /* bytes per block per group of 8 columns, at most */
+#define CCK_MM_PREP_BYTES(n, cols) (((cols) + 7) / 8 * ((n) / CCK_QK) * (size_t)CCK_MM_PREP_BLOCK)
+typedef void (*cck__mprep_fn)(size_t n, const void *act, size_t act_stride, size_t cols, void *buf);
+typedef void (*cck__vdotm_fn)(size_t n, const void *w, size_t row_stride, size_t rows, const void *prep, size_t cols,
+                              float *y, size_t y_stride);
+
+/*
  * One tier's quantized kernels, indexed by type id. A NULL entry falls back
  * to the next lower tier (the scalar table has every entry).
  * dequant[t] / quant[t]: the type itself; quant[] also covers the activation
@@ -134,6 +154,8 @@ struct cck__qops {
 	cck__quant_fn act_quant[CCK_TYPE_COUNT];
 	cck__vdot_fn vdot[CCK_TYPE_COUNT];
 	cck__vdot4_fn vdot4[CCK_TYPE_COUNT]; /* optional: used only with the same table's vdot */
+	cck__mprep_fn mprep[CCK_TYPE_COUNT]; /* optional, with vdotm: both used only with the same table's vdot */
+	cck__vdotm_fn vdotm[CCK_TYPE_COUNT];
 };
 
 extern const struct cck__qops cck__qops_scalar;

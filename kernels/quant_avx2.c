@@ -35,4 +35,20 @@ const struct cck__qops cck__qops_avx2 = {
             [CCK_TYPE_Q5_0] = qs_vdot4_q5_0,
             [CCK_TYPE_Q5_1] = qs_vdot4_q5_1,
         },
+    .mprep =
+        {
+            [CCK_TYPE_Q4_0] = qs_mprep_q4_0,
+            [CCK_TYPE_Q4_1] = qs_mprep_q4_1,
+            [CCK_TYPE_Q5_0] = qs_mprep_q5_0,
+            [CCK_TYPE_Q5_1] = qs_mprep_q5_1,
+            [CCK_TYPE_Q8_0] = qs_mprep_q8_0,
+        },
+    .vdotm =
+        {
+            [CCK_TYPE_Q4_0] = qs_vdotm_q4_0,
+            [CCK_TYPE_Q4_1] = qs_vdotm_q4_1,
+            [CCK_TYPE_Q5_0] = qs_vdotm_q5_0,
+            [CCK_TYPE_Q5_1] = qs_vdotm_q5_1,
+            [CCK_TYPE_Q8_0] = qs_vdotm_q8_0,
+        },
 };

@@ -4,7 +4,7 @@
 #define QS_VNNI 1 /* also the AVX512-VNNI bodies, in functions of their own target */
 #include "quant_simd.inc"
 
-/* The avx512 table; V: the suffix of its q4_0, q4_1 and q4_K dot entries (empty, or _vnni). */
+/* The avx512 table; V: the suffix of its q4_0, q4_1 and q4_K dot entries and its batched ones (empty, or _vnni). */
 #define QS_AVX512_TABLE(V)                                                                                             \
 	{                                                                                                              \
 		.quant =                                                                                               \
@@ -31,6 +31,20 @@
 		    [CCK_TYPE_Q4_1] = qs_vdot4_q4_1##V,                                                                \
 		    [CCK_TYPE_Q5_0] = qs_vdot4_q5_0,                                                                   \
 		    [CCK_TYPE_Q5_1] = qs_vdot4_q5_1,                                                                   \
+		},                                                                                                     \
+		.mprep = {                                                                                             \
+		    [CCK_TYPE_Q4_0] = qs_mprep_q4_0##V,                                                                \
+		    [CCK_TYPE_Q4_1] = qs_mprep_q4_1##V,                                                                \
+		    [CCK_TYPE_Q5_0] = qs_mprep_q5_0##V,                                                                \
+		    [CCK_TYPE_Q5_1] = qs_mprep_q5_1##V,                                                                \
+		    [CCK_TYPE_Q8_0] = qs_mprep_q8_0##V,                                                                \
+		},                                                                                                     \
+		.vdotm = {                                                                                             \
+		    [CCK_TYPE_Q4_0] = qs_vdotm_q4_0##V,                                                                \
+		    [CCK_TYPE_Q4_1] = qs_vdotm_q4_1##V,                                                                \
+		    [CCK_TYPE_Q5_0] = qs_vdotm_q5_0##V,                                                                \
+		    [CCK_TYPE_Q5_1] = qs_vdotm_q5_1##V,                                                                \
+		    [CCK_TYPE_Q8_0] = qs_vdotm_q8_0##V,                                                                \
 		},                                                                                                     \
 	}
 

@@ -152,17 +152,29 @@ static int lm_open(const struct tmodel *tm, struct lmodel *lm)
 }
 
 /* What a reference test holds, freed by its teardown (also after a failed assertion). */
+#define MULTI_SEQS 5
+
 static struct {
 	struct lmodel lm;
 	struct cce_ctx *c;
 	float *a, *b;
 	int32_t *p, *g;
+	struct cce_work *w;
+	struct cce_ctx *cb[MULTI_SEQS], *cr[MULTI_SEQS]; /* batched, and evaluated alone */
+	float *lb, *lr;                                  /* their logits: MULTI_SEQS x n_vocab */
 } R;
 
 static int ref_teardown(void **state)
 {
 	lm_close(&R.lm);
 	cce_ctx_free(R.c);
+	cce_work_free(R.w);
+	for (size_t i = 0; i < MULTI_SEQS; i++) {
+		cce_ctx_free(R.cb[i]);
+		cce_ctx_free(R.cr[i]);
+	}
+	free(R.lb);
+	free(R.lr);
 	free(R.a);
 	free(R.b);
 	free(R.p);
@@ -360,10 +372,29 @@ static void test_logits(void **state)
 /* ---- (c) batched == token by token --------------------------------------------------------------------------------
  */
 
+/* Up to max real tokens: the reference's greedy prompts and generations, one after another. */
+static size_t ref_stream(const struct lmodel *lm, int32_t *seq, size_t max)
+{
+	const struct t_json *cases = t_json_get(lm->ref, "greedy");
+	size_t n = 0;
+
+	assert_non_null(cases);
+	for (size_t ci = 0; ci < cases->n && n < max; ci++) {
+		const char *keys[] = {"prompt_ids", "ids"};
+
+		for (size_t kk = 0; kk < 2; kk++) {
+			const struct t_json *arr = t_json_get(&cases->items[ci], keys[kk]);
+
+			for (size_t i = 0; i < arr->n && n < max; i++)
+				seq[n++] = (int32_t)arr->items[i].i;
+		}
+	}
+	return n;
+}
+
 static void test_batch(void **state)
 {
 	const struct tmodel *tm = *state;
-	const struct t_json *cases;
 	struct lmodel *lm = &R.lm;
 	struct cce_ctx *c;
 	float *a, *b;
@@ -373,18 +404,7 @@ static void test_batch(void **state)
 
 	if (lm_open(tm, lm))
 		skip();
-	cases = t_json_get(lm->ref, "greedy");
-	/* a sequence of real tokens: the greedy prompts and generations, one after another */
-	for (size_t ci = 0; ci < cases->n && n < BATCH_TOKENS; ci++) {
-		const char *keys[] = {"prompt_ids", "ids"};
-
-		for (size_t kk = 0; kk < 2; kk++) {
-			const struct t_json *arr = t_json_get(&cases->items[ci], keys[kk]);
-
-			for (size_t i = 0; i < arr->n && n < BATCH_TOKENS; i++)
-				seq[n++] = (int32_t)arr->items[i].i;
-		}
-	}
+	n = ref_stream(lm, seq, BATCH_TOKENS);
 	assert_true(n > 1);
 	a = R.a = malloc(lm->n_vocab * sizeof(float));
 	b = R.b = malloc(lm->n_vocab * sizeof(float));
@@ -414,6 +434,182 @@ static void test_batch(void **state)
 	printf("    %s: %zu tokens: one batch and chunks of 7 give bit-identical logits (one at a time: max difference "
 	       "%.3g)\n",
 	       tm->stem, n, md);
+}
+
+/* ---- (d) continuous batching: cce_eval_batch == cce_eval of each sequence alone, bit for bit -------------------
+ */
+
+#define MULTI_STEPS 10
+#define MULTI_CTX 64
+#define SPLIT_TOKENS 40
+
+/*
+ * A sequence of the batching test: its prompt, tokens [off, off + len) of the stream, is fed from step start on in
+ * chunks (chunk[] up to a 0, then the rest in one), then one token a step (the argmax of its last logits, or a
+ * token of the stream after a step without logits).
+ */
+struct mseq {
+	uint32_t off, len, start, chunk[3];
+	int mid_logits;      /* logits after every prompt chunk, not only the last */
+	uint32_t skip_every; /* decode steps k with k % skip_every == 1 want no logits (0: all do) */
+};
+
+static const struct mseq mseqs[MULTI_SEQS] = {
+    {20, 13, 0, {4, 6}, 1, 0}, /* chunks of 4, 6, 3, with logits after each */
+    {0, 20, 0, {0}, 0, 0},     /* one chunk of 20 (over passes when max_tokens is 7), then decoded among prompts */
+    {33, 1, 1, {0}, 0, 0},     /* a one-token prompt, from step 1 on */
+    {34, 9, 2, {0}, 0, 0},     /* joins at step 2 */
+    {43, 2, 0, {0}, 0, 3},     /* some decode steps want no logits */
+};
+
+/* Where a sequence of the batching test is. */
+struct mstate {
+	uint32_t done, chunk, decoded;
+	int have; /* its last step left logits */
+	int32_t tok;
+};
+
+/* Sequence s's input at step t into *q (ctx, logits of the batched side); 0 if it has not started. */
+static int mseq_next(const struct lmodel *lm, size_t s, uint32_t t, const int32_t *stream, size_t ns,
+                     struct mstate *st, struct cce_seq *q)
+{
+	const struct mseq *ms = &mseqs[s];
+	int want;
+
+	if (t < ms->start)
+		return 0;
+	if (st->done < ms->len) {
+		uint32_t n = ms->len - st->done;
+
+		if (st->chunk < T_NELEM(ms->chunk) && ms->chunk[st->chunk] && ms->chunk[st->chunk] < n)
+			n = ms->chunk[st->chunk++];
+		*q = (struct cce_seq){R.cb[s], stream + ms->off + st->done, n, n >= 2, NULL};
+		st->done += n;
+		want = st->done == ms->len || ms->mid_logits;
+	} else {
+		st->tok = st->have ? argmax(R.lb + s * lm->n_vocab, lm->n_vocab) : stream[(t * 7 + s) % ns];
+		*q = (struct cce_seq){R.cb[s], &st->tok, 1, 0, NULL};
+		want = !ms->skip_every || st->decoded % ms->skip_every != 1;
+		st->decoded++;
+	}
+	q->logits = want ? R.lb + s * lm->n_vocab : NULL;
+	return 1;
+}
+
+/* MULTI_STEPS steps of the schedule, batched over a work of max_tokens, each sequence also alone; the rows compared. */
+static size_t multi_run(const struct lmodel *lm, uint32_t max_tokens, const int32_t *stream, size_t ns)
+{
+	struct mstate st[MULTI_SEQS] = {{0}};
+	struct cce_seq q[MULTI_SEQS];
+	size_t nq, idx[MULTI_SEQS], rows = 0;
+
+	cce_work_free(R.w);
+	R.w = NULL;
+	assert_int_equal(cce_work_new(lm->m, max_tokens, MULTI_CTX, &R.w), 0);
+	for (size_t s = 0; s < MULTI_SEQS; s++) {
+		cce_ctx_reset(R.cb[s]);
+		cce_ctx_reset(R.cr[s]);
+	}
+	for (uint32_t t = 0; t < MULTI_STEPS; t++) {
+		nq = 0;
+		for (size_t s = 0; s < MULTI_SEQS; s++)
+			if (mseq_next(lm, s, t, stream, ns, &st[s], &q[nq]))
+				idx[nq++] = s;
+		assert_int_equal(cce_eval_batch(R.w, q, nq, NULL), 0);
+		for (size_t i = 0; i < nq; i++) {
+			const size_t s = idx[i];
+			float *lr = q[i].logits ? R.lr + s * lm->n_vocab : NULL;
+
+			assert_int_equal(cce_eval(R.cr[s], q[i].ids, q[i].n, lr, NULL), 0);
+			assert_int_equal(cce_ctx_pos(R.cb[s]), cce_ctx_pos(R.cr[s]));
+			st[s].have = lr != NULL;
+			if (!lr)
+				continue;
+			if (memcmp(q[i].logits, lr, lm->n_vocab * sizeof(float)) != 0)
+				fail_msg("step %u, sequence %zu (%u tokens, max_tokens %u, %d threads): batched logits differ",
+				         t, s, q[i].n, max_tokens, cck_get_threads());
+			rows++;
+		}
+	}
+	return rows;
+}
+
+static void test_multi(void **state)
+{
+	const struct tmodel *tm = *state;
+	struct lmodel *lm = &R.lm;
+	int32_t stream[BATCH_TOKENS];
+	size_t ns, rows = 0;
+
+	if (lm_open(tm, lm))
+		skip();
+	ns = ref_stream(lm, stream, BATCH_TOKENS);
+	assert_true(ns >= mseqs[MULTI_SEQS - 1].off + mseqs[MULTI_SEQS - 1].len);
+	R.lb = malloc(MULTI_SEQS * lm->n_vocab * sizeof(float));
+	R.lr = malloc(MULTI_SEQS * lm->n_vocab * sizeof(float));
+	assert_non_null(R.lb);
+	assert_non_null(R.lr);
+	for (size_t s = 0; s < MULTI_SEQS; s++) {
+		assert_int_equal(cce_ctx_new(lm->m, MULTI_CTX, &R.cb[s]), 0);
+		assert_int_equal(cce_ctx_new(lm->m, MULTI_CTX, &R.cr[s]), 0);
+	}
+	/* the work's per-thread scratch is sized when it is made: each thread count gets a work of its own */
+	for (int threads = 1; threads <= 2; threads++) {
+		assert_int_equal(cck_set_threads(threads), threads);
+		rows += multi_run(lm, 7, stream, ns);
+		rows += multi_run(lm, 64, stream, ns);
+	}
+	cck_set_threads(0);
+	printf("    %s: %d sequences x %d steps in one cce_eval_batch a step (passes of 7 and 64 tokens, 1 and 2 "
+	       "threads): %zu logit rows bit-identical to each sequence's cce_eval alone\n",
+	       tm->stem, MULTI_SEQS, MULTI_STEPS, rows);
+}
+
+/* A prompt over several passes, and over several calls in chunks of 3 (prompt = 1) == one cce_eval of it. */
+static void test_split(void **state)
+{
+	const struct tmodel *tm = *state;
+	struct lmodel *lm = &R.lm;
+	int32_t seq[SPLIT_TOKENS + 1];
+	struct cce_seq q;
+	size_t n;
+
+	if (lm_open(tm, lm))
+		skip();
+	n = ref_stream(lm, seq, SPLIT_TOKENS + 1) - 1; /* the last one is decoded after the prompt */
+	assert_true(n > 6);
+	R.a = malloc(lm->n_vocab * sizeof(float));
+	R.b = malloc(lm->n_vocab * sizeof(float));
+	assert_non_null(R.a);
+	assert_non_null(R.b);
+	assert_int_equal(cce_ctx_new(lm->m, MULTI_CTX, &R.c), 0);
+	assert_int_equal(cce_ctx_new(lm->m, MULTI_CTX, &R.cb[0]), 0);
+	assert_int_equal(cce_work_new(lm->m, 5, MULTI_CTX, &R.w), 0);
+	assert_int_equal(cce_eval(R.c, seq, n, R.a, NULL), 0);
+
+	q = (struct cce_seq){R.cb[0], seq, (uint32_t)n, 1, R.b}; /* passes of 5 */
+	assert_int_equal(cce_eval_batch(R.w, &q, 1, NULL), 0);
+	assert_int_equal(cce_ctx_pos(R.cb[0]), n);
+	assert_memory_equal(R.a, R.b, lm->n_vocab * sizeof(float));
+
+	cce_ctx_reset(R.cb[0]);
+	memset(R.b, 0, lm->n_vocab * sizeof(float));
+	for (size_t i = 0, k; i < n; i += k) { /* n % 3 == 1: the last chunk is one token, still of the prompt */
+		k = n - i < 3 ? n - i : 3;
+		q = (struct cce_seq){R.cb[0], seq + i, (uint32_t)k, 1, i + k == n ? R.b : NULL};
+		assert_int_equal(cce_eval_batch(R.w, &q, 1, NULL), 0);
+	}
+	assert_int_equal(cce_ctx_pos(R.cb[0]), n);
+	assert_memory_equal(R.a, R.b, lm->n_vocab * sizeof(float));
+
+	/* and a decoded token after it */
+	assert_int_equal(cce_eval(R.c, seq + n, 1, R.a, NULL), 0);
+	q = (struct cce_seq){R.cb[0], seq + n, 1, 0, R.b};
+	assert_int_equal(cce_eval_batch(R.w, &q, 1, NULL), 0);
+	assert_memory_equal(R.a, R.b, lm->n_vocab * sizeof(float));
+	printf("    %s: a %zu-token prompt in passes of 5, and in calls of 3 tokens (prompt = 1): the bits of one "
+	       "cce_eval\n",
+	       tm->stem, n);
 }
 
 /* ---- a tiny model written in memory (binding errors, limits) ------------------------------------------------------
@@ -772,6 +968,172 @@ static void test_tiny_model(void **state)
 	assert_int_equal(cce_model_init(NULL, NULL, &m, err, sizeof(err)), -EINVAL);
 }
 
+/* cce_eval_batch's checks: nothing is evaluated and no position moves when a call is refused. */
+static void batch_refusals(struct cce_work *w, struct cce_ctx *c1, struct cce_ctx *c2, struct cce_ctx *other,
+                           struct cce_ctx *big)
+{
+	int32_t ids[9] = {1, 5, 9, 30, 2, 7, 31, 0, 3}, bad[2] = {4, T_VOCAB};
+	float l1[T_VOCAB], l2[T_VOCAB], fill[T_VOCAB];
+	struct cce_seq s[2] = {{c1, ids, 3, 1, l1}, {c2, ids, 2, 1, l2}};
+	_Atomic int cancel = 1;
+
+	for (int i = 0; i < T_VOCAB; i++)
+		fill[i] = l1[i] = l2[i] = -1234.5f;
+	assert_int_equal(cce_eval_batch(NULL, s, 2, NULL), -EINVAL);
+	assert_int_equal(cce_eval_batch(w, NULL, 2, NULL), -EINVAL);
+	assert_int_equal(cce_eval_batch(w, s, 0, NULL), -EINVAL);
+	s[1].n = 0;
+	assert_int_equal(cce_eval_batch(w, s, 2, NULL), -EINVAL); /* n == 0 */
+	s[1].n = 2;
+	s[1].ids = bad;
+	assert_int_equal(cce_eval_batch(w, s, 2, NULL), -EINVAL); /* id == n_vocab */
+	bad[1] = -1;
+	assert_int_equal(cce_eval_batch(w, s, 2, NULL), -EINVAL);
+	s[1].ids = NULL;
+	assert_int_equal(cce_eval_batch(w, s, 2, NULL), -EINVAL);
+	s[1].ids = ids;
+	s[1].ctx = c1;
+	assert_int_equal(cce_eval_batch(w, s, 2, NULL), -EINVAL); /* the same context twice */
+	s[1].ctx = NULL;
+	assert_int_equal(cce_eval_batch(w, s, 2, NULL), -EINVAL);
+	s[1].ctx = other;
+	assert_int_equal(cce_eval_batch(w, s, 2, NULL), -EINVAL); /* a context of another model */
+	s[1].ctx = big;
+	assert_int_equal(cce_eval_batch(w, s, 2, NULL), -EINVAL); /* past the work's max_ctx */
+	s[1].ctx = c2;
+	s[1].n = 9;
+	assert_int_equal(cce_eval_batch(w, s, 2, NULL), -ENOSPC); /* 9 > n_ctx 8: c1 not evaluated either */
+	s[1].n = 2;
+	assert_int_equal(cce_eval_batch(w, s, 2, &cancel), -ECANCELED);
+	assert_int_equal(cce_ctx_pos(c1), 0);
+	assert_int_equal(cce_ctx_pos(c2), 0);
+	assert_memory_equal(l1, fill, sizeof(l1));
+	assert_memory_equal(l2, fill, sizeof(l2));
+
+	/* the contexts named above are usable (the duplicate check leaves nothing behind) */
+	s[1].ids = ids + 3;
+	s[1].n = 6;
+	assert_int_equal(cce_eval_batch(w, s, 2, NULL), 0); /* 9 rows in passes of 4 */
+	assert_int_equal(cce_ctx_pos(c1), 3);
+	assert_int_equal(cce_ctx_pos(c2), 6);
+	s[0].n = 5;
+	s[1].n = 2;
+	assert_int_equal(cce_eval_batch(w, s, 2, NULL), 0); /* c1 full */
+	assert_int_equal(cce_eval_batch(w, s, 1, NULL), -ENOSPC);
+	s[0].ctx = c2;
+	s[0].n = 1;
+	s[1].ctx = c1;
+	assert_int_equal(cce_eval_batch(w, s, 2, NULL), -ENOSPC); /* c2 fits, c1 does not: neither moves */
+	assert_int_equal(cce_ctx_pos(c1), 8);
+	assert_int_equal(cce_ctx_pos(c2), 8);
+}
+
+static void test_batch_api(void **state)
+{
+	struct ccm_gguf *g, *g2;
+	struct cce_model *m, *m2;
+	struct cce_ctx *c1, *c2, *c3, *other, *big;
+	struct cce_work *w;
+	struct buf f, f2;
+	char err[256];
+	int32_t ids[4] = {3, 1, 4, 1};
+	float a[T_VOCAB], b[T_VOCAB];
+	const size_t kvd = (T_EMBD / T_HEAD) * T_HEAD_KV;
+
+	assert_int_equal(tiny_init(&(struct tiny){0}, &g, &f, &m, err, sizeof(err)), 0);
+	assert_int_equal(tiny_init(&(struct tiny){.arch = "qwen2", .biases = 1}, &g2, &f2, &m2, err, sizeof(err)), 0);
+	assert_int_equal(cce_work_new(NULL, 4, 8, &w), -EINVAL);
+	assert_int_equal(cce_work_new(m, 0, 8, &w), -EINVAL);
+	assert_int_equal(cce_work_new(m, 4, 0, &w), -EINVAL);
+	assert_int_equal(cce_work_new(m, 4, 8, NULL), -EINVAL);
+	assert_int_equal(cce_work_new(m, 4, UINT32_MAX, &w), -EOVERFLOW);
+	assert_null(w);
+	assert_int_equal(cce_work_new(m, 4, 8, &w), 0);
+	assert_true(cce_work_bytes(w) > 0);
+	assert_int_equal(cce_work_bytes(NULL), 0);
+
+	/* the KV cache: n_ctx rounded up to 256 cells, K and V f16 per layer */
+	assert_int_equal(cce_kv_bytes(m, 8), 2 * 2 * T_LAYER * 256 * kvd);
+	assert_int_equal(cce_kv_bytes(m, 257), 2 * 2 * T_LAYER * 512 * kvd);
+	assert_int_equal(cce_kv_bytes(m, UINT32_MAX), 0);
+	assert_int_equal(cce_kv_bytes(NULL, 8), 0);
+	assert_int_equal(cce_ctx_new(m, 8, &c1), 0);
+	assert_int_equal(cce_ctx_new(m, 8, &c2), 0);
+	assert_int_equal(cce_ctx_new(m, 8, &c3), 0);
+	assert_int_equal(cce_ctx_new(m, 300, &big), 0);
+	assert_int_equal(cce_ctx_new(m2, 8, &other), 0);
+	assert_int_equal(cce_ctx_kv_bytes(c1), cce_kv_bytes(m, 8));
+	assert_int_equal(cce_ctx_kv_bytes(big), cce_kv_bytes(m, 300));
+	assert_int_equal(cce_ctx_n_ctx(big), 300);
+	assert_int_equal(cce_ctx_n_ctx(NULL), 0);
+	assert_int_equal(cce_ctx_kv_bytes(NULL), 0);
+
+	batch_refusals(w, c1, c2, other, big);
+
+	/* a context evaluated by cce_eval and by cce_eval_batch alike */
+	assert_int_equal(cce_eval(c3, ids, 4, a, NULL), 0);
+	cce_ctx_reset(c1);
+	assert_int_equal(cce_eval_batch(w, &(struct cce_seq){c1, ids, 4, 1, b}, 1, NULL), 0);
+	assert_memory_equal(a, b, sizeof(a));
+	assert_int_equal(cce_eval(c3, ids, 1, a, NULL), 0);
+	assert_int_equal(cce_eval_batch(w, &(struct cce_seq){c1, ids, 1, 0, b}, 1, NULL), 0);
+	assert_memory_equal(a, b, sizeof(a));
+
+	cce_work_free(w);
+	cce_work_free(NULL);
+	cce_ctx_free(c1);
+	cce_ctx_free(c2);
+	cce_ctx_free(c3);
+	cce_ctx_free(big);
+	cce_ctx_free(other);
+	cce_model_free(m);
+	cce_model_free(m2);
+	ccm_gguf_free(g);
+	ccm_gguf_free(g2);
+	free(f.p);
+	free(f2.p);
+}
+
+/* cck_parallel: every part index once, at most the threads in use, the local cap honoured. */
+struct par_count {
+	_Atomic int runs[8];
+	_Atomic int bad;
+};
+
+static void par_fn(void *arg, int part, int nparts)
+{
+	struct par_count *p = arg;
+
+	if (part < 0 || part >= nparts || nparts > 8)
+		atomic_fetch_add(&p->bad, 1);
+	else
+		atomic_fetch_add(&p->runs[part], 1);
+}
+
+static void test_parallel(void **state)
+{
+	struct par_count p;
+	int n, old;
+
+	assert_int_equal(cck_parallel(0, par_fn, &p), -EINVAL);
+	assert_int_equal(cck_parallel(2, NULL, &p), -EINVAL);
+	assert_int_equal(cck_set_threads(2), 2);
+	for (int want = 1; want <= 8; want++) {
+		memset(&p, 0, sizeof(p));
+		n = cck_parallel(want, par_fn, &p);
+		assert_true(n >= 1 && n <= 2 && n <= want);
+		assert_int_equal(atomic_load(&p.bad), 0);
+		for (int i = 0; i < 8; i++)
+			assert_int_equal(atomic_load(&p.runs[i]), i < n);
+	}
+	old = cck_set_local_threads(1);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(cck_parallel(4, par_fn, &p), 1);
+	assert_int_equal(atomic_load(&p.runs[0]), 1);
+	cck_set_local_threads(old);
+	cck_set_threads(0);
+}
+
 /* ---- sampler ------------------------------------------------------------------------------------------------------
  */
 
@@ -1063,21 +1425,22 @@ static void test_chat_smollm2_file(void **state)
 
 int main(void)
 {
-	struct CMUnitTest ref_tests[3 * T_NELEM(tmodels)];
+	struct CMUnitTest ref_tests[5 * T_NELEM(tmodels)];
 	const struct CMUnitTest unit_tests[] = {
 	    cmocka_unit_test(test_binding_errors), cmocka_unit_test(test_tiny_model),
+	    cmocka_unit_test(test_batch_api),      cmocka_unit_test(test_parallel),
 	    cmocka_unit_test(test_sampler),        cmocka_unit_test(test_sampling_check),
 	    cmocka_unit_test(test_chat),           cmocka_unit_test(test_chat_smollm2_file),
 	};
-	static char names[3 * T_NELEM(tmodels)][96];
+	static char names[5 * T_NELEM(tmodels)][96];
 	size_t k = 0;
 	int fails;
 
 	for (size_t i = 0; i < T_NELEM(tmodels); i++) {
-		static void (*const fns[3])(void **) = {test_greedy, test_logits, test_batch};
-		static const char *const what[3] = {"greedy", "logits", "batch"};
+		static void (*const fns[5])(void **) = {test_greedy, test_logits, test_batch, test_multi, test_split};
+		static const char *const what[5] = {"greedy", "logits", "batch", "multi", "split"};
 
-		for (size_t j = 0; j < 3; j++, k++) {
+		for (size_t j = 0; j < 5; j++, k++) {
 			snprintf(names[k], sizeof(names[k]), "%s %s", what[j], tmodels[i].stem);
 			ref_tests[k] = (struct CMUnitTest){names[k], fns[j], NULL, ref_teardown, (void *)&tmodels[i]};
 		}

@@ -26,7 +26,8 @@
  *    q5_0, q5_1 and q8_0 qdot bit for bit (they all sum in ggml's x86 order).
  *  - the dot products quantize activations to q8_0 / q8_1 as ggml's x86 code (round half to even,
  *    id = 127 / amax; q8_1's s = f16(d * sum q)), not as cck_quantize (ggml's _ref: half away from 0).
- *  - qmatvec / qmatmul equal cck_qdot of each row bit for bit, with 1 and 2 threads.
+ *  - qmatvec / qmatmul equal cck_qdot of each row bit for bit, with 1 and 2 threads; every column of
+ *    qmatmul (batch 1..11, the batched kernels) equals qmatvec of that column on every tier.
  */
 #include <errno.h>
 #include <math.h>
@@ -810,6 +811,77 @@ static void test_qmatvec(void **state)
 	assert_int_equal(cck_set_threads(threads0), threads0);
 }
 
+/* The types whose dot products give the same bits on every tier (ggml's x86 order). */
+static int tier_exact(int t)
+{
+	return t == CCK_TYPE_Q4_0 || t == CCK_TYPE_Q4_1 || t == CCK_TYPE_Q5_0 || t == CCK_TYPE_Q5_1 ||
+	       t == CCK_TYPE_Q8_0;
+}
+
+/*
+ * qmatmul's batched kernels (a weight block unpacked once for several columns): every column of
+ * cck_qmatmul, batch 1..11, is bit for bit cck_qmatvec of that column, on every tier, with 1 and 2
+ * threads (the largest shape is split), odd row counts, random blocks; for the tier_exact() types
+ * also equal to the scalar tier's.
+ */
+static void test_qmatmul_columns(void **state)
+{
+	enum { BMAX = 11 };
+	static const struct {
+		size_t rows, blocks;
+	} shapes[] = {{1, 3}, {6, 7}, {37, 5}, {1203, 9}};
+	int threads0 = cck_get_threads();
+
+	(void)state;
+	rng_state = 11;
+	for (size_t k = 0; k < NELEM(all_types); k++) {
+		int t = all_types[k];
+
+		for (size_t sh = 0; sh < NELEM(shapes); sh++) {
+			size_t rows = shapes[sh].rows, be = blck_of(t);
+			size_t cols = shapes[sh].blocks * (be == 1 ? 37 : be), nb = cols / be, rb = rowb(t, cols);
+			uint8_t *W = xmalloc(rb * rows);
+			float *X = xmalloc(BMAX * cols * sizeof(float)), *Y = xmalloc(BMAX * rows * sizeof(float));
+			float *ref = xmalloc(BMAX * rows * sizeof(float)), *sref = xmalloc(BMAX * rows * sizeof(float));
+
+			rand_blocks(t, W, nb * rows, 0.0f);
+			gen_x(X, BMAX * cols);
+			for (int ti = 0; ti < ntiers(); ti++) {
+				const char *tier = tier_at(ti);
+
+				assert_int_equal(cck_force_tier(tier), 0);
+				assert_int_equal(cck_set_threads(1), 1);
+				for (size_t b = 0; b < BMAX; b++)
+					assert_int_equal(cck_qmatvec(t, W, 0, X + b * cols, ref + b * rows, rows, cols), 0);
+				if (ti == 0)
+					memcpy(sref, ref, BMAX * rows * sizeof(float));
+				else if (tier_exact(t) && memcmp(sref, ref, BMAX * rows * sizeof(float)) != 0)
+					fail_msg("%s tier %s: qmatvec differs from the scalar tier's", cck_type_name(t), tier);
+				for (int nt = 1; nt <= 2; nt++) {
+					assert_int_equal(cck_set_threads(nt), nt);
+					for (size_t batch = 1; batch <= BMAX; batch++) {
+						memset(Y, 0xa5, BMAX * rows * sizeof(float));
+						assert_int_equal(cck_qmatmul(t, W, 0, X, Y, rows, cols, batch), 0);
+						for (size_t i = 0; i < batch * rows; i++)
+							if (memcmp(&Y[i], &ref[i], sizeof(float)) != 0)
+								fail_msg("%s tier %s, %d threads, %zu x %zu, batch %zu: "
+								         "qmatmul Y[%zu][%zu] %.9g != qmatvec %.9g",
+								         cck_type_name(t), tier, nt, rows, cols, batch,
+								         i / rows, i % rows, Y[i], ref[i]);
+					}
+				}
+			}
+			free(W);
+			free(X);
+			free(Y);
+			free(ref);
+			free(sref);
+		}
+	}
+	assert_int_equal(cck_force_tier("auto"), 0);
+	assert_int_equal(cck_set_threads(threads0), threads0);
+}
+
 /*
  * f16 / bf16 conversions through cck_quantize / cck_dequantize: widening exact
  * (checked against the fields of every half), narrowing to nearest even:
@@ -866,7 +938,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_traits),         cmocka_unit_test(test_api_errors), cmocka_unit_test(test_f16_conv),
 	    cmocka_unit_test(test_dequant_random), cmocka_unit_test(test_roundtrip),  cmocka_unit_test(test_qdot_bound),
-	    cmocka_unit_test(test_act_quant),      cmocka_unit_test(test_qmatvec),
+	    cmocka_unit_test(test_act_quant),      cmocka_unit_test(test_qmatvec),    cmocka_unit_test(test_qmatmul_columns),
 	};
 
 	if (argc > 1)

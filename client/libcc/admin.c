@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* admin.c: cc_admin_json, the daemon's status / clients / kernels replies as JSON documents for ccctl. */
+/* admin.c: cc_admin_json, the daemon's status / clients / kernels / models / sessions replies as JSON for ccctl. */
 #include "config.h"
 
 #include <errno.h>
@@ -158,8 +158,12 @@ static void sb_double(struct sb *b, double v)
 		sb_puts(b, "null");
 }
 
+static void model_json(struct sb *b, const Cc__ModelInfo *m);
+
 static void status_json(struct sb *b, const Cc__StatusReply *s)
 {
+	size_t i;
+
 	sb_puts(b, "{");
 	sb_key(b, "version", 1);
 	sb_str(b, s->version);
@@ -189,6 +193,18 @@ static void status_json(struct sb *b, const Cc__StatusReply *s)
 	sb_printf(b, "%" PRIu32, s->models);
 	sb_key(b, "model_bytes", 0);
 	sb_printf(b, "%" PRIu64, s->model_bytes);
+	sb_key(b, "sessions", 0);
+	sb_printf(b, "%" PRIu32, s->sessions);
+	sb_key(b, "kv_bytes", 0);
+	sb_printf(b, "%" PRIu64, s->kv_bytes);
+	sb_key(b, "model_list", 0);
+	sb_puts(b, "[");
+	for (i = 0; i < s->n_model_list; i++) {
+		if (i)
+			sb_puts(b, ",");
+		model_json(b, s->model_list[i]);
+	}
+	sb_puts(b, "]");
 	sb_puts(b, "}");
 }
 
@@ -307,6 +323,59 @@ static void model_json(struct sb *b, const Cc__ModelInfo *m)
 	sb_str(b, m->error);
 	sb_key(b, "engine", 0);
 	sb_str(b, m->engine);
+	sb_key(b, "sessions", 0);
+	sb_printf(b, "%" PRIu32, m->sessions);
+	sb_key(b, "active", 0);
+	sb_printf(b, "%" PRIu32, m->active);
+	sb_key(b, "gen_tokens", 0);
+	sb_printf(b, "%" PRIu64, m->gen_tokens);
+	sb_key(b, "tps_1m", 0);
+	sb_double(b, m->tps_1m);
+	sb_key(b, "kv_bytes", 0);
+	sb_printf(b, "%" PRIu64, m->kv_bytes);
+	sb_puts(b, "}");
+}
+
+static void sessions_json(struct sb *b, const Cc__SessionsReply *sr)
+{
+	size_t i;
+
+	sb_puts(b, "{\"sessions\":[");
+	for (i = 0; i < sr->n_sessions; i++) {
+		const Cc__SessionInfo *si = sr->sessions[i];
+
+		if (i)
+			sb_puts(b, ",");
+		sb_puts(b, "{");
+		sb_key(b, "id", 1);
+		sb_printf(b, "%" PRIu64, si->id);
+		sb_key(b, "client", 0);
+		sb_printf(b, "%" PRIu64, si->client);
+		sb_key(b, "pid", 0);
+		sb_printf(b, "%" PRIu32, si->pid);
+		sb_key(b, "model", 0);
+		sb_str(b, si->model);
+		sb_key(b, "n_past", 0);
+		sb_printf(b, "%" PRIu32, si->n_past);
+		sb_key(b, "n_ctx", 0);
+		sb_printf(b, "%" PRIu32, si->n_ctx);
+		sb_key(b, "kv_bytes", 0);
+		sb_printf(b, "%" PRIu64, si->kv_bytes);
+		sb_key(b, "state", 0);
+		sb_str(b, si->state);
+		sb_key(b, "gen_tokens", 0);
+		sb_printf(b, "%" PRIu64, si->gen_tokens);
+		sb_key(b, "idle_s", 0);
+		sb_double(b, si->idle_s);
+		sb_key(b, "oneshot", 0);
+		sb_puts(b, si->oneshot ? "true" : "false");
+		sb_puts(b, "}");
+	}
+	sb_puts(b, "]");
+	sb_key(b, "kv_bytes", 0);
+	sb_printf(b, "%" PRIu64, sr->kv_bytes);
+	sb_key(b, "kv_budget", 0);
+	sb_printf(b, "%" PRIu64, sr->kv_budget);
 	sb_puts(b, "}");
 }
 
@@ -538,6 +607,10 @@ int cc_admin_json(cc_client *c, const char *what, char **ret_json)
 		req.body_case = CC__REQUEST__BODY_MODELS;
 		req.models = &e;
 		want = CC__REPLY__BODY_MODELS;
+	} else if (strcmp(what, "sessions") == 0) {
+		req.body_case = CC__REQUEST__BODY_SESSIONS;
+		req.sessions = &e;
+		want = CC__REPLY__BODY_SESSIONS;
 	} else {
 		return -EINVAL;
 	}
@@ -555,6 +628,8 @@ int cc_admin_json(cc_client *c, const char *what, char **ret_json)
 		clients_json(&b, rep->clients);
 	else if (want == CC__REPLY__BODY_MODELS)
 		models_json(&b, rep->models);
+	else if (want == CC__REPLY__BODY_SESSIONS)
+		sessions_json(&b, rep->sessions);
 	else
 		kernels_json(&b, rep->kernels);
 	if (b.err) {

@@ -48,7 +48,10 @@ CC_EXPORT const char *cc_strerror(int err);
  * the handle can only be closed.
  */
 CC_EXPORT int cc_connect(const char *endpoint, cc_client **ret);
-/* Free every tensor of c, tell the daemon, and close. NULL is a no-op. */
+/*
+ * Free every tensor and stream of c (their handles are then gone), tell the
+ * daemon (which frees c's sessions), and close. NULL is a no-op.
+ */
 CC_EXPORT void cc_close(cc_client *c);
 /*
  * The daemon's message for the last refused request on c ("" if none).
@@ -120,9 +123,9 @@ CC_EXPORT int cc_ping(cc_client *c);
 
 /*
  * Admin queries for ccctl: the daemon's reply to a status / clients /
- * kernels / models request as a JSON document (malloc'd, caller frees), keys
- * in snake_case as in cc.proto. what: "status", "clients", "kernels" or
- * "models".
+ * kernels / models / sessions request as a JSON document (malloc'd, caller
+ * frees), keys in snake_case as in cc.proto. what: "status", "clients",
+ * "kernels", "models" or "sessions".
  */
 CC_EXPORT int cc_admin_json(cc_client *c, const char *what, char **ret_json);
 /*
@@ -172,6 +175,7 @@ struct cc_gen_params {
 	int raw;
 	const char *const *stop; /* stop strings, nstop of them (not part of the text) */
 	size_t nstop;
+	int ignore_eos; /* generate max_tokens even past an end-of-generation token (benchmarks) */
 };
 struct cc_gen_result {
 	char *text;
@@ -181,6 +185,11 @@ struct cc_gen_result {
 	double pp_tps, tg_tps;
 	char stop_reason[16]; /* "eos", "length", "stop", "context" (the context is full) */
 	char templ[96];       /* "raw", "chat", or why the template was not used */
+	uint64_t session;     /* 0 for a one-shot generation */
+	double ttft_ms;       /* request to first generated token, as ccd measured it */
+	double tpot_ms;       /* mean time per generated token after the first */
+	uint32_t n_past;      /* tokens in the session's context after this turn */
+	uint32_t new_tokens;  /* prompt tokens this turn processed */
 };
 CC_EXPORT void cc_gen_defaults(struct cc_gen_params *p);
 CC_EXPORT int cc_generate(cc_client *c, const char *model, const char *prompt, const struct cc_gen_params *p,
@@ -198,6 +207,61 @@ CC_EXPORT int cc_detokenize(cc_client *c, const char *model, const int32_t *ids,
  */
 CC_EXPORT int cc_logits(cc_client *c, const char *model, const int32_t *ids, size_t n, cc_tensor *out, size_t k,
                         int32_t *top_ids, float *top_logits, uint32_t *ret_n_vocab);
+
+/*
+ * Sessions and streamed generation. A session lives in ccd and holds one
+ * conversation's KV cache and sampling state (the model's weights are
+ * shared by all): each cc_stream_start on it is the next turn, and only the
+ * new turn's tokens are processed. n_ctx 0 takes ccd's session_ctx. The
+ * daemon refuses a session past max_sessions_per_client or past its KV
+ * memory budget (-ENOSPC, with the reason in cc_last_error). A session is
+ * freed by cc_session_free, by cc_close, when the client process dies, or
+ * after session_idle_s without use.
+ */
+CC_EXPORT int cc_session_new(cc_client *c, const char *model, uint32_t n_ctx, uint64_t *ret_session);
+CC_EXPORT int cc_session_free(cc_client *c, uint64_t session);
+
+/*
+ * A generation in progress, asynchronous: cc_stream_start returns once the
+ * request is sent. session 0 is a one-shot generation of model (model is
+ * ignored, and may be NULL, for a session). Several streams of one client
+ * (on different sessions) may run at once; one client's streams are read
+ * from one thread. cc_stream_next waits up to timeout_ms (< 0: for ever)
+ * for the next piece of text: 1 and *text / *len (valid until the next call
+ * on this stream; whole UTF-8 characters, NUL-terminated) when one came, 0
+ * once the generation has ended (then cc_stream_result), -ETIMEDOUT, or the
+ * generation's error (-ECANCELED after cc_stream_cancel or a forced unload,
+ * -E2BIG, ...; text in cc_last_error). cc_stream_cancel asks ccd to stop
+ * (it stops within one decoding step; the stream then ends with
+ * -ECANCELED). cc_stream_result fills ret (text: the whole turn) once the
+ * stream has ended well. cc_stream_free cancels a stream still running.
+ */
+typedef struct cc_stream cc_stream;
+CC_EXPORT int cc_stream_start(cc_client *c, uint64_t session, const char *model, const char *prompt,
+                              const struct cc_gen_params *p, cc_stream **ret);
+CC_EXPORT int cc_stream_next(cc_stream *st, int timeout_ms, const char **text, size_t *len);
+CC_EXPORT int cc_stream_cancel(cc_stream *st);
+CC_EXPORT int cc_stream_result(cc_stream *st, struct cc_gen_result *ret);
+CC_EXPORT void cc_stream_free(cc_stream *st);
+/*
+ * The token ids of the piece cc_stream_next returned last (valid as its
+ * text is; a piece may hold several tokens, e.g. a character split over
+ * tokens): returns their number, ids in *ids. 0 before the first piece.
+ */
+CC_EXPORT size_t cc_stream_piece_tokens(const cc_stream *st, const int32_t **ids);
+/*
+ * Wait until one of n streams (of one client) has a piece or has ended:
+ * returns its index, or -ETIMEDOUT, or -errno.
+ */
+CC_EXPORT int cc_stream_poll(cc_stream *const *sts, size_t n, int timeout_ms);
+/*
+ * The same, with a callback: on_piece(arg, text, len) for every piece
+ * (return non-zero to cancel), then the result as cc_generate gives it.
+ */
+typedef int (*cc_piece_fn)(void *arg, const char *text, size_t len);
+CC_EXPORT int cc_generate_stream(cc_client *c, uint64_t session, const char *model, const char *prompt,
+                                 const struct cc_gen_params *p, cc_piece_fn on_piece, void *arg,
+                                 struct cc_gen_result *ret);
 
 /* Ask the daemon to shut down cleanly. */
 CC_EXPORT int cc_shutdown(cc_client *c);

@@ -159,18 +159,74 @@ static void store_reply(struct cc__job *j, Cc__Reply *rep)
 	cc__reply__free_unpacked(rep, NULL);
 }
 
+/* The running stream whose Generate had id, or NULL. */
+static struct cc_stream *stream_find(cc_client *c, uint64_t id)
+{
+	struct cc_stream *st;
+
+	for (st = c->streams; st; st = st->next)
+		if (st->id == id && !st->final)
+			return st;
+	return NULL;
+}
+
+/* Queue a streamed piece (rep is a GenPiece reply) on st, in arrival order. */
+static void stream_piece(struct cc_stream *st, const Cc__GenPiece *gp)
+{
+	size_t len = gp->text.len, ntok = gp->n_tokens;
+	struct cc__piece *pc;
+
+	pc = malloc(sizeof(*pc) + ntok * sizeof(int32_t) + len + 1);
+	if (!pc) {
+		/* losing text silently would be worse than failing the stream */
+		st->lost = -ENOMEM;
+		return;
+	}
+	pc->next = NULL;
+	pc->len = len;
+	pc->ntok = ntok;
+	if (ntok)
+		memcpy(pc->tok, gp->tokens, ntok * sizeof(int32_t));
+	pc->text = (char *)(pc->tok + ntok);
+	if (len)
+		memcpy(pc->text, gp->text.data, len);
+	pc->text[len] = '\0';
+	if (st->tail)
+		st->tail->next = pc;
+	else
+		st->head = pc;
+	st->tail = pc;
+}
+
+/* A reply with a stream's id: a piece is queued, anything else is the final reply. Consumes rep. */
+static void stream_reply(struct cc_stream *st, Cc__Reply *rep)
+{
+	if (rep->code == 0 && rep->body_case == CC__REPLY__BODY_PIECE && rep->piece) {
+		stream_piece(st, rep->piece);
+		cc__reply__free_unpacked(rep, NULL);
+		return;
+	}
+	st->final = rep;
+}
+
 /*
- * Read the replies already waiting, without blocking. The one for want goes
- * to *ret and reading stops there (1); replies to submitted jobs are
- * stored; anything else (a late reply to a request that timed out, or a
- * frame that does not parse) is dropped. Returns 1, 0 (nothing for want
- * yet) or -errno.
+ * Read the replies already waiting, without blocking. The one for want (if
+ * not 0) goes to *ret and reading stops there (1); replies to submitted
+ * jobs are stored and those of running streams queued on them; anything
+ * else (a late reply to a request that timed out or of a stream that was
+ * freed, or a frame that does not parse) is dropped. At most DRAIN_MAX
+ * replies are read per call, so that a waiter sees its stream's pieces even
+ * while others keep coming. Returns 1, 0 (nothing for want yet) or -errno.
  */
+#define DRAIN_MAX 256
 static int drain(cc_client *c, uint64_t want, Cc__Reply **ret)
 {
-	for (;;) {
+	int nread;
+
+	for (nread = 0; nread < DRAIN_MAX; nread++) {
 		zmq_msg_t msg;
 		Cc__Reply *rep;
+		struct cc_stream *st;
 		struct cc__job *j;
 		int more, n;
 
@@ -201,9 +257,14 @@ static int drain(cc_client *c, uint64_t want, Cc__Reply **ret)
 		}
 		if (!rep)
 			continue;
-		if (rep->id == want) {
+		if (want && rep->id == want) {
 			*ret = rep;
 			return 1;
+		}
+		st = stream_find(c, rep->id);
+		if (st) {
+			stream_reply(st, rep);
+			continue;
 		}
 		j = cc__job_find(c, rep->id);
 		if (j && !j->done)
@@ -211,13 +272,20 @@ static int drain(cc_client *c, uint64_t want, Cc__Reply **ret)
 		else
 			cc__reply__free_unpacked(rep, NULL);
 	}
+	return 0;
 }
 
-int cc__wait_reply(cc_client *c, uint64_t id, int timeout_ms, Cc__Reply **ret)
+/*
+ * Read replies until the one for id came (id not 0: into *ret) or ready(arg)
+ * holds (ready not NULL), for up to timeout_ms (< 0: for ever). A silent
+ * stretch of CC__LIVENESS_SLICE_MS checks that ccd is still alive.
+ */
+static int wait_loop(cc_client *c, uint64_t id, Cc__Reply **ret, int (*ready)(void *), void *arg, int timeout_ms)
 {
 	int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+	int pass;
 
-	for (;;) {
+	for (pass = 0;; pass++) {
 		zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
 		int64_t left = -1;
 		int r, slice;
@@ -227,10 +295,15 @@ int cc__wait_reply(cc_client *c, uint64_t id, int timeout_ms, Cc__Reply **ret)
 			return 0;
 		if (r < 0)
 			return r;
+		if (ready && ready(arg))
+			return 0;
 		if (timeout_ms >= 0) {
 			left = deadline - now_ms();
 			if (left < 0)
 				left = 0;
+			/* replies for others (another stream's pieces) that keep coming must not hold off the deadline */
+			if (left == 0 && pass > 0)
+				return daemon_alive(c) ? -ETIMEDOUT : -ECONNRESET;
 		}
 		slice = left < 0 || left > CC__LIVENESS_SLICE_MS ? CC__LIVENESS_SLICE_MS : (int)left;
 		r = zmq_poll(&it, 1, slice);
@@ -246,6 +319,18 @@ int cc__wait_reply(cc_client *c, uint64_t id, int timeout_ms, Cc__Reply **ret)
 		if (left >= 0 && left <= slice)
 			return -ETIMEDOUT;
 	}
+}
+
+int cc__wait_reply(cc_client *c, uint64_t id, int timeout_ms, Cc__Reply **ret)
+{
+	return wait_loop(c, id, ret, NULL, NULL, timeout_ms);
+}
+
+int cc__wait_until(cc_client *c, int (*ready)(void *arg), void *arg, int timeout_ms)
+{
+	if (ready(arg))
+		return 0;
+	return wait_loop(c, 0, NULL, ready, arg, timeout_ms);
 }
 
 int cc__send(cc_client *c, Cc__Request *req, uint64_t *ret_id)
@@ -467,6 +552,9 @@ void cc_close(cc_client *c)
 	}
 	while (c->tensors)
 		cc__tensor_drop(c->tensors);
+	/* bye ended the streams in ccd: like tensors, their handles go with the client */
+	while (c->streams)
+		cc__stream_drop(c->streams);
 	for (i = 0; i < c->njobs; i++)
 		free(c->jobs[i].error);
 	free(c->jobs);

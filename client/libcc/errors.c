@@ -41,7 +41,9 @@ const char *cc_strerror(int err)
 	case EMFILE:
 		return "too many regions for this client (a daemon limit)";
 	case EBUSY:
-		return "too many jobs in flight (a daemon limit)";
+		return "busy: too many jobs in flight (a daemon limit), or the session is already generating";
+	case ECANCELED:
+		return "cancelled";
 	case EUSERS:
 		return "too many clients (a daemon limit)";
 	case EMSGSIZE:

@@ -51,46 +51,28 @@ static int call(cc_client *c, Cc__Request *req, int timeout_ms, Cc__Reply__BodyC
 	return 0;
 }
 
-int cc_generate(cc_client *c, const char *model, const char *prompt, const struct cc_gen_params *p,
-                struct cc_gen_result *ret)
+void cc__gen_request(Cc__Generate *g, const struct cc_gen_params *p)
 {
-	Cc__Request req = CC__REQUEST__INIT;
-	Cc__Generate g = CC__GENERATE__INIT;
-	struct cc_gen_params def;
-	Cc__Reply *rep = NULL;
-	const Cc__GenerateReply *gr;
-	int r;
+	g->raw = p->raw != 0;
+	g->max_tokens = p->max_tokens;
+	g->temp = p->temp;
+	g->top_k = p->top_k;
+	g->top_p = p->top_p;
+	g->min_p = p->min_p;
+	g->repeat_penalty = p->repeat_penalty;
+	g->repeat_last_n = p->repeat_last_n;
+	g->seed = p->seed;
+	g->n_stop = p->nstop;
+	g->stop = (char **)p->stop;
+	g->ignore_eos = p->ignore_eos != 0;
+}
 
-	if (!c || !model || !prompt || !ret)
-		return -EINVAL;
+int cc__gen_result_fill(const Cc__GenerateReply *gr, struct cc_gen_result *ret)
+{
 	memset(ret, 0, sizeof(*ret));
-	if (!p) {
-		cc_gen_defaults(&def);
-		p = &def;
-	}
-	g.model = (char *)model;
-	g.prompt = (char *)prompt;
-	g.raw = p->raw != 0;
-	g.max_tokens = p->max_tokens;
-	g.temp = p->temp;
-	g.top_k = p->top_k;
-	g.top_p = p->top_p;
-	g.min_p = p->min_p;
-	g.repeat_penalty = p->repeat_penalty;
-	g.repeat_last_n = p->repeat_last_n;
-	g.seed = p->seed;
-	g.n_stop = p->nstop;
-	g.stop = (char **)p->stop;
-	req.body_case = CC__REQUEST__BODY_GENERATE;
-	req.generate = &g;
-	r = call(c, &req, -1, CC__REPLY__BODY_GENERATE, &rep);
-	if (r < 0)
-		return r;
-	gr = rep->generate;
 	ret->text = strdup(gr->text ? gr->text : "");
 	ret->tokens = malloc((gr->n_tokens ? gr->n_tokens : 1) * sizeof(int32_t));
 	if (!ret->text || !ret->tokens) {
-		cc__reply__free_unpacked(rep, NULL);
 		cc_gen_result_free(ret);
 		return -ENOMEM;
 	}
@@ -102,8 +84,41 @@ int cc_generate(cc_client *c, const char *model, const char *prompt, const struc
 	ret->tg_tps = gr->tg_tps;
 	snprintf(ret->stop_reason, sizeof(ret->stop_reason), "%s", gr->stop_reason ? gr->stop_reason : "");
 	snprintf(ret->templ, sizeof(ret->templ), "%s", gr->template_ ? gr->template_ : "");
-	cc__reply__free_unpacked(rep, NULL);
+	ret->session = gr->session;
+	ret->ttft_ms = gr->ttft_ms;
+	ret->tpot_ms = gr->tpot_ms;
+	ret->n_past = gr->n_past;
+	ret->new_tokens = gr->new_tokens;
 	return 0;
+}
+
+int cc_generate(cc_client *c, const char *model, const char *prompt, const struct cc_gen_params *p,
+                struct cc_gen_result *ret)
+{
+	Cc__Request req = CC__REQUEST__INIT;
+	Cc__Generate g = CC__GENERATE__INIT;
+	struct cc_gen_params def;
+	Cc__Reply *rep = NULL;
+	int r;
+
+	if (!c || !model || !prompt || !ret)
+		return -EINVAL;
+	memset(ret, 0, sizeof(*ret));
+	if (!p) {
+		cc_gen_defaults(&def);
+		p = &def;
+	}
+	g.model = (char *)model;
+	g.prompt = (char *)prompt;
+	cc__gen_request(&g, p);
+	req.body_case = CC__REQUEST__BODY_GENERATE;
+	req.generate = &g;
+	r = call(c, &req, -1, CC__REPLY__BODY_GENERATE, &rep);
+	if (r < 0)
+		return r;
+	r = cc__gen_result_fill(rep->generate, ret);
+	cc__reply__free_unpacked(rep, NULL);
+	return r;
 }
 
 int cc_tokenize(cc_client *c, const char *model, const char *text, int add_bos, int special, int32_t **ret_ids,

@@ -44,6 +44,30 @@ struct cc__job {
 	char *error; /* the daemon's text when code != 0 (malloc'd), or NULL */
 };
 
+/* A streamed piece of text waiting to be read by cc_stream_next: its token ids, then its NUL-terminated text. */
+struct cc__piece {
+	struct cc__piece *next;
+	size_t len;
+	size_t ntok;
+	char *text; /* points into the same allocation, after tok */
+	int32_t tok[];
+};
+
+/* A streamed generation: the Generate's id, its pieces in arrival order, and its final reply once it came. */
+struct cc_stream {
+	cc_client *c;
+	struct cc_stream *prev;
+	struct cc_stream *next;
+	uint64_t id;
+	uint64_t session;
+	struct cc__piece *head; /* queued, oldest first */
+	struct cc__piece *tail;
+	struct cc__piece *cur; /* handed out by the last cc_stream_next, freed at the next call */
+	Cc__Reply *final;      /* the last reply (GenerateReply or an error), NULL while running */
+	int lost;              /* -ENOMEM when a piece could not be kept: the stream then ends with it */
+	int cancelled;         /* a Cancel was sent */
+};
+
 struct cc_client {
 	void *zctx;
 	void *sock;
@@ -57,6 +81,8 @@ struct cc_client {
 	struct cc__job *jobs;
 	size_t njobs;
 	size_t jobs_cap;
+	struct cc_stream *streams;
+	size_t poll_next; /* cc_stream_poll looks from here first: no stream starves another */
 	char endpoint[CC__ENDPOINT_MAX];
 	char last_error[256];
 };
@@ -79,6 +105,22 @@ int cc__send(cc_client *c, Cc__Request *req, uint64_t *ret_id);
  * (ccd died) or another -errno.
  */
 int cc__wait_reply(cc_client *c, uint64_t id, int timeout_ms, Cc__Reply **ret);
+
+/*
+ * Read replies (routing them to jobs and streams) until ready(arg) is true,
+ * for up to timeout_ms (< 0: for ever). Returns 0, -ETIMEDOUT, -ECONNRESET
+ * (ccd died) or another -errno.
+ */
+int cc__wait_until(cc_client *c, int (*ready)(void *arg), void *arg, int timeout_ms);
+
+/* Free a stream's memory and unlink it from its client, without telling ccd. */
+void cc__stream_drop(cc_stream *st);
+
+/* Copy a GenerateReply into a result (strings and arrays malloc'd). Returns 0 or -ENOMEM (ret then empty). */
+int cc__gen_result_fill(const Cc__GenerateReply *gr, struct cc_gen_result *ret);
+
+/* Fill the Generate request g from p (not NULL); g's strings point into p. */
+void cc__gen_request(Cc__Generate *g, const struct cc_gen_params *p);
 
 /* The code of a reply as this library returns it (0 or a negative errno); copies its text to c->last_error. */
 int cc__reply_code(cc_client *c, const Cc__Reply *rep);

@@ -94,6 +94,40 @@ void cce_ctx_reset(struct cce_ctx *c);         /* forget the cache */
  * out of range, -ECANCELED if *cancel became non-zero (checked between layers; cancel may be NULL).
  */
 int cce_eval(struct cce_ctx *c, const int32_t *ids, size_t n, float *logits, const _Atomic int *cancel);
+/* KV cache bytes of a context of n_ctx positions (what cce_ctx_new allocates for it); 0 on overflow. */
+size_t cce_kv_bytes(const struct cce_model *m, uint32_t n_ctx);
+size_t cce_ctx_kv_bytes(const struct cce_ctx *c);
+uint32_t cce_ctx_n_ctx(const struct cce_ctx *c);
+
+/*
+ * Batched evaluation of several sequences in one pass over the weights (continuous batching): every weight
+ * matrix is read once for all the tokens of all the sequences; RoPE, the KV store and attention are per sequence.
+ * A context made by cce_ctx_new only holds its KV cache (and its position); the scratch of a pass lives in a
+ * struct cce_work, one per thread that evaluates (a server keeps one per model). Each row's arithmetic is the same
+ * whatever else is in the batch, so a sequence gets the same bits batched with others as alone.
+ */
+struct cce_seq {
+	struct cce_ctx *ctx;  /* distinct in one call */
+	const int32_t *ids;   /* n >= 1 tokens appended at ctx's next positions */
+	uint32_t n;
+	int prompt;           /* these tokens are part of one multi-token llama_decode (a prompt of 2 or more tokens,
+	                         maybe split over several calls): the attention products then take tinyBLAS's order,
+	                         as cce_eval of 2 or more tokens; 0: a single decoded token (ggml_vec_dot_f16's order) */
+	float *logits;        /* NULL, or n_vocab floats for the logits of the last of the n tokens */
+};
+struct cce_work;
+/* Scratch for passes of up to max_tokens tokens in all (a bigger call is split) over contexts of up to max_ctx
+ * positions. */
+int cce_work_new(const struct cce_model *m, uint32_t max_tokens, uint32_t max_ctx, struct cce_work **ret);
+void cce_work_free(struct cce_work *w);
+/* Bytes the work holds. */
+size_t cce_work_bytes(const struct cce_work *w);
+/*
+ * Evaluate nseq sequences. -EINVAL (an id out of range, n == 0, a context of another model or past max_ctx, the
+ * same context twice), -ENOSPC (a sequence does not fit its context: nothing is evaluated), -ECANCELED. On an
+ * error after evaluation began, the contexts' positions are unchanged (the partial KV rows are dead).
+ */
+int cce_eval_batch(struct cce_work *w, struct cce_seq *seqs, size_t nseq, const _Atomic int *cancel);
 
 /* ---- sampling (sampler.c) --------------------------------------------------------------------------------------- */
 

@@ -38,29 +38,74 @@
  * rounded up to KV_PAD).
  */
 
-/* Tokens per pass through the layers: the scratch buffers are sized for it (results do not depend on it: every
- * row's arithmetic is the same whatever the batch). */
+
+/* Tokens per pass of cce_eval (its own work's max_tokens; results do not depend on it: every row's arithmetic is the
+ * same whatever the batch). */
 #define UBATCH 64
 /* llama.cpp pads the attended KV span (n_kv) to a multiple of this (llama_kv_cache::get_n_kv). */
 #define KV_PAD 256
+/* The KQV products of a row run over its causal span rounded up to this: past the span the probabilities are 0 and
+ * add exact zeros, so any multiple of 64 (ggml_vec_dot_f16's step) from there to llama.cpp's n_kv gives its bits. */
+#define SPAN_PAD 64
+/* Logit rows of one batched output matmul (cce_work_new's works; cce_eval's own writes its one row directly). */
+#define OUT_ROWS 16
+/* Attention items when it runs on several threads: rows of a prompt per item, and the work (rows x heads x cached
+ * positions x head_dim) under which one thread does it all (waking the pool would cost more). */
+#define ATT_ROWS 16
+#define ATT_PAR_MIN 32768
 
 struct cce_ctx {
 	const struct cce_model *m;
 	uint32_t n_ctx, pos;
-	uint32_t n_cells;    /* n_ctx rounded up to KV_PAD: cache rows, and the row length of V^T */
-	uint16_t *kc, *vc;   /* n_layer x n_cells x kv_dim each */
-	float *x, *xn, *tmp; /* UBATCH x n_embd */
-	float *q, *att;      /* UBATCH x q_dim */
-	float *k, *v;        /* UBATCH x kv_dim */
-	float *qh, *oh;      /* UBATCH x head_dim */
-	float *kq;           /* UBATCH x n_cells: attention scores */
-	float *s;            /* UBATCH x n_cells: probabilities */
-	float *gate, *up;    /* UBATCH x n_ff */
-	float *rope;         /* n_rot: cos, sin pairs of one position */
-	float *kf, *vf;      /* n_cells x head_dim: one KV head's K rows, V^T rows, as floats */
-	float *qf;           /* UBATCH x head_dim: q rows rounded to f16 */
-	float *pf;           /* n_cells: one row of probabilities rounded to f16 */
-	int batched;         /* the eval call has 2 or more tokens: llama.cpp's tinyBLAS orders */
+	uint32_t n_cells;        /* n_ctx rounded up to KV_PAD: cache rows, and the row length of V^T */
+	uint16_t *kc, *vc;       /* n_layer x n_cells x kv_dim each */
+	struct cce_work *work;   /* cce_eval's scratch, made by its first call */
+	int named;               /* set while cce_eval_batch checks that no context is named twice */
+};
+
+/* A sequence's rows in a pass: rows [r0, r0 + n) at positions p0.., their attention output at rows o0.. of att. */
+struct att_seg {
+	const struct cce_ctx *c;
+	uint32_t r0, n, p0, o0;
+	int prompt;
+};
+
+/* An attention work item: rows [r0, r0 + n) of one segment (positions p0..), q heads [h0, h1) of one KV head. */
+struct att_item {
+	const struct cce_ctx *c;
+	uint32_t r0, n, p0, o0, h0, h1;
+	int prompt;
+};
+
+/* One part's attention scratch (the parts run at once). */
+struct att_part {
+	float *kf, *vf;     /* max_cells x head_dim: one KV head's K rows, V^T rows (row stride max_cells), as floats */
+	float *qf;          /* head_dim: a q row rounded to f16 */
+	float *kq, *s, *pf; /* max_cells: one row's scores, probabilities, probabilities rounded to f16 */
+};
+
+struct cce_work {
+	const struct cce_model *m;
+	uint32_t max_tokens, max_ctx, max_cells, out_rows;
+	size_t bytes;
+	void *mem;               /* every buffer below, in one allocation */
+	float *x, *xn, *tmp;     /* max_tokens x n_embd */
+	float *q, *att;          /* max_tokens x q_dim */
+	float *k, *v;            /* max_tokens x kv_dim */
+	float *gate, *up;        /* max_tokens x n_ff */
+	float *rope;             /* max_tokens x n_rot: cos, sin pairs of each row's position */
+	float *out;              /* out_rows x n_vocab: the logits of a batched output matmul */
+	struct cce_ctx **rctx;   /* max_tokens: each row's context */
+	uint32_t *rpos;          /* max_tokens: each row's position */
+	struct att_seg *segs;    /* max_tokens: the sequences of the pass */
+	struct att_seg *wsegs;   /* max_tokens: the rows whose logits are wanted (the last layer's attention) */
+	float **wlog;            /* max_tokens: where those logits go */
+	struct att_item *items;  /* max_tokens x n_head: the attention of the current layer */
+	struct att_part *parts;  /* nparts */
+	int nparts;
+	size_t nb, nseg, nw, nitems; /* the current pass: rows, sequences, wanted rows, attention items */
+	int att_nparts;          /* parts its attention runs on */
+	int avx512;              /* the call runs the AVX-512 code (att_row_512 when head_dim % 16 == 0, swiglu_512) */
 };
 
 /* f32 to IEEE half, round to nearest even (as F16C's vcvtps2ph and ggml's scalar conversion). */
@@ -112,6 +157,13 @@ static inline float v_expf(float x)
 		return n;
 	if (fabsf(n) > 192.0f)
 		return n <= 0.0f ? 0.0f : INFINITY;
+	if (n >= -126.0f && n <= 127.0f) { /* 2^n is a normal float: one correctly rounded product, as ldexpf */
+		const uint32_t bits = (uint32_t)((int)n + 127) << 23;
+		float p2;
+
+		memcpy(&p2, &bits, sizeof(p2));
+		return j * p2;
+	}
 	return ldexpf(j, (int)n);
 }
 
@@ -381,151 +433,660 @@ FMA_CLONES static void softmax_row(const float *kq, float *p, size_t n_valid, si
 		p[j] *= inv;
 }
 
-/*
- * Attention of rows [r0, nb) of the batch (positions p0 + r) over the cache positions [0, p0 + nb), into
- * c->att (rows r0.. at their batch index). K and V of the batch are already in the cache.
- */
-static int attention(struct cce_ctx *c, uint32_t il, uint32_t p0, size_t r0, size_t nb)
+/* ---- attention: items over the parts of cck_parallel ---------------------------------------------------------- */
+
+static size_t span_of(size_t n)
 {
-	const struct cce_model *m = c->m;
-	const struct cce_hparams *hp = &m->hp;
-	const size_t hd = hp->head_dim, n_kv = p0 + nb, nr = nb - r0;
-	const size_t n_pad = (n_kv + KV_PAD - 1) / KV_PAD * KV_PAD; /* <= n_cells */
-	const uint32_t group = hp->n_head / hp->n_head_kv;
-	const uint16_t *kl = c->kc + (size_t)il * c->n_cells * m->kv_dim;
-	const uint16_t *vl = c->vc + (size_t)il * c->n_cells * m->kv_dim;
+	return (n + SPAN_PAD - 1) / SPAN_PAD * SPAN_PAD;
+}
+
+/*
+ * KV head kvh of layer il of c over positions [0, n_kv) into a part's scratch: K rows and V^T rows as floats, V^T 0
+ * from n_kv to the end of its span (where the probabilities are 0: 0 adds what any finite value would, an exact 0).
+ */
+static void att_load(const struct cce_work *w, const struct cce_ctx *c, uint32_t il, uint32_t kvh, size_t n_kv,
+                     const struct att_part *p)
+{
+	const size_t hd = w->m->hp.head_dim, kvd = w->m->kv_dim, st = w->max_cells;
+	const uint16_t *kl = c->kc + (size_t)il * c->n_cells * kvd + kvh * hd;
+	const uint16_t *vl = c->vc + ((size_t)il * kvd + kvh * hd) * c->n_cells;
+
+	for (size_t j = 0; j < n_kv; j++)
+		f16_to_f32_n(kl + j * kvd, p->kf + j * hd, hd);
+	for (size_t d = 0; d < hd; d++) {
+		f16_to_f32_n(vl + d * c->n_cells, p->vf + d * st, n_kv);
+		memset(p->vf + d * st + n_kv, 0, (span_of(n_kv) - n_kv) * sizeof(float));
+	}
+}
+
+/*
+ * One head of one row at position pos: q (f32) against the loaded K and V, into o[head_dim]. prompt: the products in
+ * tinyBLAS's order (part of a llama_decode of 2 or more tokens), else in ggml_vec_dot_f16's.
+ */
+static void att_row(const struct cce_work *w, const struct att_part *p, const float *q, uint32_t pos, int prompt,
+                    float *o)
+{
+	const size_t hd = w->m->hp.head_dim, st = w->max_cells, n_valid = (size_t)pos + 1, n_span = span_of(n_valid);
+	const int kq_tiny = prompt && hd % 16 == 0, kqv_tiny = prompt && hd % 4 == 0;
 	const float scale = 1.0f / sqrtf((float)hd);
-	const int kq_tiny = c->batched && hd % 16 == 0, kqv_tiny = c->batched && hd % 4 == 0;
 
-	for (uint32_t h = 0; h < hp->n_head; h++) {
-		const uint32_t kvh = h / group;
+	f16_round_n(q, p->qf, hd);
+	/* kq[j] = K[j] . q over the positions the row sees (the causal mask hides the others) */
+	for (size_t j = 0; j < n_valid; j++)
+		p->kq[j] = kq_tiny ? dot_f16_tiny(p->kf + j * hd, p->qf, hd) : dot_f16_vec(p->kf + j * hd, p->qf, hd);
+	softmax_row(p->kq, p->s, n_valid, n_span, scale);
+	f16_round_n(p->s, p->pf, n_span);
+	/* o[d] = V^T[d] . p */
+	for (size_t d = 0; d < hd; d++)
+		o[d] = kqv_tiny ? dot_f16_tiny(p->vf + d * st, p->pf, n_span) : dot_f16_vec(p->vf + d * st, p->pf, n_span);
+}
 
-		if (h % group == 0) { /* a new KV head: its K rows and V^T rows as floats */
-			for (size_t j = 0; j < n_kv; j++)
-				f16_to_f32_n(kl + j * m->kv_dim + kvh * hd, c->kf + j * hd, hd);
-			/* V^T past n_kv meets probability 0: 0 there adds what any finite value would (an exact 0) */
-			for (size_t d = 0; d < hd; d++) {
-				f16_to_f32_n(vl + (kvh * hd + d) * c->n_cells, c->vf + d * c->n_cells, n_kv);
-				memset(c->vf + d * c->n_cells + n_kv, 0, (n_pad - n_kv) * sizeof(float));
+
+/*
+ * The attention of a row on AVX-512 (libcck's avx512 tier: F, BW, VL), for head_dim % 16 == 0: the same operations in
+ * the same order as att_row's portable code (ggml's own AVX-512 code is what that code emulates), with the K and V
+ * rows read as f16 straight from the cache and the accumulators in registers.
+ */
+#ifdef HAVE_F16C_PATH
+#define HAVE_AVX512_PATH 1
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+/* reduce16 of a register. */
+T512 static inline float reduce16_512(__m512 x)
+{
+	const __m256 t8 = _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1));
+	const __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+	const __m128 s = _mm_add_ps(t4, _mm_movehl_ps(t4, t4)); /* t4[0] + t4[2], t4[1] + t4[3] */
+
+	return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* v_expf of 16 lanes (_mm512_scalef_ps rounds as ldexpf does). */
+T512 static inline __m512 v_expf_512(__m512 x)
+{
+	const __m512 r = _mm512_set1_ps(0x1.8p23f), zero = _mm512_setzero_ps();
+	const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r), r);
+	const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+	                                  _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+	const __m512 u = _mm512_mul_ps(b, b);
+	const __m512 j = _mm512_fmadd_ps(
+	    _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+	                    _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+	    u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+	const __mmask16 big = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192.0f), _CMP_GT_OQ);
+	const __mmask16 up = _mm512_cmp_ps_mask(n, zero, _CMP_GT_OQ);
+	__m512 y = _mm512_scalef_ps(j, n);
+
+	y = _mm512_mask_mov_ps(y, big, _mm512_mask_mov_ps(zero, up, _mm512_set1_ps(INFINITY)));
+	return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(n, n, _CMP_UNORD_Q), n);
+}
+
+/* 16 f16 values at p as floats, those at index >= avail as 0 (not read). */
+T512 static inline __m512 load_f16_512(const uint16_t *p, ptrdiff_t avail)
+{
+	const __mmask16 k = avail >= 16 ? 0xffff : avail <= 0 ? 0 : (__mmask16)((1u << avail) - 1);
+
+	return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p));
+}
+
+/* Lanes of 4 accumulators combined as ggml_vec_dot_f16 does: (0 + 2) + (1 + 3), then reduce16. */
+T512 static inline float combine4_512(const __m512 *acc)
+{
+	return reduce16_512(_mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3])));
+}
+
+/* kq[j] = K[j] . q for j < n, K rows of hd f16 at k + j * kst: dot_f16_vec's order (hd % 16 == 0; its n % 64 last
+ * products added one by one in double), or dot_f16_tiny's (tiny). Inline over j: the rows' reductions overlap. */
+T512 static void kq_512(const uint16_t *k, size_t kst, const float *q, size_t hd, size_t n, int tiny, float *kq)
+{
+	const size_t np = hd & ~(size_t)63;
+
+	for (size_t j = 0; j < n; j++, k += kst) {
+		__m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+		double sum;
+
+		if (tiny) {
+			for (size_t c = 0; c < hd; c += 16)
+				acc[0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + c))),
+				                         _mm512_loadu_ps(q + c), acc[0]);
+			kq[j] = reduce16_512(acc[0]);
+			continue;
+		}
+		for (size_t i = 0; i < np; i += 64)
+			for (int l = 0; l < 4; l++)
+				acc[l] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i + 16 * l))),
+				                         _mm512_loadu_ps(q + i + 16 * l), acc[l]);
+		sum = (double)combine4_512(acc);
+		for (size_t i = np; i < hd; i++)
+			sum += (double)(f16_to_f32(k[i]) * q[i]);
+		kq[j] = (float)sum;
+	}
+}
+
+/* o[d] = V^T[d] . p over n (% 64 == 0) cells for d < hd (% 4 == 0), V^T rows at v + d * vst with n_kv values readable
+ * (0 past them): dot_f16_vec's order (no tail: n % 64 == 0), or dot_f16_tiny's; 4 rows at a time share p's loads. */
+T512 static void kqv_512(const uint16_t *v, size_t vst, ptrdiff_t n_kv, const float *p, size_t n, size_t hd, int tiny,
+                         float *o)
+{
+	for (size_t d = 0; d < hd; d += 4, v += 4 * vst) {
+		__m512 acc[4][4];
+
+		for (int r = 0; r < 4; r++)
+			for (int l = 0; l < 4; l++)
+				acc[r][l] = _mm512_setzero_ps();
+		for (size_t i = 0; i < n; i += 64)
+			for (int l = 0; l < 4; l++) {
+				const size_t at = i + 16 * (size_t)l;
+				const __m512 pl = _mm512_loadu_ps(p + at);
+
+				/* tiny: one lane chain over every group of 16 (acc[r][0]) */
+				for (int r = 0; r < 4; r++)
+					acc[r][tiny ? 0 : l] = _mm512_fmadd_ps(load_f16_512(v + r * vst + at, n_kv - (ptrdiff_t)at),
+					                                       pl, acc[r][tiny ? 0 : l]);
 			}
-		}
-		for (size_t r = 0; r < nr; r++)
-			f16_round_n(c->q + (r0 + r) * m->q_dim + (size_t)h * hd, c->qf + r * hd, hd);
-		for (size_t r = 0; r < nr; r++) {
-			float *kq = c->kq + r * n_kv, *o = c->att + (r0 + r) * m->q_dim + (size_t)h * hd;
+		for (int r = 0; r < 4; r++)
+			o[d + r] = tiny ? reduce16_512(acc[r][0]) : combine4_512(acc[r]);
+	}
+}
 
-			/* kq[j] = K[j] . q_r over the cached positions j */
-			for (size_t j = 0; j < n_kv; j++)
-				kq[j] = kq_tiny ? dot_f16_tiny(c->kf + j * hd, c->qf + r * hd, hd)
-				                : dot_f16_vec(c->kf + j * hd, c->qf + r * hd, hd);
-			softmax_row(kq, c->s, p0 + r0 + r + 1, n_pad, scale);
-			f16_round_n(c->s, c->pf, n_pad);
-			/* o[d] = V^T[d] . p over n_pad cells */
-			for (size_t d = 0; d < hd; d++)
-				o[d] = kqv_tiny ? dot_f16_tiny(c->vf + d * c->n_cells, c->pf, n_pad)
-				                : dot_f16_vec(c->vf + d * c->n_cells, c->pf, n_pad);
+/* swiglu_row on whole groups of 16 (v_expf_512), libm's expf on the rest. y may be g. */
+T512 static void swiglu_512(float *y, const float *g, const float *u, size_t n)
+{
+	const size_t nv = n - n % 16;
+	size_t i = 0;
+
+	for (; i < nv; i += 16) {
+		const __m512 gv = _mm512_loadu_ps(g + i);
+		const __m512 e = v_expf_512(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+
+		_mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), e)),
+		                                      _mm512_loadu_ps(u + i)));
+	}
+	for (; i < n; i++)
+		y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* softmax_row's probabilities, then rounded to f16 (f16_round_n) into pf[0..n_pad). p: scratch of n_pad. */
+T512 static void softmax_f16_512(const float *kq, float *p, float *pf, size_t n_valid, size_t n_pad, float scale)
+{
+	float max = -INFINITY, inv;
+	double sum = 0.0;
+
+	for (size_t j = 0; j < n_valid; j++) {
+		p[j] = kq[j] * scale;
+		if (p[j] > max)
+			max = p[j];
+	}
+	for (size_t j = 0; j < n_pad; j += 16) {
+		const ptrdiff_t left = (ptrdiff_t)n_valid - (ptrdiff_t)j;
+		const __mmask16 k = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+		const __m512 e = _mm512_maskz_mov_ps(k, v_expf_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + j),
+		                                                                  _mm512_set1_ps(max))));
+
+		_mm512_storeu_ps(p + j, e);
+		sum += (double)reduce16_512(e);
+	}
+	inv = (float)(1.0 / sum);
+	for (size_t j = 0; j < n_pad; j += 16)
+		_mm512_storeu_ps(pf + j, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(p + j),
+		                                                                       _mm512_set1_ps(inv)),
+		                                                         _MM_FROUND_TO_NEAREST_INT)));
+}
+
+/* att_row from the cache: K rows at kl (stride kv_dim), V^T rows at vl (stride n_cells, n_kv values readable). */
+T512 static void att_row_512(const struct cce_work *w, const struct att_part *p, const uint16_t *kl, const uint16_t *vl,
+                             size_t cells, size_t n_kv, const float *q, uint32_t pos, int prompt, float *o)
+{
+	const size_t hd = w->m->hp.head_dim, kvd = w->m->kv_dim, n_valid = (size_t)pos + 1, n_span = span_of(n_valid);
+	const float scale = 1.0f / sqrtf((float)hd);
+
+	f16_round_n(q, p->qf, hd);
+	kq_512(kl, kvd, p->qf, hd, n_valid, prompt, p->kq);
+	softmax_f16_512(p->kq, p->s, p->pf, n_valid, n_span, scale);
+	kqv_512(vl, cells, (ptrdiff_t)n_kv, p->pf, n_span, hd, prompt, o);
+}
+#endif
+
+/* An item's rows and heads: every (head, row) into att; the portable code loads its KV head as floats first. */
+static void att_item(const struct cce_work *w, const struct att_item *it, uint32_t il, const struct att_part *p)
+{
+	const struct cce_model *m = w->m;
+	const size_t hd = m->hp.head_dim, kvd = m->kv_dim, n_kv = (size_t)it->p0 + it->n;
+	const uint32_t kvh = it->h0 / (m->hp.n_head / m->hp.n_head_kv);
+	const struct cce_ctx *c = it->c;
+
+#ifdef HAVE_AVX512_PATH
+	if (w->avx512 && hd % 16 == 0) {
+		const uint16_t *kl = c->kc + (size_t)il * c->n_cells * kvd + kvh * hd;
+		const uint16_t *vl = c->vc + ((size_t)il * kvd + kvh * hd) * c->n_cells;
+
+		for (uint32_t h = it->h0; h < it->h1; h++)
+			for (uint32_t r = 0; r < it->n; r++)
+				att_row_512(w, p, kl, vl, c->n_cells, n_kv, w->q + (size_t)(it->r0 + r) * m->q_dim + h * hd,
+				            it->p0 + r, it->prompt, w->att + (size_t)(it->o0 + r) * m->q_dim + h * hd);
+		return;
+	}
+#endif
+	att_load(w, c, il, kvh, n_kv, p);
+	for (uint32_t h = it->h0; h < it->h1; h++)
+		for (uint32_t r = 0; r < it->n; r++)
+			att_row(w, p, w->q + (size_t)(it->r0 + r) * m->q_dim + h * hd, it->p0 + r, it->prompt,
+			        w->att + (size_t)(it->o0 + r) * m->q_dim + h * hd);
+}
+
+struct att_job {
+	const struct cce_work *w;
+	uint32_t il;
+	_Atomic size_t next; /* the next item to take */
+};
+
+/* One part: takes items in turn until none is left (their costs differ: taking them keeps the parts even). */
+static void att_part_run(void *arg, int part, int nparts)
+{
+	struct att_job *j = arg;
+	const struct cce_work *w = j->w;
+	size_t i;
+
+	(void)nparts;
+	while ((i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < w->nitems)
+		att_item(w, &w->items[i], j->il, &w->parts[part]);
+}
+
+/* Whether a call runs the AVX-512 code: libcck's avx512 tier is in use (forcing a lower tier, e.g. CCK_TIER=avx2,
+ * runs the portable code: the same bits). */
+static int avx512_ok(void)
+{
+#ifdef HAVE_AVX512_PATH
+	return strcmp(cck_tier(), "avx512") == 0;
+#else
+	return 0;
+#endif
+}
+
+/* The attention of layer il: w's items over w->att_nparts parts. */
+static int attention(const struct cce_work *w, uint32_t il)
+{
+	struct att_job j = {w, il, 0};
+	int rc = cck_parallel(w->att_nparts, att_part_run, &j);
+
+	return rc < 0 ? rc : 0;
+}
+
+/*
+ * The attention items of nseg segments: each segment's rows (in chunks of ATT_ROWS when several parts share them)
+ * by KV head, or by q head when that still leaves fewer than 2 items a part. One part when the work is small.
+ */
+static void att_plan(struct cce_work *w, const struct att_seg *segs, size_t nseg)
+{
+	const struct cce_hparams *hp = &w->m->hp;
+	const int threads = cck_get_threads();
+	int np = threads < w->nparts ? threads : w->nparts;
+	size_t cost = 0, chunks = 0;
+	uint32_t rows, hs;
+
+	for (size_t i = 0; i < nseg; i++)
+		cost += (size_t)segs[i].n * (segs[i].p0 + segs[i].n);
+	if (cost * hp->n_head * hp->head_dim < ATT_PAR_MIN)
+		np = 1;
+	rows = np > 1 ? ATT_ROWS : w->max_tokens;
+	for (size_t i = 0; i < nseg; i++)
+		chunks += (segs[i].n + rows - 1) / rows;
+	hs = np > 1 && chunks * hp->n_head_kv < 2 * (size_t)np ? 1 : hp->n_head / hp->n_head_kv;
+	w->nitems = 0;
+	for (size_t i = 0; i < nseg; i++) {
+		const struct att_seg *g = &segs[i];
+
+		for (uint32_t r = 0; r < g->n; r += rows)
+			for (uint32_t h = 0; h < hp->n_head; h += hs)
+				w->items[w->nitems++] = (struct att_item){g->c, g->r0 + r, g->n - r < rows ? g->n - r : rows,
+				                                          g->p0 + r, g->o0 + r, h, h + hs, g->prompt};
+	}
+	w->att_nparts = np;
+}
+
+/* ---- a layer over the rows of a pass ------------------------------------------------------------------------ */
+
+/* RoPE at each row's position, then the row's K and V into its context's cache. */
+static void rope_store(struct cce_work *w, uint32_t il)
+{
+	const struct cce_model *m = w->m;
+	const struct cce_hparams *hp = &m->hp;
+	const size_t kvd = m->kv_dim;
+
+	for (size_t r = 0; r < w->nb; r++) {
+		const struct cce_ctx *c = w->rctx[r];
+		const uint32_t pos = w->rpos[r];
+		const float *rope = w->rope + r * hp->n_rot, *vr = w->v + r * kvd;
+		uint16_t *kl = c->kc + (size_t)il * c->n_cells * kvd, *vl = c->vc + (size_t)il * c->n_cells * kvd;
+
+		rope_apply(hp, rope, w->q + r * m->q_dim, hp->n_head);
+		rope_apply(hp, rope, w->k + r * kvd, hp->n_head_kv);
+		f32_to_f16_n(w->k + r * kvd, kl + (size_t)pos * kvd, kvd);
+		for (size_t i = 0; i < kvd; i++)
+			vl[i * c->n_cells + pos] = f32_to_f16(vr[i]);
+	}
+}
+
+/* The last layer goes on with the rows whose logits are wanted only (llama.cpp's out_ids): their x to rows 0... */
+static void keep_wanted(struct cce_work *w)
+{
+	const size_t ne = w->m->hp.n_embd;
+
+	for (size_t i = 0; i < w->nw; i++)
+		if (w->wsegs[i].r0 != i) /* > i: not yet overwritten */
+			memcpy(w->x + i * ne, w->x + (size_t)w->wsegs[i].r0 * ne, ne * sizeof(float));
+}
+
+/* Attention output projection and the feed-forward block over rows [0, nr) of att and x. */
+static int attn_out_ffn(struct cce_work *w, const struct cce_layer *L, size_t nr)
+{
+	const struct cce_hparams *hp = &w->m->hp;
+	const size_t ne = hp->n_embd, nff = hp->n_ff;
+	int rc;
+
+	if ((rc = matmul(&L->wo, L->bo, w->att, w->tmp, nr)))
+		return rc;
+	for (size_t i = 0; i < nr * ne; i++)
+		w->x[i] += w->tmp[i];
+	for (size_t r = 0; r < nr; r++)
+		rms_norm(w->x + r * ne, L->ffn_norm, w->xn + r * ne, ne, hp->rms_eps);
+	if ((rc = matmul(&L->w_gate, L->b_gate, w->xn, w->gate, nr)) ||
+	    (rc = matmul(&L->w_up, L->b_up, w->xn, w->up, nr)))
+		return rc;
+	for (size_t r = 0; r < nr; r++) {
+#ifdef HAVE_AVX512_PATH
+		if (w->avx512) {
+			swiglu_512(w->gate + r * nff, w->gate + r * nff, w->up + r * nff, nff);
+			continue;
 		}
+#endif
+		swiglu_row(w->gate + r * nff, w->gate + r * nff, w->up + r * nff, nff);
+	}
+	if ((rc = matmul(&L->w_down, L->b_down, w->gate, w->tmp, nr)))
+		return rc;
+	for (size_t i = 0; i < nr * ne; i++)
+		w->x[i] += w->tmp[i];
+	return 0;
+}
+
+/* Layer il over the pass's rows; the last layer goes on after the KV store with the wanted rows only. */
+static int layer(struct cce_work *w, uint32_t il, int last)
+{
+	const struct cce_model *m = w->m;
+	const struct cce_layer *L = &m->layers[il];
+	const size_t ne = m->hp.n_embd;
+	int rc;
+
+	for (size_t r = 0; r < w->nb; r++)
+		rms_norm(w->x + r * ne, L->attn_norm, w->xn + r * ne, ne, m->hp.rms_eps);
+	if ((rc = matmul(&L->wq, L->bq, w->xn, w->q, w->nb)) || (rc = matmul(&L->wk, L->bk, w->xn, w->k, w->nb)) ||
+	    (rc = matmul(&L->wv, L->bv, w->xn, w->v, w->nb)))
+		return rc;
+	rope_store(w, il);
+	if (last) {
+		if (w->nw == 0)
+			return 0;
+		keep_wanted(w);
+		att_plan(w, w->wsegs, w->nw);
+	}
+	if ((rc = attention(w, il)))
+		return rc;
+	return attn_out_ffn(w, L, last ? w->nw : w->nb);
+}
+
+/* ---- passes ------------------------------------------------------------------------------------------------- */
+
+/* The next row of the pass: token id at position pos of c (its embedding, and the cos/sin of its position). */
+static int pass_row(struct cce_work *w, struct cce_ctx *c, int32_t id, uint32_t pos)
+{
+	const struct cce_model *m = w->m;
+	const size_t ne = m->hp.n_embd, r = w->nb++;
+	const unsigned char *row = (const unsigned char *)m->tok_embd.data + (size_t)id * m->tok_embd.row_bytes;
+
+	w->rctx[r] = c;
+	w->rpos[r] = pos;
+	rope_cache(m, pos, w->rope + r * m->hp.n_rot);
+	return cck_dequantize(m->tok_embd.type, row, w->x + r * ne, ne);
+}
+
+/*
+ * Lay out the next pass: up to max_tokens rows from token *ti of sequence *si on (the positions counted from each
+ * context's pos, which only moves once the whole call is done). A sequence whose last token is in the pass and that
+ * wants logits adds a wanted row.
+ */
+static int pass_plan(struct cce_work *w, const struct cce_seq *seqs, size_t nseq, size_t *si, uint32_t *ti)
+{
+	int rc;
+
+	w->nb = w->nseg = w->nw = 0;
+	while (*si < nseq && w->nb < w->max_tokens) {
+		const struct cce_seq *s = &seqs[*si];
+		const uint32_t room = w->max_tokens - (uint32_t)w->nb, take = s->n - *ti < room ? s->n - *ti : room;
+		const struct att_seg g = {s->ctx, (uint32_t)w->nb, take, s->ctx->pos + *ti, (uint32_t)w->nb, !!s->prompt};
+
+		w->segs[w->nseg++] = g;
+		for (uint32_t i = 0; i < take; i++)
+			if ((rc = pass_row(w, s->ctx, s->ids[*ti + i], g.p0 + i)))
+				return rc;
+		*ti += take;
+		if (*ti < s->n)
+			break;
+		if (s->logits) {
+			w->wsegs[w->nw] = (struct att_seg){s->ctx, (uint32_t)w->nb - 1, 1, g.p0 + take - 1, (uint32_t)w->nw,
+			                                   !!s->prompt};
+			w->wlog[w->nw++] = s->logits;
+		}
+		(*si)++;
+		*ti = 0;
+	}
+	att_plan(w, w->segs, w->nseg);
+	return 0;
+}
+
+/* Output norm and output matrix over the pass's wanted rows, out_rows at a time (one: straight into its logits). */
+static int pass_logits(struct cce_work *w)
+{
+	const struct cce_model *m = w->m;
+	const size_t ne = m->hp.n_embd, nv = m->hp.n_vocab;
+	size_t k;
+	int rc;
+
+	for (size_t i = 0; i < w->nw; i++)
+		rms_norm(w->x + i * ne, m->output_norm, w->xn + i * ne, ne, m->hp.rms_eps);
+	for (size_t i = 0; i < w->nw; i += k) {
+		k = w->nw - i < w->out_rows ? w->nw - i : w->out_rows;
+		if (k <= 1) {
+			k = 1;
+			rc = matmul(&m->output, m->output_b, w->xn + i * ne, w->wlog[i], 1);
+		} else {
+			rc = matmul(&m->output, m->output_b, w->xn + i * ne, w->out, k);
+			for (size_t j = 0; rc == 0 && j < k; j++)
+				memcpy(w->wlog[i + j], w->out + j * nv, nv * sizeof(float));
+		}
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
 
-/* One layer over the nb rows of c->x at positions p0..; last: only row nb - 1's output is needed after the KV
- * store (need_out 0: none). */
-static int layer(struct cce_ctx *c, uint32_t il, uint32_t p0, size_t nb, int last, int need_out)
+/* One sequence of a batch: -EINVAL for what no context could take. */
+static int seq_check(const struct cce_work *w, const struct cce_seq *s)
 {
-	const struct cce_model *m = c->m;
-	const struct cce_hparams *hp = &m->hp;
-	const struct cce_layer *L = &m->layers[il];
-	const size_t ne = hp->n_embd, kvd = m->kv_dim;
-	uint16_t *kl = c->kc + (size_t)il * c->n_cells * kvd;
-	uint16_t *vl = c->vc + (size_t)il * c->n_cells * kvd;
-	size_t r0;
+	const struct cce_ctx *c = s->ctx;
+
+	if (!c || c->m != w->m || c->n_ctx > w->max_ctx || !s->ids || s->n == 0)
+		return -EINVAL;
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->ids[i] < 0 || (uint32_t)s->ids[i] >= w->m->hp.n_vocab)
+			return -EINVAL;
+	return 0;
+}
+
+/* Every check of cce_eval_batch, before anything is evaluated: -EINVAL, then -ENOSPC. */
+static int batch_check(const struct cce_work *w, const struct cce_seq *seqs, size_t nseq)
+{
+	size_t i;
+	int rc = 0;
+
+	if (!w || !seqs || nseq == 0)
+		return -EINVAL;
+	/* a context named twice is found marked (the marks are cleared again below) */
+	for (i = 0; i < nseq; i++) {
+		if ((rc = seq_check(w, &seqs[i])) || (rc = seqs[i].ctx->named ? -EINVAL : 0))
+			break;
+		seqs[i].ctx->named = 1;
+	}
+	while (i > 0)
+		seqs[--i].ctx->named = 0;
+	for (i = 0; i < nseq && rc == 0; i++)
+		if (seqs[i].n > seqs[i].ctx->n_ctx - seqs[i].ctx->pos)
+			rc = -ENOSPC;
+	return rc;
+}
+
+/* ---- API ---------------------------------------------------------------------------------------------------- */
+
+/* n objects of size bytes at *off, 64-byte aligned, from base (NULL: only counts); *ovf set on overflow. */
+static void *carve(char *base, size_t *off, size_t n, size_t size, int *ovf)
+{
+	const size_t at = *off + 63 < *off ? SIZE_MAX : (*off + 63) & ~(size_t)63;
+
+	if (at == SIZE_MAX || (n && size > (SIZE_MAX - at) / n)) {
+		*ovf = 1;
+		return NULL;
+	}
+	*off = at + n * size;
+	return base && !*ovf ? base + at : NULL;
+}
+
+/* Lays w's buffers out from base (NULL: only their size, into *size); -EOVERFLOW. */
+static int work_layout(struct cce_work *w, char *base, size_t *size)
+{
+	const struct cce_hparams *hp = &w->m->hp;
+	const size_t t = w->max_tokens, cells = w->max_cells, hd = hp->head_dim, f = sizeof(float);
+	size_t off = 0;
+	int ovf = 0;
+
+	w->x = carve(base, &off, t, hp->n_embd * f, &ovf);
+	w->xn = carve(base, &off, t, hp->n_embd * f, &ovf);
+	w->tmp = carve(base, &off, t, hp->n_embd * f, &ovf);
+	w->q = carve(base, &off, t, w->m->q_dim * f, &ovf);
+	w->att = carve(base, &off, t, w->m->q_dim * f, &ovf);
+	w->k = carve(base, &off, t, w->m->kv_dim * f, &ovf);
+	w->v = carve(base, &off, t, w->m->kv_dim * f, &ovf);
+	w->gate = carve(base, &off, t, hp->n_ff * f, &ovf);
+	w->up = carve(base, &off, t, hp->n_ff * f, &ovf);
+	w->rope = carve(base, &off, t, hp->n_rot * f, &ovf);
+	w->out = carve(base, &off, w->out_rows, hp->n_vocab * f, &ovf);
+	w->rctx = carve(base, &off, t, sizeof(*w->rctx), &ovf);
+	w->rpos = carve(base, &off, t, sizeof(*w->rpos), &ovf);
+	w->segs = carve(base, &off, t, sizeof(*w->segs), &ovf);
+	w->wsegs = carve(base, &off, t, sizeof(*w->wsegs), &ovf);
+	w->wlog = carve(base, &off, t, sizeof(*w->wlog), &ovf);
+	w->items = carve(base, &off, t, hp->n_head * sizeof(*w->items), &ovf);
+	w->parts = carve(base, &off, (size_t)w->nparts, sizeof(*w->parts), &ovf);
+	for (int i = 0; i < w->nparts; i++) {
+		struct att_part dummy, *p = w->parts ? &w->parts[i] : &dummy;
+
+		p->kf = carve(base, &off, cells, hd * f, &ovf);
+		p->vf = carve(base, &off, cells, hd * f, &ovf);
+		p->qf = carve(base, &off, hd, f, &ovf);
+		p->kq = carve(base, &off, cells, f, &ovf);
+		p->s = carve(base, &off, cells, f, &ovf);
+		p->pf = carve(base, &off, cells, f, &ovf);
+	}
+	*size = off;
+	return ovf ? -EOVERFLOW : 0;
+}
+
+/* A work of out_rows logit rows per output matmul (cce_eval's own: 0, it has one). */
+static int work_create(const struct cce_model *m, uint32_t max_tokens, uint32_t max_ctx, uint32_t out_rows,
+                       struct cce_work **ret)
+{
+	struct cce_work *w;
+	size_t size;
 	int rc;
 
-	for (size_t r = 0; r < nb; r++)
-		rms_norm(c->x + r * ne, L->attn_norm, c->xn + r * ne, ne, hp->rms_eps);
-	if ((rc = matmul(&L->wq, L->bq, c->xn, c->q, nb)) || (rc = matmul(&L->wk, L->bk, c->xn, c->k, nb)) ||
-	    (rc = matmul(&L->wv, L->bv, c->xn, c->v, nb)))
+	if (!ret)
+		return -EINVAL;
+	*ret = NULL;
+	if (!m || max_tokens == 0 || max_ctx == 0)
+		return -EINVAL;
+	if (max_ctx > UINT32_MAX - KV_PAD)
+		return -EOVERFLOW;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	*w = (struct cce_work){.m = m, .max_tokens = max_tokens, .max_ctx = max_ctx, .out_rows = out_rows};
+	w->max_cells = (max_ctx + KV_PAD - 1) / KV_PAD * KV_PAD;
+	w->nparts = cck_get_threads(); /* attention scratch for each thread the pool may give it */
+	if ((rc = work_layout(w, NULL, &size)) == 0 && size > SIZE_MAX - 64)
+		rc = -EOVERFLOW;
+	if (rc == 0 && !(w->mem = malloc(size + 64)))
+		rc = -ENOMEM;
+	if (rc) {
+		free(w);
 		return rc;
-	for (size_t r = 0; r < nb; r++) {
-		const uint32_t pos = p0 + (uint32_t)r;
-		const float *kr = c->k + r * kvd, *vr = c->v + r * kvd;
-
-		rope_cache(m, pos, c->rope);
-		rope_apply(hp, c->rope, c->q + r * m->q_dim, hp->n_head);
-		rope_apply(hp, c->rope, c->k + r * kvd, hp->n_head_kv);
-		f32_to_f16_n(kr, kl + (size_t)pos * kvd, kvd);
-		for (size_t i = 0; i < kvd; i++)
-			vl[i * c->n_cells + pos] = f32_to_f16(vr[i]);
 	}
-	if (last && !need_out)
-		return 0;
-	r0 = last ? nb - 1 : 0; /* the last layer: only the row whose logits are wanted (as llama.cpp's out_ids) */
-	if ((rc = attention(c, il, p0, r0, nb)))
-		return rc;
-	if ((rc = matmul(&L->wo, L->bo, c->att + r0 * m->q_dim, c->tmp + r0 * ne, nb - r0)))
-		return rc;
-	for (size_t i = r0 * ne; i < nb * ne; i++)
-		c->x[i] += c->tmp[i];
-	for (size_t r = r0; r < nb; r++)
-		rms_norm(c->x + r * ne, L->ffn_norm, c->xn + r * ne, ne, hp->rms_eps);
-	if ((rc = matmul(&L->w_gate, L->b_gate, c->xn + r0 * ne, c->gate, nb - r0)) ||
-	    (rc = matmul(&L->w_up, L->b_up, c->xn + r0 * ne, c->up, nb - r0)))
-		return rc;
-	for (size_t r = 0; r < nb - r0; r++)
-		swiglu_row(c->gate + r * hp->n_ff, c->gate + r * hp->n_ff, c->up + r * hp->n_ff, hp->n_ff);
-	if ((rc = matmul(&L->w_down, L->b_down, c->gate, c->tmp + r0 * ne, nb - r0)))
-		return rc;
-	for (size_t i = r0 * ne; i < nb * ne; i++)
-		c->x[i] += c->tmp[i];
+	work_layout(w, (char *)(((uintptr_t)w->mem + 63) & ~(uintptr_t)63), &size);
+	w->bytes = sizeof(*w) + size + 64;
+	*ret = w;
 	return 0;
+}
+
+int cce_work_new(const struct cce_model *m, uint32_t max_tokens, uint32_t max_ctx, struct cce_work **ret)
+{
+	return work_create(m, max_tokens, max_ctx, max_tokens < OUT_ROWS ? max_tokens : OUT_ROWS, ret);
+}
+
+void cce_work_free(struct cce_work *w)
+{
+	if (!w)
+		return;
+	free(w->mem);
+	free(w);
+}
+
+size_t cce_work_bytes(const struct cce_work *w)
+{
+	return w ? w->bytes : 0;
+}
+
+size_t cce_kv_bytes(const struct cce_model *m, uint32_t n_ctx)
+{
+	const size_t per = 2 * sizeof(uint16_t); /* K and V of one value */
+	size_t cells;
+
+	if (!m || n_ctx > UINT32_MAX - KV_PAD)
+		return 0;
+	cells = (n_ctx + KV_PAD - 1) / KV_PAD * KV_PAD;
+	if (cells > SIZE_MAX / per / m->kv_dim / m->hp.n_layer)
+		return 0;
+	return cells * m->kv_dim * m->hp.n_layer * per;
 }
 
 int cce_ctx_new(const struct cce_model *m, uint32_t n_ctx, struct cce_ctx **ret)
 {
 	struct cce_ctx *c;
-	size_t cache, ne, ub = UBATCH;
-	uint32_t cells;
+	size_t half;
 
 	if (!ret)
 		return -EINVAL;
 	*ret = NULL;
 	if (!m || n_ctx == 0)
 		return -EINVAL;
-	ne = m->hp.n_embd;
-	/* per layer n_cells * kv_dim halves: model dimensions are bounded (model.c), n_ctx is the caller's */
-	if (n_ctx > UINT32_MAX - KV_PAD || (size_t)n_ctx + KV_PAD > SIZE_MAX / 4 / m->kv_dim / m->hp.n_layer / UBATCH)
+	half = cce_kv_bytes(m, n_ctx) / 2; /* the K cache, or the V cache */
+	if (half == 0)
 		return -EOVERFLOW;
-	cells = (n_ctx + KV_PAD - 1) / KV_PAD * KV_PAD;
-	cache = (size_t)m->hp.n_layer * cells * m->kv_dim;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->m = m;
 	c->n_ctx = n_ctx;
-	c->n_cells = cells;
-	c->kc = calloc(cache, sizeof(uint16_t));
-	c->vc = calloc(cache, sizeof(uint16_t));
-	c->x = malloc(ub * ne * sizeof(float));
-	c->xn = malloc(ub * ne * sizeof(float));
-	c->tmp = malloc(ub * ne * sizeof(float));
-	c->q = malloc(ub * m->q_dim * sizeof(float));
-	c->att = malloc(ub * m->q_dim * sizeof(float));
-	c->k = malloc(ub * m->kv_dim * sizeof(float));
-	c->v = malloc(ub * m->kv_dim * sizeof(float));
-	c->qh = malloc(ub * m->hp.head_dim * sizeof(float));
-	c->oh = malloc(ub * m->hp.head_dim * sizeof(float));
-	c->kq = malloc(ub * cells * sizeof(float));
-	c->s = malloc(ub * cells * sizeof(float));
-	c->gate = malloc(ub * m->hp.n_ff * sizeof(float));
-	c->up = malloc(ub * m->hp.n_ff * sizeof(float));
-	c->rope = malloc(m->hp.n_rot * sizeof(float));
-	c->kf = malloc((size_t)cells * m->hp.head_dim * sizeof(float));
-	c->vf = malloc((size_t)cells * m->hp.head_dim * sizeof(float));
-	c->qf = malloc(ub * m->hp.head_dim * sizeof(float));
-	c->pf = malloc(cells * sizeof(float));
-	if (!c->kc || !c->vc || !c->x || !c->xn || !c->tmp || !c->q || !c->att || !c->k || !c->v || !c->qh || !c->oh ||
-	    !c->kq || !c->s || !c->gate || !c->up || !c->rope || !c->kf || !c->vf || !c->qf || !c->pf) {
+	c->n_cells = (n_ctx + KV_PAD - 1) / KV_PAD * KV_PAD;
+	c->kc = calloc(half, 1);
+	c->vc = calloc(half, 1);
+	if (!c->kc || !c->vc) {
 		cce_ctx_free(c);
 		return -ENOMEM;
 	}
@@ -537,26 +1098,9 @@ void cce_ctx_free(struct cce_ctx *c)
 {
 	if (!c)
 		return;
+	cce_work_free(c->work);
 	free(c->kc);
 	free(c->vc);
-	free(c->x);
-	free(c->xn);
-	free(c->tmp);
-	free(c->q);
-	free(c->att);
-	free(c->k);
-	free(c->v);
-	free(c->qh);
-	free(c->oh);
-	free(c->kq);
-	free(c->s);
-	free(c->gate);
-	free(c->up);
-	free(c->rope);
-	free(c->kf);
-	free(c->vf);
-	free(c->qf);
-	free(c->pf);
 	free(c);
 }
 
@@ -571,51 +1115,54 @@ void cce_ctx_reset(struct cce_ctx *c)
 		c->pos = 0;
 }
 
+size_t cce_ctx_kv_bytes(const struct cce_ctx *c)
+{
+	return c ? cce_kv_bytes(c->m, c->n_ctx) : 0;
+}
+
+uint32_t cce_ctx_n_ctx(const struct cce_ctx *c)
+{
+	return c ? c->n_ctx : 0;
+}
+
+int cce_eval_batch(struct cce_work *w, struct cce_seq *seqs, size_t nseq, const _Atomic int *cancel)
+{
+	size_t si = 0;
+	uint32_t ti = 0;
+	int rc;
+
+	if ((rc = batch_check(w, seqs, nseq)))
+		return rc;
+	w->avx512 = avx512_ok();
+	while (si < nseq) {
+		if ((rc = pass_plan(w, seqs, nseq, &si, &ti)))
+			return rc;
+		for (uint32_t il = 0; il < w->m->hp.n_layer; il++) {
+			if (cancel && atomic_load_explicit(cancel, memory_order_relaxed))
+				return -ECANCELED;
+			if ((rc = layer(w, il, il + 1 == w->m->hp.n_layer)))
+				return rc;
+		}
+		if ((rc = pass_logits(w)))
+			return rc;
+	}
+	for (size_t i = 0; i < nseq; i++)
+		seqs[i].ctx->pos += seqs[i].n;
+	return 0;
+}
+
+/* One sequence through the context's own work: a prompt when it has 2 or more tokens (one llama_decode of them). */
 int cce_eval(struct cce_ctx *c, const int32_t *ids, size_t n, float *logits, const _Atomic int *cancel)
 {
-	const struct cce_model *m;
-	const struct cce_hparams *hp;
-	size_t ne, done = 0, last = 0;
+	struct cce_seq s;
 	int rc;
 
 	if (!c || !ids || n == 0)
 		return -EINVAL;
-	m = c->m;
-	hp = &m->hp;
-	ne = hp->n_embd;
-	for (size_t i = 0; i < n; i++)
-		if (ids[i] < 0 || (uint32_t)ids[i] >= hp->n_vocab)
-			return -EINVAL;
-	if (n > c->n_ctx - c->pos)
+	if (n > UINT32_MAX)
 		return -ENOSPC;
-	c->batched = n >= 2; /* as a llama_decode of n tokens: its f16 attention products in tinyBLAS's order */
-	while (done < n) {
-		const size_t nb = n - done < UBATCH ? n - done : UBATCH;
-		const int final = done + nb == n;
-		const uint32_t p0 = c->pos + (uint32_t)done;
-
-		for (size_t r = 0; r < nb; r++) {
-			const unsigned char *row =
-			    (const unsigned char *)m->tok_embd.data + (size_t)ids[done + r] * m->tok_embd.row_bytes;
-
-			if ((rc = cck_dequantize(m->tok_embd.type, row, c->x + r * ne, ne)))
-				return rc;
-		}
-		for (uint32_t il = 0; il < hp->n_layer; il++) {
-			if (cancel && atomic_load_explicit(cancel, memory_order_relaxed))
-				return -ECANCELED;
-			rc = layer(c, il, p0, nb, il + 1 == hp->n_layer, final && logits);
-			if (rc)
-				return rc;
-		}
-		done += nb;
-		last = nb - 1;
-	}
-	c->pos += (uint32_t)n;
-	if (logits) {
-		rms_norm(c->x + last * ne, m->output_norm, c->xn, ne, hp->rms_eps);
-		if ((rc = matmul(&m->output, m->output_b, c->xn, logits, 1)))
-			return rc;
-	}
-	return 0;
+	if (!c->work && (rc = work_create(c->m, UBATCH, c->n_ctx, 0, &c->work)))
+		return rc;
+	s = (struct cce_seq){c, ids, (uint32_t)n, n >= 2, logits};
+	return cce_eval_batch(c->work, &s, 1, cancel);
 }

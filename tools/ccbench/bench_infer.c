@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* bench_infer.c: `ccbench infer`: prompt processing and generation speed of the engine in-process (the figures
- * bench/compare-llamacpp sets beside llama.cpp's on the same model, prompt and threads). */
+ * bench/compare-llamacpp sets beside llama.cpp's on the same model, prompt and threads), and with --batch K the
+ * aggregate generation speed of K sequences decoded together (continuous batching: one cce_eval_batch per step). */
 #include "config.h"
 
 #include <errno.h>
@@ -20,6 +21,16 @@
 
 int cmd_infer(int argc, char **argv);
 
+/* Tokens of a --batch pass: the prompts go through in passes of this many. */
+#define BATCH_PASS 64
+
+struct bench {
+	const char *path;
+	long threads, np, ng, reps, batch;
+	struct cce_model *m;
+	const struct cce_hparams *hp;
+};
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -30,88 +41,229 @@ static double now_s(void)
 
 /*
  * The prompt: token i is (i * 7919 + 13) mod n_vocab, skipping id 0..2 (specials in these vocabularies), so any
- * peer can rebuild the same ids. The prompt starts with BOS (1) as llama.cpp's bench does.
+ * peer can rebuild the same ids. The prompt starts with BOS (1) as llama.cpp's bench does. Sequence s of --batch
+ * takes tokens s * np + i instead (a prompt of its own, BOS first).
  */
-static int32_t prompt_id(uint32_t i, uint32_t n_vocab)
+static int32_t prompt_id(uint64_t i, uint32_t n_vocab)
 {
 	if (i == 0)
 		return 1;
-	return (int32_t)(3 + ((uint64_t)i * 7919u + 13u) % (n_vocab - 3));
+	return (int32_t)(3 + (i * 7919u + 13u) % (n_vocab - 3));
 }
 
-static int argmax(const float *v, uint32_t n)
+static int32_t argmax(const float *v, uint32_t n)
 {
 	uint32_t i, best = 0;
 
 	for (i = 1; i < n; i++)
 		if (v[i] > v[best])
 			best = i;
-	return (int)best;
+	return (int32_t)best;
+}
+
+/* The classic figures: one context, its prompt in one cce_eval, then ng tokens one at a time. */
+static int run_single(const struct bench *b)
+{
+	struct cce_ctx *ctx = NULL;
+	double best_pp = 0, best_tg = 0;
+	int32_t *ids = malloc((size_t)b->np * sizeof(*ids));
+	float *logits = malloc((size_t)b->hp->n_vocab * sizeof(*logits));
+	int r = 0;
+
+	if (!ids || !logits || cce_ctx_new(b->m, (uint32_t)(b->np + b->ng), &ctx) < 0)
+		r = -ENOMEM;
+	for (long i = 0; r == 0 && i < b->np; i++)
+		ids[i] = prompt_id((uint64_t)i, b->hp->n_vocab);
+	for (long rep = 0; r == 0 && rep < b->reps; rep++) {
+		double t0, pp, tg;
+		int32_t next;
+
+		cce_ctx_reset(ctx);
+		t0 = now_s();
+		r = cce_eval(ctx, ids, (size_t)b->np, logits, NULL);
+		pp = now_s() - t0;
+		t0 = now_s();
+		for (long i = 0; i < b->ng && r == 0; i++) {
+			next = argmax(logits, b->hp->n_vocab);
+			r = cce_eval(ctx, &next, 1, logits, NULL);
+		}
+		tg = now_s() - t0;
+		if ((double)b->np / pp > best_pp)
+			best_pp = (double)b->np / pp;
+		if (b->ng && (double)b->ng / tg > best_tg)
+			best_tg = (double)b->ng / tg;
+	}
+	if (r == 0)
+		printf("{\"bench\":\"infer\",\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,\"prompt_tokens\":%ld,"
+		       "\"gen_tokens\":%ld,\"reps\":%ld,\"stat\":\"best\",\"pp_tps\":%.2f,\"tg_tps\":%.2f}\n",
+		       strrchr(b->path, '/') ? strrchr(b->path, '/') + 1 : b->path, b->hp->arch, cck_get_threads(), b->np,
+		       b->ng, b->reps, best_pp, best_tg);
+	cce_ctx_free(ctx);
+	free(ids);
+	free(logits);
+	return r;
+}
+
+/* K sequences decoded together (what --batch runs, K = 1 too). */
+struct group {
+	long k;
+	struct cce_ctx **ctx;
+	struct cce_seq *seqs;
+	int32_t *ids, *next; /* k x np prompt tokens; k next tokens */
+	float *logits;       /* k x n_vocab */
+};
+
+static void group_free(struct group *g)
+{
+	for (long s = 0; g->ctx && s < g->k; s++)
+		cce_ctx_free(g->ctx[s]);
+	free(g->ctx);
+	free(g->seqs);
+	free(g->ids);
+	free(g->next);
+	free(g->logits);
+}
+
+static int group_init(const struct bench *b, long k, struct group *g)
+{
+	const size_t nv = b->hp->n_vocab;
+
+	memset(g, 0, sizeof(*g));
+	g->k = k;
+	g->ctx = calloc((size_t)k, sizeof(*g->ctx));
+	g->seqs = calloc((size_t)k, sizeof(*g->seqs));
+	g->ids = malloc((size_t)k * (size_t)b->np * sizeof(*g->ids));
+	g->next = malloc((size_t)k * sizeof(*g->next));
+	g->logits = malloc((size_t)k * nv * sizeof(*g->logits));
+	if (!g->ctx || !g->seqs || !g->ids || !g->next || !g->logits)
+		return -ENOMEM;
+	for (long s = 0; s < k; s++) {
+		if (cce_ctx_new(b->m, (uint32_t)(b->np + b->ng), &g->ctx[s]) < 0)
+			return -ENOMEM;
+		for (long i = 0; i < b->np; i++)
+			g->ids[s * b->np + i] = prompt_id(i ? (uint64_t)(s * b->np + i) : 0, b->hp->n_vocab);
+	}
+	return 0;
+}
+
+/* One round: the k prompts in one call (passes of BATCH_PASS), then ng steps of one token each; the step time. */
+static int group_round(struct cce_work *w, const struct bench *b, struct group *g, double *tg)
+{
+	const size_t nv = b->hp->n_vocab;
+	double t0;
+	int r;
+
+	for (long s = 0; s < g->k; s++) {
+		cce_ctx_reset(g->ctx[s]);
+		g->seqs[s] = (struct cce_seq){g->ctx[s], g->ids + s * b->np, (uint32_t)b->np, b->np >= 2,
+		                              g->logits + (size_t)s * nv};
+	}
+	if ((r = cce_eval_batch(w, g->seqs, (size_t)g->k, NULL)))
+		return r;
+	t0 = now_s();
+	for (long i = 0; i < b->ng; i++) {
+		for (long s = 0; s < g->k; s++) {
+			g->next[s] = argmax(g->logits + (size_t)s * nv, (uint32_t)nv);
+			g->seqs[s].ids = &g->next[s];
+			g->seqs[s].n = 1;
+			g->seqs[s].prompt = 0;
+		}
+		if ((r = cce_eval_batch(w, g->seqs, (size_t)g->k, NULL)))
+			return r;
+	}
+	*tg = now_s() - t0;
+	return 0;
+}
+
+/* --batch K: aggregate decode tokens/s of K sequences and of one, rounds alternating (a noisy host hits both). */
+static int run_batch(const struct bench *b)
+{
+	struct group g1, gk;
+	struct cce_work *w = NULL;
+	double best1 = 0, bestk = 0, t;
+	int r;
+
+	r = cce_work_new(b->m, BATCH_PASS > b->batch ? BATCH_PASS : (uint32_t)b->batch, (uint32_t)(b->np + b->ng), &w);
+	if (r == 0)
+		r = group_init(b, 1, &g1);
+	if (r == 0)
+		r = group_init(b, b->batch, &gk);
+	for (long rep = 0; r == 0 && rep < b->reps; rep++) {
+		if ((r = group_round(w, b, &g1, &t)) == 0 && (double)b->ng / t > best1)
+			best1 = (double)b->ng / t;
+		if (r == 0 && (r = group_round(w, b, &gk, &t)) == 0 && (double)(b->ng * b->batch) / t > bestk)
+			bestk = (double)(b->ng * b->batch) / t;
+	}
+	if (r == 0)
+		printf("{\"bench\":\"infer_batch\",\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,\"prompt_tokens\":%ld,"
+		       "\"gen_tokens\":%ld,\"reps\":%ld,\"stat\":\"best\",\"batch\":%ld,\"tg_tps_1\":%.2f,"
+		       "\"tg_tps_batch\":%.2f,\"ratio\":%.3f}\n",
+		       strrchr(b->path, '/') ? strrchr(b->path, '/') + 1 : b->path, b->hp->arch, cck_get_threads(), b->np,
+		       b->ng, b->reps, b->batch, best1, bestk, best1 > 0 ? bestk / best1 : 0.0);
+	group_free(&g1);
+	group_free(&gk);
+	cce_work_free(w);
+	return r;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: ccbench infer --model PATH [--threads T] [--prompt-tokens N] [--gen-tokens N] "
+	                "[--reps R] [--mode mmap|uring] [--batch K]\n"
+	                "  --batch K: K sequences (prompts of N tokens each) decode together, one batched eval a step;\n"
+	                "             prints aggregate generation tokens/s for K and for 1 (same run) and their ratio\n");
+	return 2;
+}
+
+static int parse(int argc, char **argv, struct bench *b, const char **mode)
+{
+	static const struct option opts[] = {
+	    {"model", required_argument, NULL, 'm'},      {"threads", required_argument, NULL, 't'},
+	    {"prompt-tokens", required_argument, NULL, 'p'}, {"gen-tokens", required_argument, NULL, 'g'},
+	    {"reps", required_argument, NULL, 'r'},       {"mode", required_argument, NULL, 'M'},
+	    {"batch", required_argument, NULL, 'b'},      {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "m:t:p:g:r:M:b:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'm': b->path = optarg; break;
+		case 't': b->threads = strtol(optarg, NULL, 10); break;
+		case 'p': b->np = strtol(optarg, NULL, 10); break;
+		case 'g': b->ng = strtol(optarg, NULL, 10); break;
+		case 'r': b->reps = strtol(optarg, NULL, 10); break;
+		case 'M': *mode = optarg; break;
+		case 'b': b->batch = strtol(optarg, NULL, 10); break;
+		default: return usage();
+		}
+	}
+	if (!b->path || b->threads < 0 || b->np < 1 || b->ng < 0 || b->reps < 1 || b->batch < 0 || b->batch > 4096 ||
+	    ccm_mode_parse(*mode) < 0) {
+		fprintf(stderr, "ccbench infer: need --model PATH, threads >= 0, prompt-tokens >= 1, reps >= 1, "
+		                "batch 1..4096, mode mmap|uring\n");
+		return 2;
+	}
+	return 0;
 }
 
 int cmd_infer(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"model", required_argument, NULL, 'm'},
-	    {"threads", required_argument, NULL, 't'},
-	    {"prompt-tokens", required_argument, NULL, 'p'},
-	    {"gen-tokens", required_argument, NULL, 'g'},
-	    {"reps", required_argument, NULL, 'r'},
-	    {"mode", required_argument, NULL, 'M'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *path = NULL, *mode = "mmap";
-	long threads = 1, np = 128, ng = 64, reps = 3;
+	struct bench b = {.threads = 1, .np = 128, .ng = 64, .reps = 3};
+	const char *mode = "mmap";
 	struct ccm_place place = {CCM_PLACE_INTERLEAVE, 0};
 	struct ccm_region region;
 	struct ccm_gguf *g = NULL;
-	struct cce_model *m = NULL;
-	struct cce_ctx *ctx = NULL;
-	const struct cce_hparams *hp;
-	double best_pp = 0, best_tg = 0;
 	char err[512] = "";
-	int32_t *ids = NULL;
-	float *logits = NULL;
-	int fd, opt, r;
-	long rep, i;
+	int fd, r;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "m:t:p:g:r:M:", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'm':
-			path = optarg;
-			break;
-		case 't':
-			threads = strtol(optarg, NULL, 10);
-			break;
-		case 'p':
-			np = strtol(optarg, NULL, 10);
-			break;
-		case 'g':
-			ng = strtol(optarg, NULL, 10);
-			break;
-		case 'r':
-			reps = strtol(optarg, NULL, 10);
-			break;
-		case 'M':
-			mode = optarg;
-			break;
-		default:
-			fprintf(stderr,
-			        "usage: ccbench infer --model PATH [--threads T] [--prompt-tokens N] [--gen-tokens N] "
-			        "[--reps R] [--mode mmap|uring]\n");
-			return 2;
-		}
-	}
-	if (!path || threads < 0 || np < 1 || ng < 0 || reps < 1 || ccm_mode_parse(mode) < 0) {
-		fprintf(stderr, "ccbench infer: need --model PATH, threads >= 0, prompt-tokens >= 1, reps >= 1, mode "
-		                "mmap|uring\n");
-		return 2;
-	}
-	cck_set_threads((int)threads);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if ((r = parse(argc, argv, &b, &mode)))
+		return r;
+	cck_set_threads((int)b.threads);
+	fd = open(b.path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		fprintf(stderr, "ccbench infer: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "ccbench infer: %s: %s\n", b.path, strerror(errno));
 		return 1;
 	}
 	r = ccm_gguf_open_fd(fd, &g, err, sizeof(err));
@@ -120,61 +272,24 @@ int cmd_infer(int argc, char **argv)
 		                &place, NULL, &region, err, sizeof(err));
 	close(fd);
 	if (r == 0)
-		r = cce_model_init(g, region.data, &m, err, sizeof(err));
+		r = cce_model_init(g, region.data, &b.m, err, sizeof(err));
 	if (r < 0) {
-		fprintf(stderr, "ccbench infer: %s: %s\n", path, err[0] ? err : strerror(-r));
+		fprintf(stderr, "ccbench infer: %s: %s\n", b.path, err[0] ? err : strerror(-r));
 		return 1;
 	}
-	hp = cce_model_hparams(m);
-	if ((uint64_t)np + (uint64_t)ng > hp->n_ctx_train) {
-		fprintf(stderr, "ccbench infer: %ld + %ld tokens exceed the model's context (%u)\n", np, ng,
-		        hp->n_ctx_train);
-		return 2;
-	}
-	ids = malloc((size_t)np * sizeof(*ids));
-	logits = malloc((size_t)hp->n_vocab * sizeof(*logits));
-	if (!ids || !logits || cce_ctx_new(m, (uint32_t)(np + ng), &ctx) < 0) {
-		fprintf(stderr, "ccbench infer: out of memory\n");
-		return 1;
-	}
-	for (i = 0; i < np; i++)
-		ids[i] = prompt_id((uint32_t)i, hp->n_vocab);
-	for (rep = 0; rep < reps; rep++) {
-		double t0, pp, tg;
-		int32_t next;
-
-		cce_ctx_reset(ctx);
-		t0 = now_s();
-		r = cce_eval(ctx, ids, (size_t)np, logits, NULL);
-		pp = now_s() - t0;
+	b.hp = cce_model_hparams(b.m);
+	if ((uint64_t)b.np + (uint64_t)b.ng > b.hp->n_ctx_train) {
+		fprintf(stderr, "ccbench infer: %ld + %ld tokens exceed the model's context (%u)\n", b.np, b.ng,
+		        b.hp->n_ctx_train);
+		r = 2;
+	} else {
+		r = b.batch ? run_batch(&b) : run_single(&b);
 		if (r < 0)
-			break;
-		t0 = now_s();
-		for (i = 0; i < ng && r == 0; i++) {
-			next = argmax(logits, hp->n_vocab);
-			r = cce_eval(ctx, &next, 1, logits, NULL);
-		}
-		tg = now_s() - t0;
-		if (r < 0)
-			break;
-		if ((double)np / pp > best_pp)
-			best_pp = (double)np / pp;
-		if (ng && (double)ng / tg > best_tg)
-			best_tg = (double)ng / tg;
+			fprintf(stderr, "ccbench infer: eval: %s\n", strerror(-r));
+		r = r < 0;
 	}
-	if (r < 0) {
-		fprintf(stderr, "ccbench infer: eval: %s\n", strerror(-r));
-		return 1;
-	}
-	printf("{\"bench\":\"infer\",\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,\"prompt_tokens\":%ld,"
-	       "\"gen_tokens\":%ld,\"reps\":%ld,\"stat\":\"best\",\"pp_tps\":%.2f,\"tg_tps\":%.2f}\n",
-	       strrchr(path, '/') ? strrchr(path, '/') + 1 : path, hp->arch, cck_get_threads(), np, ng, reps, best_pp,
-	       best_tg);
-	cce_ctx_free(ctx);
-	cce_model_free(m);
+	cce_model_free(b.m);
 	ccm_region_free(&region);
 	ccm_gguf_free(g);
-	free(ids);
-	free(logits);
-	return 0;
+	return r;
 }

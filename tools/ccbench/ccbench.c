@@ -50,6 +50,9 @@ static const char usage_text[] =
     "  load      the model loader (pread, io_uring, mmap) on a file: ccbench load --help\n"
     "  infer     prompt processing and generation tokens/s of the engine: ccbench infer --model PATH\n"
     "            [--threads T] [--prompt-tokens 128] [--gen-tokens 64] [--reps 3]\n"
+    "  serve     K client processes generating at once through ccd: ccbench serve --model NAME\n"
+    "            [--clients K[,K...]] [--gen-tokens 64] [--prompt-tokens 32] [--endpoint URL]\n"
+    "            [--start PATH [--threads T]]   (details: ccbench serve --help)\n"
     "  help      show this text (also: ccbench --help, ccbench <command> --help)\n"
     "\n"
     "ccbench kernels [--ops a,b,...] [--sizes N,...] [--tier T] [--threads N]\n"
@@ -2136,6 +2139,7 @@ out:
 
 int cmd_load(int argc, char **argv);  /* bench_load.c */
 int cmd_infer(int argc, char **argv); /* bench_infer.c */
+int cmd_serve(int argc, char **argv); /* bench_serve.c */
 
 int main(int argc, char **argv)
 {
@@ -2159,5 +2163,7 @@ int main(int argc, char **argv)
 		return cmd_load(argc - 1, argv + 1);
 	if (!strcmp(cmd, "infer"))
 		return cmd_infer(argc - 1, argv + 1);
+	if (!strcmp(cmd, "serve"))
+		return cmd_serve(argc - 1, argv + 1);
 	usage_error("unknown command '%s'", cmd);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* ccctl.c: the admin tool of ccd (status, clients, kernels, models, bench, shutdown), a client of libcc only. */
+/* ccctl.c: the admin tool of ccd (status, clients, kernels, models, sessions, generate, bench, shutdown), a client of
+ * libcc only. */
 #include "config.h"
 
 #include <errno.h>
@@ -42,18 +43,25 @@ static void usage(FILE *f)
 	        "usage: ccctl [--endpoint URL] [--json] [--count N] COMMAND [ARG]...\n"
 	        "\n"
 	        "commands:\n"
-	        "  status     daemon version, pid, uptime, kernel tier, NUMA nodes, workers, clients, regions, jobs\n"
+	        "  status     daemon version, pid, uptime, kernel tier, NUMA nodes, workers, clients, regions, jobs,\n"
+	        "             sessions; per model: sessions, generating, tokens generated, tokens/s over the last\n"
+	        "             minute\n"
 	        "  clients    connected clients: id, pid, uid, name, regions, bytes, jobs\n"
 	        "  kernels    kernel tier in use, tiers the host supports, ops by kind\n"
-	        "  models     loaded models: name, state, arch, parameters, bytes, mode, NUMA placement, users\n"
+	        "  models     loaded models: name, state, arch, parameters, bytes, mode, NUMA placement, users,\n"
+	        "             sessions, generating, tokens generated, tokens/s over the last minute\n"
+	        "  sessions   inference sessions: id, client, pid, model, context used, KV cache, state, tokens, idle\n"
 	        "  load NAME PATH [--mode uring|mmap] [--numa interleave|node=N|local]\n"
 	        "             load a GGUF model into ccd, shared by every client (progress bar on a terminal)\n"
 	        "  unload NAME [--force]\n"
 	        "             unload a model once the jobs using it are done (--force: cancel them)\n"
 	        "  show NAME  a model's metadata (large arrays as counts), tensor types, tokenizer, context, tensors\n"
 	        "  generate NAME PROMPT [--max-tokens N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
-	        "             [--repeat-penalty R] [--seed S] [--stop TEXT]... [--raw]\n"
-	        "             generate text (--temp 0: greedy; --raw: no chat template); --json adds the token ids\n"
+	        "             [--repeat-penalty R] [--seed S] [--stop TEXT]... [--raw] [--ignore-eos]\n"
+	        "             generate text, streamed to stdout as it comes (--temp 0: greedy; --raw: no chat\n"
+	        "             template); a summary goes to stderr on a terminal or with -v; Ctrl-C cancels it\n"
+	        "             (exit 130); --json prints one object with the whole text and the token ids when done;\n"
+	        "             --ignore-eos: generate all --max-tokens even past an end of text (benchmarks, tests)\n"
 	        "  tokenize NAME TEXT [--no-bos]   the token ids of TEXT (special-token texts are not parsed)\n"
 	        "  logits NAME TEXT [--top K]      the K best next tokens after TEXT (tokenized as tokenize does)\n"
 	        "  bench      round-trip latency and throughput through the daemon\n"
@@ -67,6 +75,7 @@ static void usage(FILE *f)
 	        "  -m, --mode MODE     load: uring (default) or mmap\n"
 	        "      --numa WHERE    load: interleave (default), node=N or local\n"
 	        "  -f, --force         unload: cancel the jobs using the model\n"
+	        "  -v, --verbose       generate: the summary line on stderr even when it is not a terminal\n"
 	        "  -h, --help          this text\n"
 	        "  -V, --version       print the version\n",
 	        BENCH_COUNT_DEFAULT);
@@ -435,7 +444,9 @@ static void sanitize(const char *s, char *buf, size_t size)
 	buf[i] = '\0';
 }
 
-static void print_status(const struct jv *st)
+static int print_serving(const struct jv *list);
+
+static int print_status(const struct jv *st)
 {
 	char up[64], bytes[32];
 	const struct jv *sim = jget(st, "numa_simulated");
@@ -455,6 +466,9 @@ static void print_status(const struct jv *st)
 	human_bytes(jnum(jget(st, "model_bytes")), bytes, sizeof(bytes));
 	printf("models:       %s (%s of weights, each loaded once for every client)\n", jtext(jget(st, "models")),
 	       bytes);
+	human_bytes(jnum(jget(st, "kv_bytes")), bytes, sizeof(bytes));
+	printf("sessions:     %s (KV caches %s)\n", jtext(jget(st, "sessions")), bytes);
+	return print_serving(jget(st, "model_list"));
 }
 
 #define CLIENT_COLS 9
@@ -557,6 +571,7 @@ struct opts {
 	const char *mode;
 	const char *numa;
 	int force;
+	int verbose;
 	struct cc_gen_params gen;
 	const char *stop[16];
 	int no_bos;
@@ -600,6 +615,7 @@ static int take_json(cc_client *c, const struct opts *o, const char *what, int r
 }
 
 static int print_models(const struct jv *doc);
+static int print_sessions(const struct jv *doc);
 
 static int cmd_admin(cc_client *c, const struct opts *o, const char *what)
 {
@@ -612,11 +628,13 @@ static int cmd_admin(cc_client *c, const struct opts *o, const char *what)
 	if (r)
 		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	if (strcmp(what, "status") == 0)
-		print_status(&doc);
+		r = print_status(&doc);
 	else if (strcmp(what, "clients") == 0)
 		r = print_clients(&doc);
 	else if (strcmp(what, "models") == 0)
 		r = print_models(&doc);
+	else if (strcmp(what, "sessions") == 0)
+		r = print_sessions(&doc);
 	else
 		print_kernels(&doc);
 	jv_clear(&doc);
@@ -637,70 +655,210 @@ static void human_count(double n, char *buf, size_t size)
 		snprintf(buf, size, "%.0f", n);
 }
 
-#define MODEL_COLS 9
+/* A table cell: at most this many bytes of text. */
+#define CELL_MAX 128
+
+/* Column widths of a table of rows x cols cells (cell[r * cols + c]) under head. */
+static void table_widths(const char *const *head, size_t cols, char (*cell)[CELL_MAX], size_t rows, size_t *width)
+{
+	size_t i, c;
+
+	for (c = 0; c < cols; c++) {
+		width[c] = strlen(head[c]);
+		for (i = 0; i < rows; i++)
+			if (strlen(cell[i * cols + c]) > width[c])
+				width[c] = strlen(cell[i * cols + c]);
+	}
+}
+
+/* One line of a table: right[c] right-aligns column c (numbers); a left-aligned last column carries no padding. */
+static void table_row(const char *const *text, const int *right, const size_t *width, size_t cols, int indent)
+{
+	size_t c;
+
+	printf("%*s", indent, "");
+	for (c = 0; c < cols; c++) {
+		int last = c + 1 == cols;
+
+		printf(right[c] ? "%*s%s" : "%-*s%s", last && !right[c] ? 0 : (int)width[c], text[c],
+		       last ? "\n" : "  ");
+	}
+}
+
+/* A whole table: head, then the rows, each line indented by indent spaces. */
+static void print_table(const char *const *head, const int *right, size_t cols, char (*cell)[CELL_MAX], size_t rows,
+                        int indent)
+{
+	size_t width[16], i, c;
+	const char *text[16];
+
+	table_widths(head, cols, cell, rows, width);
+	table_row(head, right, width, cols, indent);
+	for (i = 0; i < rows; i++) {
+		for (c = 0; c < cols; c++)
+			text[c] = cell[i * cols + c];
+		table_row(text, right, width, cols, indent);
+	}
+}
+
+/* A number cell: as written in the JSON, "-" when absent. */
+static void num_cell(const struct jv *v, char *buf)
+{
+	sanitize(jtext(v), buf, CELL_MAX);
+}
+
+/* tok/s over the last minute: one decimal. */
+static void tps_cell(const struct jv *v, char *buf)
+{
+	if (v->t == J_NUM)
+		snprintf(buf, CELL_MAX, "%.1f", v->num);
+	else
+		snprintf(buf, CELL_MAX, "-");
+}
+
+#define MODEL_COLS 13
 
 static int print_models(const struct jv *doc)
 {
-	static const char *const head[MODEL_COLS] = {"NAME", "STATE", "ARCH",  "PARAMS", "BYTES",
-	                                             "MODE", "NUMA",  "USERS", "PATH"};
-	static const char *const key[MODEL_COLS] = {"name", "state",     "arch",  "params", "bytes",
-	                                            "mode", "placement", "users", "path"};
+	static const char *const head[MODEL_COLS] = {"NAME",     "STATE",  "ARCH",   "PARAMS", "BYTES",
+	                                             "MODE",     "NUMA",   "USERS",  "SESSIONS", "ACTIVE",
+	                                             "TOKENS",   "TOK/S_1M", "PATH"};
+	static const int right[MODEL_COLS] = {0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0};
 	const struct jv *list = jget(doc, "models");
-	size_t rows = list->t == J_ARR ? list->n : 0, i, col, width[MODEL_COLS];
-	char(*cell)[MODEL_COLS][128];
+	size_t rows = list->t == J_ARR ? list->n : 0, i, width[MODEL_COLS];
+	char(*cell)[CELL_MAX];
 
 	if (rows == 0) {
 		printf("no models loaded (load one with `ccctl load NAME PATH`)\n");
 		return 0;
 	}
-	cell = calloc(rows, sizeof(*cell));
+	cell = calloc(rows * MODEL_COLS, sizeof(*cell));
 	if (!cell)
 		return -ENOMEM;
-	for (col = 0; col < MODEL_COLS; col++)
-		width[col] = strlen(head[col]);
 	for (i = 0; i < rows; i++) {
 		const struct jv *m = &list->items[i];
+		char(*row)[CELL_MAX] = cell + i * MODEL_COLS;
+		static const char *const text_key[] = {"name", "state", "arch", NULL, NULL, "mode", "placement"};
+		size_t col;
 
-		for (col = 0; col < MODEL_COLS; col++) {
-			const struct jv *v = jget(m, key[col]);
+		for (col = 0; col < 7; col++) {
+			const struct jv *v;
 
-			if (col == 3)
-				human_count(jnum(v), cell[i][col], sizeof(cell[i][col]));
-			else if (col == 4)
-				human_bytes(jnum(v), cell[i][col], sizeof(cell[i][col]));
-			else
-				sanitize(v->t == J_STR && !v->s[0] ? "-" : jtext(v), cell[i][col],
-				         sizeof(cell[i][col]));
-			if (col == 1 && strcmp(jtext(v), "loading") == 0 && jnum(jget(m, "bytes")) > 0)
-				snprintf(cell[i][col], sizeof(cell[i][col]), "loading %.0f%%",
-				         100.0 * jnum(jget(m, "loaded_bytes")) / jnum(jget(m, "bytes")));
-			if (strlen(cell[i][col]) > width[col])
-				width[col] = strlen(cell[i][col]);
+			if (!text_key[col])
+				continue;
+			v = jget(m, text_key[col]);
+			sanitize(v->t == J_STR && !v->s[0] ? "-" : jtext(v), row[col], CELL_MAX);
 		}
+		if (strcmp(jtext(jget(m, "state")), "loading") == 0 && jnum(jget(m, "bytes")) > 0)
+			snprintf(row[1], CELL_MAX, "loading %.0f%%",
+			         100.0 * jnum(jget(m, "loaded_bytes")) / jnum(jget(m, "bytes")));
+		human_count(jnum(jget(m, "params")), row[3], CELL_MAX);
+		human_bytes(jnum(jget(m, "bytes")), row[4], CELL_MAX);
+		num_cell(jget(m, "users"), row[7]);
+		num_cell(jget(m, "sessions"), row[8]);
+		num_cell(jget(m, "active"), row[9]);
+		num_cell(jget(m, "gen_tokens"), row[10]);
+		tps_cell(jget(m, "tps_1m"), row[11]);
+		sanitize(jtext(jget(m, "path")), row[12], CELL_MAX);
 	}
-	for (col = 0; col < MODEL_COLS; col++)
-		printf(col == 3 || col == 4 || col == 7 ? "%*s%s" : "%-*s%s",
-		       col + 1 < MODEL_COLS ? (int)width[col] : 0, head[col], col + 1 < MODEL_COLS ? "  " : "\n");
+	/* one model a line, with its error and note lines under it */
+	table_widths(head, MODEL_COLS, cell, rows, width);
+	table_row(head, right, width, MODEL_COLS, 0);
 	for (i = 0; i < rows; i++) {
 		const struct jv *m = &list->items[i];
+		const char *text[MODEL_COLS];
+		char why[512];
+		size_t col;
 
 		for (col = 0; col < MODEL_COLS; col++)
-			printf(col == 3 || col == 4 || col == 7 ? "%*s%s" : "%-*s%s",
-			       col + 1 < MODEL_COLS ? (int)width[col] : 0, cell[i][col],
-			       col + 1 < MODEL_COLS ? "  " : "\n");
+			text[col] = cell[i * MODEL_COLS + col];
+		table_row(text, right, width, MODEL_COLS, 0);
 		if (jget(m, "error")->t == J_STR && jget(m, "error")->s[0]) {
-			char why[512];
-
 			sanitize(jtext(jget(m, "error")), why, sizeof(why));
 			printf("  error: %s\n", why);
 		}
 		if (jget(m, "note")->t == J_STR && jget(m, "note")->s[0]) {
-			char why[512];
-
 			sanitize(jtext(jget(m, "note")), why, sizeof(why));
 			printf("  note: %s\n", why);
 		}
 	}
+	free(cell);
+	return 0;
+}
+
+#define SERVE_COLS 6
+
+/* status: per model, what serving it costs and does now. */
+static int print_serving(const struct jv *list)
+{
+	static const char *const head[SERVE_COLS] = {"MODEL", "STATE", "SESSIONS", "ACTIVE", "TOKENS", "TOK/S_1M"};
+	static const int right[SERVE_COLS] = {0, 0, 1, 1, 1, 1};
+	size_t rows = list->t == J_ARR ? list->n : 0, i;
+	char(*cell)[CELL_MAX];
+
+	if (rows == 0)
+		return 0;
+	cell = calloc(rows * SERVE_COLS, sizeof(*cell));
+	if (!cell)
+		return -ENOMEM;
+	for (i = 0; i < rows; i++) {
+		const struct jv *m = &list->items[i];
+		char(*row)[CELL_MAX] = cell + i * SERVE_COLS;
+
+		sanitize(jtext(jget(m, "name")), row[0], CELL_MAX);
+		sanitize(jtext(jget(m, "state")), row[1], CELL_MAX);
+		num_cell(jget(m, "sessions"), row[2]);
+		num_cell(jget(m, "active"), row[3]);
+		num_cell(jget(m, "gen_tokens"), row[4]);
+		tps_cell(jget(m, "tps_1m"), row[5]);
+	}
+	print_table(head, right, SERVE_COLS, cell, rows, 2);
+	free(cell);
+	return 0;
+}
+
+#define SESSION_COLS 9
+
+static int print_sessions(const struct jv *doc)
+{
+	static const char *const head[SESSION_COLS] = {"ID",    "CLIENT", "PID",    "MODEL", "CONTEXT",
+	                                               "KV",    "STATE",  "TOKENS", "IDLE"};
+	static const int right[SESSION_COLS] = {1, 1, 1, 0, 1, 1, 0, 1, 1};
+	const struct jv *list = jget(doc, "sessions");
+	size_t rows = list->t == J_ARR ? list->n : 0, i;
+	char(*cell)[CELL_MAX], used[32], budget[32];
+
+	human_bytes(jnum(jget(doc, "kv_bytes")), used, sizeof(used));
+	human_bytes(jnum(jget(doc, "kv_budget")), budget, sizeof(budget));
+	if (rows == 0) {
+		printf("no sessions open (KV caches %s of %s)\n", used, budget);
+		return 0;
+	}
+	cell = calloc(rows * SESSION_COLS, sizeof(*cell));
+	if (!cell)
+		return -ENOMEM;
+	for (i = 0; i < rows; i++) {
+		const struct jv *se = &list->items[i];
+		char(*row)[CELL_MAX] = cell + i * SESSION_COLS;
+		char state[32];
+
+		sanitize(jtext(jget(se, "state")), state, sizeof(state));
+		num_cell(jget(se, "id"), row[0]);
+		num_cell(jget(se, "client"), row[1]);
+		num_cell(jget(se, "pid"), row[2]);
+		sanitize(jtext(jget(se, "model")), row[3], CELL_MAX);
+		snprintf(row[4], CELL_MAX, "%s/%s", jtext(jget(se, "n_past")), jtext(jget(se, "n_ctx")));
+		human_bytes(jnum(jget(se, "kv_bytes")), row[5], CELL_MAX);
+		snprintf(row[6], CELL_MAX, "%s%s", state,
+		         jget(se, "oneshot")->t == J_BOOL && jget(se, "oneshot")->b ? " (one-shot)" : "");
+		num_cell(jget(se, "gen_tokens"), row[7]);
+		if (strcmp(state, "idle") == 0)
+			human_duration(jnum(jget(se, "idle_s")), row[8], CELL_MAX);
+		else
+			snprintf(row[8], CELL_MAX, "-");
+	}
+	print_table(head, right, SESSION_COLS, cell, rows, 0);
+	printf("%zu session%s, KV caches %s of %s\n", rows, rows == 1 ? "" : "s", used, budget);
 	free(cell);
 	return 0;
 }
@@ -941,7 +1099,57 @@ static void json_ids(FILE *f, const int32_t *ids, size_t n)
 	fputc(']', f);
 }
 
-static int cmd_generate(cc_client *c, const struct opts *o, const char *name, const char *prompt)
+/* Set by SIGINT while a generation streams: the loop then cancels it. */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* How often a streamed generate looks at the Ctrl-C flag while no piece comes. */
+#define GEN_POLL_MS 100
+/* Exit status after Ctrl-C, as a shell reports a SIGINT death. */
+#define EXIT_INTERRUPTED 130
+
+/* The text written so far (to print what the final reply holds beyond the pieces, if anything). */
+struct shown {
+	char *buf;
+	size_t len, cap;
+};
+
+static int shown_add(struct shown *sh, const char *text, size_t len)
+{
+	if (sh->len + len + 1 > sh->cap) {
+		size_t cap = sh->cap ? sh->cap : 4096;
+		char *p;
+
+		while (cap < sh->len + len + 1)
+			cap *= 2;
+		p = realloc(sh->buf, cap);
+		if (!p)
+			return -ENOMEM;
+		sh->buf = p;
+		sh->cap = cap;
+	}
+	memcpy(sh->buf + sh->len, text, len);
+	sh->len += len;
+	return 0;
+}
+
+static void gen_summary(const struct opts *o, const struct cc_gen_result *res)
+{
+	if (!isatty(STDERR_FILENO) && !o->verbose)
+		return;
+	fprintf(stderr,
+	        "[%u prompt tokens at %.1f t/s, %zu generated at %.1f t/s, first token after %.0f ms, stop: %s, "
+	        "template: %s]\n",
+	        res->prompt_tokens, res->pp_tps, res->ntokens, res->tg_tps, res->ttft_ms, res->stop_reason, res->templ);
+}
+
+/* --json: one object once the generation is done (as before streaming existed). */
+static int generate_json(cc_client *c, const struct opts *o, const char *name, const char *prompt)
 {
 	struct cc_gen_result res;
 	char what[300];
@@ -951,27 +1159,90 @@ static int cmd_generate(cc_client *c, const struct opts *o, const char *name, co
 	r = cc_generate(c, name, prompt, &o->gen, &res);
 	if (r < 0)
 		return fail(c, what, r);
-	if (o->json) {
-		printf("{\"text\":");
-		json_str(stdout, res.text, strlen(res.text));
-		printf(",\"tokens\":");
-		json_ids(stdout, res.tokens, res.ntokens);
-		printf(",\"prompt_tokens\":%u,\"gen_tokens\":%zu,\"pp_tps\":%.3f,\"tg_tps\":%.3f,\"stop_reason\":",
-		       res.prompt_tokens, res.ntokens, res.pp_tps, res.tg_tps);
-		json_str(stdout, res.stop_reason, strlen(res.stop_reason));
-		printf(",\"template\":");
-		json_str(stdout, res.templ, strlen(res.templ));
-		printf("}\n");
-	} else {
-		fwrite(res.text, 1, strlen(res.text), stdout);
-		printf("\n");
-		if (isatty(STDERR_FILENO))
-			fprintf(stderr,
-			        "[%u prompt tokens at %.1f t/s, %zu generated at %.1f t/s, stop: %s, template: %s]\n",
-			        res.prompt_tokens, res.pp_tps, res.ntokens, res.tg_tps, res.stop_reason, res.templ);
-	}
+	printf("{\"text\":");
+	json_str(stdout, res.text, strlen(res.text));
+	printf(",\"tokens\":");
+	json_ids(stdout, res.tokens, res.ntokens);
+	printf(",\"prompt_tokens\":%u,\"gen_tokens\":%zu,\"pp_tps\":%.3f,\"tg_tps\":%.3f,\"stop_reason\":",
+	       res.prompt_tokens, res.ntokens, res.pp_tps, res.tg_tps);
+	json_str(stdout, res.stop_reason, strlen(res.stop_reason));
+	printf(",\"template\":");
+	json_str(stdout, res.templ, strlen(res.templ));
+	printf("}\n");
 	cc_gen_result_free(&res);
 	return EXIT_SUCCESS;
+}
+
+/*
+ * Read st to its end, writing each piece to stdout as it comes. Returns the stream's end (0 or -errno), or 1 when
+ * Ctrl-C stopped it (then cancelled).
+ */
+static int stream_pieces(cc_stream *st, struct shown *sh)
+{
+	const char *text;
+	size_t len;
+	int r;
+
+	for (;;) {
+		if (interrupted) {
+			/* stop ccd's work too, not just our reading: the free then waits (briefly) for the end */
+			(void)cc_stream_cancel(st);
+			return 1;
+		}
+		r = cc_stream_next(st, GEN_POLL_MS, &text, &len);
+		if (r == -ETIMEDOUT)
+			continue;
+		if (r <= 0)
+			return r;
+		if (shown_add(sh, text, len) < 0)
+			return -ENOMEM;
+		fwrite(text, 1, len, stdout);
+		fflush(stdout);
+	}
+}
+
+static int cmd_generate(cc_client *c, const struct opts *o, const char *name, const char *prompt)
+{
+	struct sigaction sa, old;
+	struct cc_gen_result res;
+	struct shown sh = {0};
+	cc_stream *st = NULL;
+	char what[300];
+	int r;
+
+	if (o->json)
+		return generate_json(c, o, name, prompt);
+	snprintf(what, sizeof(what), "generate %s", name);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old);
+	r = cc_stream_start(c, 0, name, prompt, &o->gen, &st);
+	if (r == 0)
+		r = stream_pieces(st, &sh);
+	if (r == 0)
+		r = cc_stream_result(st, &res);
+	sigaction(SIGINT, &old, NULL);
+	if (r == 0) {
+		/* the final text is the whole turn: anything the pieces did not carry is its tail */
+		if (strlen(res.text) > sh.len && memcmp(res.text, sh.buf ? sh.buf : "", sh.len) == 0)
+			fputs(res.text + sh.len, stdout);
+		printf("\n");
+		fflush(stdout);
+		gen_summary(o, &res);
+		cc_gen_result_free(&res);
+	} else if (sh.len || r == 1) {
+		printf("\n");
+		fflush(stdout);
+	}
+	cc_stream_free(st);
+	free(sh.buf);
+	if (r == 1) {
+		die_msg("%s: cancelled", what);
+		return EXIT_INTERRUPTED;
+	}
+	return r < 0 ? fail(c, what, r) : EXIT_SUCCESS;
 }
 
 static int cmd_tokenize(cc_client *c, const struct opts *o, const char *name, const char *text)
@@ -1315,6 +1586,7 @@ int main(int argc, char **argv)
 	    {"mode", required_argument, NULL, 'm'},
 	    {"numa", required_argument, NULL, 'N'},
 	    {"force", no_argument, NULL, 'f'},
+	    {"verbose", no_argument, NULL, 'v'},
 	    {"max-tokens", required_argument, NULL, 1},
 	    {"temp", required_argument, NULL, 2},
 	    {"top-k", required_argument, NULL, 3},
@@ -1326,14 +1598,16 @@ int main(int argc, char **argv)
 	    {"raw", no_argument, NULL, 9},
 	    {"no-bos", no_argument, NULL, 10},
 	    {"top", required_argument, NULL, 11},
+	    {"ignore-eos", no_argument, NULL, 12},
 	    {NULL, 0, NULL, 0},
 	};
 	static const struct {
 		const char *name;
 		int nargs;
 	} cmds[] = {
-	    {"status", 0}, {"clients", 0}, {"kernels", 0}, {"models", 0},   {"bench", 0},    {"shutdown", 0},
-	    {"load", 2},   {"unload", 1},  {"show", 1},    {"generate", 2}, {"tokenize", 2}, {"logits", 2},
+	    {"status", 0}, {"clients", 0}, {"kernels", 0}, {"models", 0},   {"sessions", 0}, {"bench", 0},
+	    {"shutdown", 0}, {"load", 2},  {"unload", 1},  {"show", 1},     {"generate", 2}, {"tokenize", 2},
+	    {"logits", 2},
 	};
 	const char *args[2] = {NULL, NULL};
 	size_t k;
@@ -1347,7 +1621,7 @@ int main(int argc, char **argv)
 	cc_gen_defaults(&o.gen);
 	o.gen.stop = o.stop;
 	opterr = 0; /* our own one-line messages */
-	while ((opt = getopt_long(argc, argv, ":e:jn:hVm:f", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":e:jn:hVm:fv", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'e':
 			o.endpoint = optarg;
@@ -1376,6 +1650,9 @@ int main(int argc, char **argv)
 			break;
 		case 'f':
 			o.force = 1;
+			break;
+		case 'v':
+			o.verbose = 1;
 			break;
 		case 1:
 		case 3:
@@ -1435,6 +1712,9 @@ int main(int argc, char **argv)
 			break;
 		case 10:
 			o.no_bos = 1;
+			break;
+		case 12:
+			o.gen.ignore_eos = 1;
 			break;
 		case 'h':
 			usage(stdout);
