@@ -1005,18 +1005,26 @@ static void session_drop(struct ccd_server *s, struct ccd_sess *ss)
 	ccd_sched_detach(m->sched, ss);
 }
 
-static void sessions_drop_client(struct ccd_server *s, struct ccd_client *c)
+/* Drop the sessions of client c, or of model m (NULL: any); returns how many. */
+static unsigned sessions_drop_where(struct ccd_server *s, const struct ccd_client *c, const struct ccd_model *m)
 {
 	struct ccd_sess *ss, *next;
 	unsigned n = 0;
 
 	for (ss = s->sessions; ss; ss = next) {
 		next = ss->fe_next;
-		if (ss->client == c) {
+		if ((!c || ss->client == c) && (!m || ss->model == m)) {
 			session_drop(s, ss);
 			n++;
 		}
 	}
+	return n;
+}
+
+static void sessions_drop_client(struct ccd_server *s, struct ccd_client *c)
+{
+	unsigned n = sessions_drop_where(s, c, NULL);
+
 	if (n)
 		ccd_info("client %" PRIu64 ": %u session(s) freed", c->id, n);
 }
@@ -1024,13 +1032,7 @@ static void sessions_drop_client(struct ccd_server *s, struct ccd_client *c)
 /* Before m is freed: its sessions go (no turn runs: the model has no users). */
 static void sessions_drop_model(struct ccd_server *s, struct ccd_model *m)
 {
-	struct ccd_sess *ss, *next;
-
-	for (ss = s->sessions; ss; ss = next) {
-		next = ss->fe_next;
-		if (ss->model == m)
-			session_drop(s, ss);
-	}
+	sessions_drop_where(s, NULL, m);
 }
 
 /* Idle sessions past session_idle_s are freed. */

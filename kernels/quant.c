@@ -60,8 +60,8 @@ static const struct cck__qops *qtable(int t)
 struct qk {
 	cck__quant_fn quant; /* of the activation type (NULL for f32: x is used as it is) */
 	cck__vdot_fn vdot;
-	cck__vdot4_fn vdot4;    /* 4 rows at once, from vdot's table; NULL: none */
-	cck__mprep_fn mprep;    /* batched kernel and its prep, from vdot's table; NULL: none */
+	cck__vdot4_fn vdot4; /* 4 rows at once, from vdot's table; NULL: none */
+	cck__mprep_fn mprep; /* batched kernel and its prep, from vdot's table; NULL: none */
 	cck__vdotm_fn vdotm;
 	size_t blck, act_bytes; /* block elements; bytes of an activation row */
 	int act;
@@ -268,12 +268,23 @@ CCK_EXPORT int cck_qdot(int type, const void *w, const float *x, size_t n, float
 }
 
 /*
- * Threading of qmatvec / qmatmul, in weight elements times batch. Not yet
- * measured for the quantized kernels: the f32 matvec's figures (matmul.c)
- * are used, 256K to split, each part at least 128K.
+ * Threading of qmatvec / qmatmul, in weight elements times columns: the
+ * f32 matvec's figures (matmul.c), 256K to split, each part at least 128K
+ * (a q4_1 qmatvec of 256K elements is about 9 us on Zen 4). Columns as
+ * qmatvec costs them: the batched kernels (vdotm) do up to 4 columns in
+ * about the time of 2 qmatvec calls and up to 8 in that of 3.4 (q4_1,
+ * 576 x 576, Zen 4), so a batch counts 2 columns up to 4, else 4 for each 8.
  */
 #define QMV_MT_MIN ((size_t)256 * 1024)
 #define QMV_PART_MIN ((size_t)128 * 1024)
+
+/* The columns a batch counts as for threading (above). */
+static size_t batch_cost(size_t batch, int batched)
+{
+	if (!batched)
+		return batch;
+	return batch <= 4 ? 2 : (batch / 8 + (batch % 8 != 0)) * 4;
+}
 
 struct qjob {
 	const struct qk *k;
@@ -353,7 +364,7 @@ static int qmm(int type, const void *W, size_t row_stride, const float *X, float
 	struct qjob job;
 	struct qk k;
 	void *heap = NULL;
-	size_t stride, work, prep_bytes = 0, need;
+	size_t stride, work, batch_eq, prep_bytes = 0, need;
 	int rc, nt;
 
 	rc = check_matrix(type, rows, cols, row_stride, &stride);
@@ -377,7 +388,8 @@ static int qmm(int type, const void *W, size_t row_stride, const float *X, float
 		return 0;
 	}
 	/* the batched kernel's prep (at most about 10 times the activations' size): else the per-column way */
-	if (k.vdotm && batch >= 2 && (batch + 7) / 8 <= (MAX_BYTES / 2 - k.act_bytes * batch) / CCK_MM_PREP_BYTES(cols, 8))
+	if (k.vdotm && batch >= 2 &&
+	    (batch + 7) / 8 <= (MAX_BYTES / 2 - k.act_bytes * batch) / CCK_MM_PREP_BYTES(cols, 8))
 		prep_bytes = CCK_MM_PREP_BYTES(cols, batch);
 	need = k.act_bytes * batch + (prep_bytes ? prep_bytes + 64 : 0);
 	if (k.quant && need > sizeof(stack) && !(heap = malloc(need)))
@@ -399,9 +411,10 @@ static int qmm(int type, const void *W, size_t row_stride, const float *X, float
 	}
 	job.Y = Y;
 
-	/* rows * cols * batch, saturated */
+	/* rows * cols * the batch's cost in columns, saturated */
 	work = rows > SIZE_MAX / cols ? SIZE_MAX : rows * cols;
-	work = work > SIZE_MAX / batch ? SIZE_MAX : work * batch;
+	batch_eq = batch_cost(batch, job.prep != NULL);
+	work = work > SIZE_MAX / batch_eq ? SIZE_MAX : work * batch_eq;
 	nt = cck__pool_threads();
 	if (nt <= 1 || work < QMV_MT_MIN)
 		nt = 1;

@@ -26,24 +26,22 @@
 		        [CCK_TYPE_Q8_0] = qs_vdot_q8_0,    [CCK_TYPE_Q4_K] = qs_vdot_q4_k##V,                          \
 		        [CCK_TYPE_Q5_K] = qs_vdot_q5_k,    [CCK_TYPE_Q6_K] = qs_vdot_q6_k,                             \
 		    },                                                                                                 \
-		.vdot4 = {                                                                                             \
-		    [CCK_TYPE_Q4_0] = qs_vdot4_q4_0##V,                                                                \
-		    [CCK_TYPE_Q4_1] = qs_vdot4_q4_1##V,                                                                \
-		    [CCK_TYPE_Q5_0] = qs_vdot4_q5_0,                                                                   \
-		    [CCK_TYPE_Q5_1] = qs_vdot4_q5_1,                                                                   \
-		},                                                                                                     \
-		.mprep = {                                                                                             \
-		    [CCK_TYPE_Q4_0] = qs_mprep_q4_0##V,                                                                \
-		    [CCK_TYPE_Q4_1] = qs_mprep_q4_1##V,                                                                \
-		    [CCK_TYPE_Q5_0] = qs_mprep_q5_0##V,                                                                \
-		    [CCK_TYPE_Q5_1] = qs_mprep_q5_1##V,                                                                \
-		    [CCK_TYPE_Q8_0] = qs_mprep_q8_0##V,                                                                \
-		},                                                                                                     \
+		.vdot4 =                                                                                               \
+		    {                                                                                                  \
+		        [CCK_TYPE_Q4_0] = qs_vdot4_q4_0##V,                                                            \
+		        [CCK_TYPE_Q4_1] = qs_vdot4_q4_1##V,                                                            \
+		        [CCK_TYPE_Q5_0] = qs_vdot4_q5_0,                                                               \
+		        [CCK_TYPE_Q5_1] = qs_vdot4_q5_1,                                                               \
+		    },                                                                                                 \
+		.mprep =                                                                                               \
+		    {                                                                                                  \
+		        [CCK_TYPE_Q4_0] = qs_mprep_q4_0##V, [CCK_TYPE_Q4_1] = qs_mprep_q4_1##V,                        \
+		        [CCK_TYPE_Q5_0] = qs_mprep_q5_0##V, [CCK_TYPE_Q5_1] = qs_mprep_q5_1##V,                        \
+		        [CCK_TYPE_Q8_0] = qs_mprep_q8_0##V,                                                            \
+		    },                                                                                                 \
 		.vdotm = {                                                                                             \
-		    [CCK_TYPE_Q4_0] = qs_vdotm_q4_0##V,                                                                \
-		    [CCK_TYPE_Q4_1] = qs_vdotm_q4_1##V,                                                                \
-		    [CCK_TYPE_Q5_0] = qs_vdotm_q5_0##V,                                                                \
-		    [CCK_TYPE_Q5_1] = qs_vdotm_q5_1##V,                                                                \
+		    [CCK_TYPE_Q4_0] = qs_vdotm_q4_0##V, [CCK_TYPE_Q4_1] = qs_vdotm_q4_1##V,                            \
+		    [CCK_TYPE_Q5_0] = qs_vdotm_q5_0##V, [CCK_TYPE_Q5_1] = qs_vdotm_q5_1##V,                            \
 		    [CCK_TYPE_Q8_0] = qs_vdotm_q8_0##V,                                                                \
 		},                                                                                                     \
 	}

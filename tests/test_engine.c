@@ -565,6 +565,45 @@ static void test_multi(void **state)
 	       tm->stem, MULTI_SEQS, MULTI_STEPS, rows);
 }
 
+#define TIER_DECODE 3
+
+/* Logits of ids[0, n - TIER_DECODE) as a prompt, then of each of the TIER_DECODE last ones decoded, into out
+ * ((TIER_DECODE + 1) x n_vocab), with libcck's tier forced to tier. */
+static void tier_logits(const struct cce_model *m, const char *tier, const int32_t *ids, size_t n, float *out)
+{
+	const uint32_t nv = cce_model_hparams(m)->n_vocab;
+	struct cce_ctx *c;
+
+	assert_int_equal(cck_force_tier(tier), 0);
+	assert_int_equal(cce_ctx_new(m, (uint32_t)n, &c), 0);
+	assert_int_equal(cce_eval(c, ids, n - TIER_DECODE, out, NULL), 0);
+	for (size_t k = 0; k < TIER_DECODE; k++)
+		assert_int_equal(cce_eval(c, ids + n - TIER_DECODE + k, 1, out + (k + 1) * nv, NULL), 0);
+	cce_ctx_free(c);
+	assert_int_equal(cck_force_tier("auto"), 0);
+}
+
+/* The engine's AVX-512 code (run on libcck's avx512 tier) == its portable code (a lower tier forced), bit for bit;
+ * 1 when the host has no AVX-512 (nothing to compare). */
+static int avx512_same(const struct cce_model *m, const int32_t *ids, size_t n)
+{
+	const size_t size = (TIER_DECODE + 1) * cce_model_hparams(m)->n_vocab * sizeof(float);
+	float *a, *b;
+
+	if (strcmp(cck_host_tier(), "avx512") != 0)
+		return 1;
+	a = malloc(size);
+	b = malloc(size);
+	assert_non_null(a);
+	assert_non_null(b);
+	tier_logits(m, "avx512", ids, n, a);
+	tier_logits(m, "avx2", ids, n, b);
+	assert_memory_equal(a, b, size);
+	free(a);
+	free(b);
+	return 0;
+}
+
 /* A prompt over several passes, and over several calls in chunks of 3 (prompt = 1) == one cce_eval of it. */
 static void test_split(void **state)
 {
@@ -608,8 +647,8 @@ static void test_split(void **state)
 	assert_int_equal(cce_eval_batch(R.w, &q, 1, NULL), 0);
 	assert_memory_equal(R.a, R.b, lm->n_vocab * sizeof(float));
 	printf("    %s: a %zu-token prompt in passes of 5, and in calls of 3 tokens (prompt = 1): the bits of one "
-	       "cce_eval\n",
-	       tm->stem, n);
+	       "cce_eval%s\n",
+	       tm->stem, n, avx512_same(lm->m, seq, n + 1) ? "" : "; AVX-512 code == portable code");
 }
 
 /* ---- a tiny model written in memory (binding errors, limits) ------------------------------------------------------
@@ -751,6 +790,7 @@ struct tiny {
 	const char *scaling;  /* rope.scaling.type */
 	float factor;         /* rope.scaling.factor (0: none) */
 	int biases;           /* attn_q/k/v.bias (qwen2) */
+	int one_head;         /* 1 head and 1 KV head (head_dim T_EMBD) instead of T_HEAD, T_HEAD_KV */
 };
 
 #define T_EMBD 16
@@ -777,7 +817,7 @@ static struct buf tiny_model(const struct tiny *t)
 {
 	struct gguf_w w = {0};
 	const char *arch = t->arch ? t->arch : "llama";
-	const uint32_t hd = T_EMBD / T_HEAD, kvd = hd * T_HEAD_KV;
+	const uint32_t nh = t->one_head ? 1 : T_HEAD, nkv = t->one_head ? 1 : T_HEAD_KV, hd = T_EMBD / nh, kvd = hd * nkv;
 	char key[128];
 
 	kv_str(&w, "general.architecture", arch);
@@ -792,8 +832,8 @@ static struct buf tiny_model(const struct tiny *t)
 	if (KEEP("feed_forward_length"))
 		kv_u32(&w, KEY("feed_forward_length"), T_FF);
 	if (KEEP("attention.head_count"))
-		kv_u32(&w, KEY("attention.head_count"), T_HEAD);
-	kv_u32(&w, KEY("attention.head_count_kv"), T_HEAD_KV);
+		kv_u32(&w, KEY("attention.head_count"), nh);
+	kv_u32(&w, KEY("attention.head_count_kv"), nkv);
 	if (KEEP("attention.layer_norm_rms_epsilon"))
 		kv_f32(&w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
 	kv_f32(&w, KEY("rope.freq_base"), 10000.0f);
@@ -806,7 +846,7 @@ static struct buf tiny_model(const struct tiny *t)
 	tiny_tensor(&w, t, "token_embd.weight", T_EMBD, T_VOCAB, NAN);
 	tiny_tensor(&w, t, "output_norm.weight", T_EMBD, 0, 1.0f);
 	for (int l = 0; l < T_LAYER; l++) {
-		static const struct {
+		const struct {
 			const char *name;
 			uint64_t ne0, ne1;
 			int bias;
@@ -1028,6 +1068,28 @@ static void batch_refusals(struct cce_work *w, struct cce_ctx *c1, struct cce_ct
 	assert_int_equal(cce_ctx_pos(c2), 8);
 }
 
+/* A work's attention scratch is per thread of the pool, also when the thread making it is capped at one (ccd makes
+ * its works so, and evaluates on threads that use the pool). */
+static void work_parts(const struct cce_model *m)
+{
+	struct cce_work *w1, *w2, *w3;
+	int old;
+
+	assert_int_equal(cck_set_threads(2), 2);
+	old = cck_set_local_threads(1);
+	assert_int_equal(cce_work_new(m, 4, 8, &w1), 0);
+	cck_set_local_threads(old);
+	assert_int_equal(cce_work_new(m, 4, 8, &w2), 0);
+	assert_int_equal(cck_set_threads(1), 1);
+	assert_int_equal(cce_work_new(m, 4, 8, &w3), 0);
+	assert_int_equal(cce_work_bytes(w1), cce_work_bytes(w2));
+	assert_true(cce_work_bytes(w3) < cce_work_bytes(w2));
+	cce_work_free(w1);
+	cce_work_free(w2);
+	cce_work_free(w3);
+	cck_set_threads(0);
+}
+
 static void test_batch_api(void **state)
 {
 	struct ccm_gguf *g, *g2;
@@ -1069,6 +1131,7 @@ static void test_batch_api(void **state)
 	assert_int_equal(cce_ctx_kv_bytes(NULL), 0);
 
 	batch_refusals(w, c1, c2, other, big);
+	work_parts(m);
 
 	/* a context evaluated by cce_eval and by cce_eval_batch alike */
 	assert_int_equal(cce_eval(c3, ids, 4, a, NULL), 0);
@@ -1092,6 +1155,26 @@ static void test_batch_api(void **state)
 	ccm_gguf_free(g2);
 	free(f.p);
 	free(f2.p);
+}
+
+/* The AVX-512 attention on a model of head_dim 16 (a dot product of one partial 64-step) over 70 positions. */
+static void test_avx512_tiny(void **state)
+{
+	struct ccm_gguf *g;
+	struct cce_model *m;
+	struct buf f;
+	char err[256];
+	int32_t ids[70];
+
+	assert_int_equal(tiny_init(&(struct tiny){.one_head = 1}, &g, &f, &m, err, sizeof(err)), 0);
+	assert_int_equal(cce_model_hparams(m)->head_dim, 16);
+	for (size_t i = 0; i < T_NELEM(ids); i++)
+		ids[i] = (int32_t)((i * 7 + 3) % T_VOCAB);
+	if (avx512_same(m, ids, T_NELEM(ids)))
+		printf("    (no AVX-512 on this host: only the portable code runs)\n");
+	cce_model_free(m);
+	ccm_gguf_free(g);
+	free(f.p);
 }
 
 /* cck_parallel: every part index once, at most the threads in use, the local cap honoured. */
@@ -1429,6 +1512,7 @@ int main(void)
 	const struct CMUnitTest unit_tests[] = {
 	    cmocka_unit_test(test_binding_errors), cmocka_unit_test(test_tiny_model),
 	    cmocka_unit_test(test_batch_api),      cmocka_unit_test(test_parallel),
+	    cmocka_unit_test(test_avx512_tiny),
 	    cmocka_unit_test(test_sampler),        cmocka_unit_test(test_sampling_check),
 	    cmocka_unit_test(test_chat),           cmocka_unit_test(test_chat_smollm2_file),
 	};

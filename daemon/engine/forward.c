@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* forward.c: the llama / qwen2 forward pass over a batch of tokens, with llama.cpp's (ggml CPU) arithmetic. */
+/* forward.c: the llama / qwen2 forward pass over a batch of tokens of one or more sequences (continuous batching),
+ * with llama.cpp's (ggml CPU) arithmetic. */
 #include "config.h"
 
 #include <errno.h>
@@ -26,18 +27,23 @@
  *  - softmax as ggml_soft_max_ext: (kq * scale) + mask, the max subtracted, ggml's vector expf (below), summed
  *    16 at a time (_mm512_reduce_add_ps's order) into a double, then each probability times (float)(1 / sum);
  *  - KQV = V^T (f16) x the probabilities converted to f16, over llama.cpp's n_kv: the used cells rounded up to a
- *    multiple of 256 (the probabilities past the causal limit are 0), in tinyBLAS's order for batches of 2 or more
+ *    multiple of 256 (the probabilities past the causal limit are 0: here the products stop at the row's causal
+ *    span rounded up to 64, which adds the same exact zeros less often), in tinyBLAS's order for batches of 2 or more
  *    tokens (head_dim % 4 == 0), else ggml_vec_dot_f16's. So, as in llama.cpp, a row's result depends on whether its
  *    eval call had one token or more (one batch == chunks of 2 or more tokens, bit for bit; token by token differs
- *    in the last bits);
+ *    in the last bits); cce_eval_batch takes that from each sequence's prompt flag;
  *  - SwiGLU: silu(gate) * up with silu(x) = x / (1 + e(-x)), e: ggml's vector expf on whole groups of 16 of a
  *    row, libm's expf on the rest (ggml_vec_swiglu_f32); residual adds in float.
  * "ggml's vector expf" and the 16-lane sums are those of llama.cpp built for an AVX-512 (F + DQ) CPU, the one the
  * references come from; the arithmetic is emulated lane by lane in portable C (fmaf), so it is the same on any CPU.
  * The KV cache of a layer: K [n_cells][n_head_kv * head_dim], V [n_head_kv * head_dim][n_cells], f16 (n_cells: n_ctx
  * rounded up to KV_PAD).
+ * A pass (struct cce_work) takes the rows of several sequences: the norms and matrix products run over all of them
+ * (cck_qmatmul's rows do not depend on the batch), RoPE and the KV store at each row's own position and context, the
+ * attention per sequence over its own cache, split in items over libcck's pool (cck_parallel). On libcck's avx512
+ * tier the attention and SwiGLU run AVX-512 code doing the same operations in the same order (CCK_TIER=avx2 runs the
+ * portable code: the tests compare the two).
  */
-
 
 /* Tokens per pass of cce_eval (its own work's max_tokens; results do not depend on it: every row's arithmetic is the
  * same whatever the batch). */
@@ -79,7 +85,8 @@ struct att_item {
 
 /* One part's attention scratch (the parts run at once). */
 struct att_part {
-	float *kf, *vf;     /* max_cells x head_dim: one KV head's K rows, V^T rows (row stride max_cells), as floats */
+	float *kf, *vf;     /* max_cells x head_dim: one KV head's K rows, V^T rows (row stride max_cells), as floats
+	                       for the portable code (NULL when the AVX-512 code runs: it reads the cache) */
 	float *qf;          /* head_dim: a q row rounded to f16 */
 	float *kq, *s, *pf; /* max_cells: one row's scores, probabilities, probabilities rounded to f16 */
 };
@@ -101,11 +108,12 @@ struct cce_work {
 	struct att_seg *wsegs;   /* max_tokens: the rows whose logits are wanted (the last layer's attention) */
 	float **wlog;            /* max_tokens: where those logits go */
 	struct att_item *items;  /* max_tokens x n_head: the attention of the current layer */
-	struct att_part *parts;  /* nparts */
-	int nparts;
+	struct att_part *parts;  /* nparts: each attention part's scratch */
+	int nparts;              /* the pool's threads when the work was made */
+	int kv_floats;           /* parts have kf, vf: the portable attention can run */
 	size_t nb, nseg, nw, nitems; /* the current pass: rows, sequences, wanted rows, attention items */
 	int att_nparts;          /* parts its attention runs on */
-	int avx512;              /* the call runs the AVX-512 code (att_row_512 when head_dim % 16 == 0, swiglu_512) */
+	int avx512, att512;      /* the call runs the AVX-512 code (swiglu_512), and att_row_512 */
 };
 
 /* f32 to IEEE half, round to nearest even (as F16C's vcvtps2ph and ggml's scalar conversion). */
@@ -481,11 +489,10 @@ static void att_row(const struct cce_work *w, const struct att_part *p, const fl
 		o[d] = kqv_tiny ? dot_f16_tiny(p->vf + d * st, p->pf, n_span) : dot_f16_vec(p->vf + d * st, p->pf, n_span);
 }
 
-
 /*
- * The attention of a row on AVX-512 (libcck's avx512 tier: F, BW, VL), for head_dim % 16 == 0: the same operations in
- * the same order as att_row's portable code (ggml's own AVX-512 code is what that code emulates), with the K and V
- * rows read as f16 straight from the cache and the accumulators in registers.
+ * The attention of a row (head_dim % 16 == 0) and SwiGLU on AVX-512 (run on libcck's avx512 tier: F, DQ, BW, VL): the
+ * same operations in the same order as the portable code (ggml's own AVX-512 code is what that code emulates), with
+ * K and V read as f16 straight from the cache and the accumulators in registers.
  */
 #ifdef HAVE_F16C_PATH
 #define HAVE_AVX512_PATH 1
@@ -529,38 +536,142 @@ T512 static inline __m512 load_f16_512(const uint16_t *p, ptrdiff_t avail)
 	return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p));
 }
 
-/* Lanes of 4 accumulators combined as ggml_vec_dot_f16 does: (0 + 2) + (1 + 3), then reduce16. */
-T512 static inline float combine4_512(const __m512 *acc)
+/*
+ * reduce16 of 16 registers at once: r[e] = reduce16(x[e]), the same additions of the same values, lanes shuffled
+ * between the registers (slot 4 m + l takes x[4 l + m]: the results then come out in x's order).
+ */
+T512 static inline __m512 reduce16x16_512(const __m512 *x)
 {
-	return reduce16_512(_mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3])));
+	__m512 y[8], z[4], u[2];
+
+	for (int i = 0; i < 8; i++) { /* halves: [t8 of slot 2i, t8 of slot 2i + 1] */
+		const __m512 a = x[4 * (2 * i % 4) + 2 * i / 4], b = x[4 * ((2 * i + 1) % 4) + (2 * i + 1) / 4];
+
+		y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+	}
+	for (int i = 0; i < 4; i++) /* quarters: t4 of slots 4i..4i + 3, one per 128-bit lane */
+		z[i] = _mm512_add_ps(_mm512_shuffle_f32x4(y[2 * i], y[2 * i + 1], 0x88),
+		                     _mm512_shuffle_f32x4(y[2 * i], y[2 * i + 1], 0xdd));
+	for (int i = 0; i < 2; i++) /* t4[0] + t4[2], t4[1] + t4[3] */
+		u[i] = _mm512_add_ps(_mm512_shuffle_ps(z[2 * i], z[2 * i + 1], 0x44),
+		                     _mm512_shuffle_ps(z[2 * i], z[2 * i + 1], 0xee));
+	return _mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], 0x88), _mm512_shuffle_ps(u[0], u[1], 0xdd));
 }
 
-/* kq[j] = K[j] . q for j < n, K rows of hd f16 at k + j * kst: dot_f16_vec's order (hd % 16 == 0; its n % 64 last
- * products added one by one in double), or dot_f16_tiny's (tiny). Inline over j: the rows' reductions overlap. */
-T512 static void kq_512(const uint16_t *k, size_t kst, const float *q, size_t hd, size_t n, int tiny, float *kq)
+/* Lanes of 4 accumulators combined as ggml_vec_dot_f16 does: (0 + 2) + (1 + 3). */
+T512 static inline __m512 combine4_512(const __m512 *acc)
+{
+	return _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
+}
+
+/* The lanes of K row k . q before their reduce16: dot_f16_tiny's one chain, or dot_f16_vec's 4 over steps of 64
+ * (up to np) combined. Inlined with tiny constant: the accumulators stay in registers. */
+__attribute__((always_inline)) T512 static inline __m512 kq_lanes_512(const uint16_t *k, const float *q, size_t hd,
+                                                                    size_t np, int tiny)
+{
+	__m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+
+	if (tiny) {
+		for (size_t c = 0; c < hd; c += 16)
+			acc[0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + c))),
+			                         _mm512_loadu_ps(q + c), acc[0]);
+		return acc[0];
+	}
+	for (size_t i = 0; i < np; i += 64) {
+#pragma GCC unroll 4
+		for (int l = 0; l < 4; l++)
+			acc[l] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i + 16 * l))),
+			                         _mm512_loadu_ps(q + i + 16 * l), acc[l]);
+	}
+	return combine4_512(acc);
+}
+
+/* kq_512's rows [j, n) by 16 (one shared reduction: only when nothing is left for dot_f16_vec's double, as then its
+ * float result is the sum itself); returns where it stopped. */
+__attribute__((always_inline)) T512 static inline size_t kq16_512(const uint16_t *k, size_t kst, const float *q,
+                                                                size_t hd, size_t j, size_t n, int tiny, float *kq)
 {
 	const size_t np = hd & ~(size_t)63;
 
-	for (size_t j = 0; j < n; j++, k += kst) {
-		__m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+	if (!tiny && np != hd)
+		return j;
+	for (; j + 16 <= n; j += 16) {
+		__m512 t[16];
+
+#pragma GCC unroll 16
+		for (int r = 0; r < 16; r++)
+			t[r] = kq_lanes_512(k + (j + (size_t)r) * kst, q, hd, np, tiny);
+		_mm512_storeu_ps(kq + j, reduce16x16_512(t));
+	}
+	return j;
+}
+
+/*
+ * kq[j] = K[j] . q for j < n, K rows of hd (% 16 == 0) f16 at k + j * kst: dot_f16_vec's order (its hd % 64 last
+ * products added one by one in double), or dot_f16_tiny's (tiny).
+ */
+T512 static void kq_512(const uint16_t *k, size_t kst, const float *q, size_t hd, size_t n, int tiny, float *kq)
+{
+	const size_t np = hd & ~(size_t)63;
+	size_t j = tiny ? kq16_512(k, kst, q, hd, 0, n, 1, kq) : kq16_512(k, kst, q, hd, 0, n, 0, kq);
+
+	for (; j < n; j++) {
+		const uint16_t *kr = k + j * kst;
 		double sum;
 
 		if (tiny) {
-			for (size_t c = 0; c < hd; c += 16)
-				acc[0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + c))),
-				                         _mm512_loadu_ps(q + c), acc[0]);
-			kq[j] = reduce16_512(acc[0]);
+			kq[j] = reduce16_512(kq_lanes_512(kr, q, hd, np, 1));
 			continue;
 		}
-		for (size_t i = 0; i < np; i += 64)
-			for (int l = 0; l < 4; l++)
-				acc[l] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i + 16 * l))),
-				                         _mm512_loadu_ps(q + i + 16 * l), acc[l]);
-		sum = (double)combine4_512(acc);
+		sum = (double)reduce16_512(kq_lanes_512(kr, q, hd, np, 0));
 		for (size_t i = np; i < hd; i++)
-			sum += (double)(f16_to_f32(k[i]) * q[i]);
+			sum += (double)(f16_to_f32(kr[i]) * q[i]);
 		kq[j] = (float)sum;
 	}
+}
+
+/* One step of 64 cells of kqv_512 for 4 V^T rows; full: all 64 cells readable (no masks). */
+__attribute__((always_inline)) T512 static inline void kqv_step_512(__m512 acc[4][4], const uint16_t *v, size_t vst,
+                                                                  ptrdiff_t n_kv, const float *p, size_t i, int tiny,
+                                                                  int full)
+{
+#pragma GCC unroll 4
+	for (int l = 0; l < 4; l++) {
+		const size_t at = i + 16 * (size_t)l;
+		const __m512 pl = _mm512_loadu_ps(p + at);
+
+		/* tiny: one chain over every group of 16 (acc[r][0]) */
+#pragma GCC unroll 4
+		for (int r = 0; r < 4; r++) {
+			const uint16_t *vr = v + r * vst + at;
+			const __m512 vv = full ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)vr))
+			                       : load_f16_512(vr, n_kv - (ptrdiff_t)at);
+
+			acc[r][tiny ? 0 : l] = _mm512_fmadd_ps(vv, pl, acc[r][tiny ? 0 : l]);
+		}
+	}
+}
+
+/* kqv_512 of 4 V^T rows (tiny constant when inlined). */
+__attribute__((always_inline)) T512 static inline void kqv4_512(const uint16_t *v, size_t vst, ptrdiff_t n_kv,
+                                                              const float *p, size_t n, size_t full, int tiny,
+                                                              float *o)
+{
+	__m512 acc[4][4];
+	size_t i = 0;
+
+#pragma GCC unroll 4
+	for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+		for (int l = 0; l < 4; l++)
+			acc[r][l] = _mm512_setzero_ps();
+	for (; i < full; i += 64)
+		kqv_step_512(acc, v, vst, n_kv, p, i, tiny, 1);
+	for (; i < n; i += 64)
+		kqv_step_512(acc, v, vst, n_kv, p, i, tiny, 0);
+#pragma GCC unroll 4
+	for (int r = 0; r < 4; r++)
+		o[r] = reduce16_512(tiny ? acc[r][0] : combine4_512(acc[r]));
 }
 
 /* o[d] = V^T[d] . p over n (% 64 == 0) cells for d < hd (% 4 == 0), V^T rows at v + d * vst with n_kv values readable
@@ -568,24 +679,13 @@ T512 static void kq_512(const uint16_t *k, size_t kst, const float *q, size_t hd
 T512 static void kqv_512(const uint16_t *v, size_t vst, ptrdiff_t n_kv, const float *p, size_t n, size_t hd, int tiny,
                          float *o)
 {
+	const size_t full = (size_t)n_kv / 64 * 64 < n ? (size_t)n_kv / 64 * 64 : n;
+
 	for (size_t d = 0; d < hd; d += 4, v += 4 * vst) {
-		__m512 acc[4][4];
-
-		for (int r = 0; r < 4; r++)
-			for (int l = 0; l < 4; l++)
-				acc[r][l] = _mm512_setzero_ps();
-		for (size_t i = 0; i < n; i += 64)
-			for (int l = 0; l < 4; l++) {
-				const size_t at = i + 16 * (size_t)l;
-				const __m512 pl = _mm512_loadu_ps(p + at);
-
-				/* tiny: one lane chain over every group of 16 (acc[r][0]) */
-				for (int r = 0; r < 4; r++)
-					acc[r][tiny ? 0 : l] = _mm512_fmadd_ps(load_f16_512(v + r * vst + at, n_kv - (ptrdiff_t)at),
-					                                       pl, acc[r][tiny ? 0 : l]);
-			}
-		for (int r = 0; r < 4; r++)
-			o[d + r] = tiny ? reduce16_512(acc[r][0]) : combine4_512(acc[r]);
+		if (tiny)
+			kqv4_512(v, vst, n_kv, p, n, full, 1, o + d);
+		else
+			kqv4_512(v, vst, n_kv, p, n, full, 0, o + d);
 	}
 }
 
@@ -609,15 +709,28 @@ T512 static void swiglu_512(float *y, const float *g, const float *u, size_t n)
 /* softmax_row's probabilities, then rounded to f16 (f16_round_n) into pf[0..n_pad). p: scratch of n_pad. */
 T512 static void softmax_f16_512(const float *kq, float *p, float *pf, size_t n_valid, size_t n_pad, float scale)
 {
-	float max = -INFINITY, inv;
+	float max = -INFINITY, inv, lanes[16];
+	__m512 mv = _mm512_set1_ps(-INFINITY);
 	double sum = 0.0;
+	size_t j = 0;
 
-	for (size_t j = 0; j < n_valid; j++) {
+	/* the max of the scaled scores, NaN skipped (max_ps(v, m) keeps m unless v > m), as the scalar code */
+	for (; j + 16 <= n_valid; j += 16) {
+		const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(kq + j), _mm512_set1_ps(scale));
+
+		_mm512_storeu_ps(p + j, v);
+		mv = _mm512_max_ps(v, mv);
+	}
+	_mm512_storeu_ps(lanes, mv);
+	for (int l = 0; l < 16; l++)
+		if (lanes[l] > max)
+			max = lanes[l];
+	for (; j < n_valid; j++) {
 		p[j] = kq[j] * scale;
 		if (p[j] > max)
 			max = p[j];
 	}
-	for (size_t j = 0; j < n_pad; j += 16) {
+	for (j = 0; j < n_pad; j += 16) {
 		const ptrdiff_t left = (ptrdiff_t)n_valid - (ptrdiff_t)j;
 		const __mmask16 k = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
 		const __m512 e = _mm512_maskz_mov_ps(k, v_expf_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + j),
@@ -627,7 +740,7 @@ T512 static void softmax_f16_512(const float *kq, float *p, float *pf, size_t n_
 		sum += (double)reduce16_512(e);
 	}
 	inv = (float)(1.0 / sum);
-	for (size_t j = 0; j < n_pad; j += 16)
+	for (j = 0; j < n_pad; j += 16)
 		_mm512_storeu_ps(pf + j, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(p + j),
 		                                                                       _mm512_set1_ps(inv)),
 		                                                         _MM_FROUND_TO_NEAREST_INT)));
@@ -656,7 +769,7 @@ static void att_item(const struct cce_work *w, const struct att_item *it, uint32
 	const struct cce_ctx *c = it->c;
 
 #ifdef HAVE_AVX512_PATH
-	if (w->avx512 && hd % 16 == 0) {
+	if (w->att512) {
 		const uint16_t *kl = c->kc + (size_t)il * c->n_cells * kvd + kvh * hd;
 		const uint16_t *vl = c->vc + ((size_t)il * kvd + kvh * hd) * c->n_cells;
 
@@ -701,6 +814,13 @@ static int avx512_ok(void)
 #else
 	return 0;
 #endif
+}
+
+/* Whether the attention runs att_row_512: head_dim % 16 == 0 and the AVX-512 code runs, or a work made when it did
+ * has no float K/V scratch for the portable code (the same bits either way). */
+static int att512_ok(const struct cce_model *m, int kv_floats)
+{
+	return m->hp.head_dim % 16 == 0 && (avx512_ok() || !kv_floats);
 }
 
 /* The attention of layer il: w's items over w->att_nparts parts. */
@@ -777,6 +897,13 @@ static void keep_wanted(struct cce_work *w)
 			memcpy(w->x + i * ne, w->x + (size_t)w->wsegs[i].r0 * ne, ne * sizeof(float));
 }
 
+/* The residual add: x[i] += t[i]. */
+static void add_to(float *restrict x, const float *restrict t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] += t[i];
+}
+
 /* Attention output projection and the feed-forward block over rows [0, nr) of att and x. */
 static int attn_out_ffn(struct cce_work *w, const struct cce_layer *L, size_t nr)
 {
@@ -786,8 +913,7 @@ static int attn_out_ffn(struct cce_work *w, const struct cce_layer *L, size_t nr
 
 	if ((rc = matmul(&L->wo, L->bo, w->att, w->tmp, nr)))
 		return rc;
-	for (size_t i = 0; i < nr * ne; i++)
-		w->x[i] += w->tmp[i];
+	add_to(w->x, w->tmp, nr * ne);
 	for (size_t r = 0; r < nr; r++)
 		rms_norm(w->x + r * ne, L->ffn_norm, w->xn + r * ne, ne, hp->rms_eps);
 	if ((rc = matmul(&L->w_gate, L->b_gate, w->xn, w->gate, nr)) ||
@@ -804,8 +930,7 @@ static int attn_out_ffn(struct cce_work *w, const struct cce_layer *L, size_t nr
 	}
 	if ((rc = matmul(&L->w_down, L->b_down, w->gate, w->tmp, nr)))
 		return rc;
-	for (size_t i = 0; i < nr * ne; i++)
-		w->x[i] += w->tmp[i];
+	add_to(w->x, w->tmp, nr * ne);
 	return 0;
 }
 
@@ -988,8 +1113,8 @@ static int work_layout(struct cce_work *w, char *base, size_t *size)
 	for (int i = 0; i < w->nparts; i++) {
 		struct att_part dummy, *p = w->parts ? &w->parts[i] : &dummy;
 
-		p->kf = carve(base, &off, cells, hd * f, &ovf);
-		p->vf = carve(base, &off, cells, hd * f, &ovf);
+		p->kf = w->kv_floats ? carve(base, &off, cells, hd * f, &ovf) : NULL;
+		p->vf = w->kv_floats ? carve(base, &off, cells, hd * f, &ovf) : NULL;
 		p->qf = carve(base, &off, hd, f, &ovf);
 		p->kq = carve(base, &off, cells, f, &ovf);
 		p->s = carve(base, &off, cells, f, &ovf);
@@ -997,6 +1122,16 @@ static int work_layout(struct cce_work *w, char *base, size_t *size)
 	}
 	*size = off;
 	return ovf ? -EOVERFLOW : 0;
+}
+
+/* The pool's threads, whatever this thread's cap (a server makes its works on a thread capped at 1, and evaluates on
+ * threads that may use the pool). */
+static int pool_threads(void)
+{
+	const int cap = cck_set_local_threads(0), n = cck_get_threads();
+
+	cck_set_local_threads(cap);
+	return n;
 }
 
 /* A work of out_rows logit rows per output matmul (cce_eval's own: 0, it has one). */
@@ -1019,7 +1154,8 @@ static int work_create(const struct cce_model *m, uint32_t max_tokens, uint32_t 
 		return -ENOMEM;
 	*w = (struct cce_work){.m = m, .max_tokens = max_tokens, .max_ctx = max_ctx, .out_rows = out_rows};
 	w->max_cells = (max_ctx + KV_PAD - 1) / KV_PAD * KV_PAD;
-	w->nparts = cck_get_threads(); /* attention scratch for each thread the pool may give it */
+	w->nparts = pool_threads(); /* attention scratch for each thread the pool may give it */
+	w->kv_floats = !att512_ok(m, 1);
 	if ((rc = work_layout(w, NULL, &size)) == 0 && size > SIZE_MAX - 64)
 		rc = -EOVERFLOW;
 	if (rc == 0 && !(w->mem = malloc(size + 64)))
@@ -1134,6 +1270,7 @@ int cce_eval_batch(struct cce_work *w, struct cce_seq *seqs, size_t nseq, const 
 	if ((rc = batch_check(w, seqs, nseq)))
 		return rc;
 	w->avx512 = avx512_ok();
+	w->att512 = att512_ok(w->m, w->kv_floats);
 	while (si < nseq) {
 		if ((rc = pass_plan(w, seqs, nseq, &si, &ti)))
 			return rc;

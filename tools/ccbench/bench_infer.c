@@ -218,10 +218,14 @@ static int usage(void)
 static int parse(int argc, char **argv, struct bench *b, const char **mode)
 {
 	static const struct option opts[] = {
-	    {"model", required_argument, NULL, 'm'},      {"threads", required_argument, NULL, 't'},
-	    {"prompt-tokens", required_argument, NULL, 'p'}, {"gen-tokens", required_argument, NULL, 'g'},
-	    {"reps", required_argument, NULL, 'r'},       {"mode", required_argument, NULL, 'M'},
-	    {"batch", required_argument, NULL, 'b'},      {"help", no_argument, NULL, 'h'},
+	    {"model", required_argument, NULL, 'm'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"prompt-tokens", required_argument, NULL, 'p'},
+	    {"gen-tokens", required_argument, NULL, 'g'},
+	    {"reps", required_argument, NULL, 'r'},
+	    {"mode", required_argument, NULL, 'M'},
+	    {"batch", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -229,20 +233,35 @@ static int parse(int argc, char **argv, struct bench *b, const char **mode)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "m:t:p:g:r:M:b:h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'm': b->path = optarg; break;
-		case 't': b->threads = strtol(optarg, NULL, 10); break;
-		case 'p': b->np = strtol(optarg, NULL, 10); break;
-		case 'g': b->ng = strtol(optarg, NULL, 10); break;
-		case 'r': b->reps = strtol(optarg, NULL, 10); break;
-		case 'M': *mode = optarg; break;
-		case 'b': b->batch = strtol(optarg, NULL, 10); break;
-		default: return usage();
+		case 'm':
+			b->path = optarg;
+			break;
+		case 't':
+			b->threads = strtol(optarg, NULL, 10);
+			break;
+		case 'p':
+			b->np = strtol(optarg, NULL, 10);
+			break;
+		case 'g':
+			b->ng = strtol(optarg, NULL, 10);
+			break;
+		case 'r':
+			b->reps = strtol(optarg, NULL, 10);
+			break;
+		case 'M':
+			*mode = optarg;
+			break;
+		case 'b':
+			b->batch = strtol(optarg, NULL, 10);
+			break;
+		default:
+			return usage();
 		}
 	}
 	if (!b->path || b->threads < 0 || b->np < 1 || b->ng < 0 || b->reps < 1 || b->batch < 0 || b->batch > 4096 ||
 	    ccm_mode_parse(*mode) < 0) {
 		fprintf(stderr, "ccbench infer: need --model PATH, threads >= 0, prompt-tokens >= 1, reps >= 1, "
-		                "batch 1..4096, mode mmap|uring\n");
+		                "batch <= 4096, mode mmap|uring\n");
 		return 2;
 	}
 	return 0;

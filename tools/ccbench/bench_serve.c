@@ -24,13 +24,12 @@
 #include <unistd.h>
 
 #include "cc.h"
+#include "own_ccd.h"
 
 int cmd_serve(int argc, char **argv);
 
 #define SERVE_MAX_K 256       /* most clients in one measurement */
 #define SERVE_MAX_KS 16       /* most values in a --clients list */
-#define SERVE_START_S 15.0    /* until a ccd we started answers */
-#define SERVE_STOP_S 10.0     /* SIGTERM to exit */
 #define SERVE_MAX_TOKENS 65536 /* --gen-tokens and --prompt-tokens bounds */
 
 static const char serve_usage[] =
@@ -60,165 +59,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- our own ccd ---------------------------------------------------------------------------------------------- */
-
-struct serve_ccd {
-	pid_t pid;
-	char dir[64];
-	char sock[96];
-	char endpoint[112];
-	char log[96];
-};
-
-/* The ccd to start: $CCD, else one next to ccbench (installed, or in the build tree). */
-static int serve_find_ccd(char *buf, size_t size)
-{
-	static const char *const rel[] = {"ccd", "../sbin/ccd", "../../daemon/ccd", "../../../daemon/ccd"};
-	const char *env = getenv("CCD");
-	char self[PATH_MAX], *slash;
-	ssize_t len;
-	size_t i;
-
-	if (env && *env) {
-		snprintf(buf, size, "%s", env);
-		return access(buf, X_OK) == 0 ? 0 : -ENOENT;
-	}
-	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (len <= 0)
-		return -ENOENT;
-	self[len] = 0;
-	slash = strrchr(self, '/');
-	if (!slash)
-		return -ENOENT;
-	*slash = 0;
-	for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-		if ((size_t)snprintf(buf, size, "%s/%s", self, rel[i]) >= size)
-			continue;
-		if (access(buf, X_OK) == 0)
-			return 0;
-	}
-	return -ENOENT;
-}
-
-static void serve_ccd_log(const struct serve_ccd *d)
-{
-	char buf[4096];
-	ssize_t got;
-	int fd = open(d->log, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	got = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (got > 0) {
-		buf[got] = 0;
-		fprintf(stderr, "ccbench: ccd's output:\n%s\n", buf);
-	}
-}
-
-static void serve_ccd_stop(struct serve_ccd *d)
-{
-	double end = now_s() + SERVE_STOP_S;
-	int st = 0;
-
-	if (d->pid > 0) {
-		kill(d->pid, SIGTERM);
-		while (waitpid(d->pid, &st, WNOHANG) == 0) {
-			if (now_s() > end) {
-				fprintf(stderr, "ccbench serve: ccd (pid %d) ignored SIGTERM for %.0f s: SIGKILL\n",
-				        (int)d->pid, SERVE_STOP_S);
-				kill(d->pid, SIGKILL);
-				waitpid(d->pid, &st, 0);
-				break;
-			}
-			usleep(5000);
-		}
-		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-			fprintf(stderr, "ccbench: the ccd it started ended with wait status 0x%x\n", st);
-			serve_ccd_log(d);
-		}
-		d->pid = 0;
-	}
-	if (d->dir[0]) {
-		unlink(d->sock);
-		unlink(d->log);
-		rmdir(d->dir);
-	}
-}
-
-/* Start ccd --foreground on a private temporary socket (engine_threads = threads if >= 0) and connect to it. */
-static int serve_ccd_start(struct serve_ccd *d, long threads, cc_client **ret)
-{
-	char ccd[PATH_MAX], opt[64];
-	pid_t parent = getpid();
-	double end;
-	int err, logfd;
-
-	memset(d, 0, sizeof(*d));
-	err = serve_find_ccd(ccd, sizeof(ccd));
-	if (err) {
-		fprintf(stderr, "ccbench serve: no ccd to start: set CCD=/path/to/ccd\n");
-		return err;
-	}
-	snprintf(d->dir, sizeof(d->dir), "/tmp/ccbench.XXXXXX");
-	if (!mkdtemp(d->dir))
-		return -errno;
-	snprintf(d->sock, sizeof(d->sock), "%s/ccd.sock", d->dir);
-	snprintf(d->endpoint, sizeof(d->endpoint), "ipc://%s", d->sock);
-	snprintf(d->log, sizeof(d->log), "%s/ccd.log", d->dir);
-	snprintf(opt, sizeof(opt), "engine_threads=%ld", threads > 0 ? threads : 0);
-	logfd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (logfd < 0) {
-		err = -errno;
-		rmdir(d->dir);
-		return err;
-	}
-	fflush(stdout);
-	d->pid = fork();
-	if (d->pid < 0) {
-		err = -errno;
-		close(logfd);
-		d->pid = 0;
-		serve_ccd_stop(d);
-		return err;
-	}
-	if (d->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		if (threads > 0)
-			execl(ccd, ccd, "--foreground", "--endpoint", d->endpoint, "-o", opt, (char *)NULL);
-		else
-			execl(ccd, ccd, "--foreground", "--endpoint", d->endpoint, (char *)NULL);
-		fprintf(stderr, "exec %s: %s\n", ccd, strerror(errno));
-		_exit(127);
-	}
-	close(logfd);
-	fprintf(stderr, "ccbench serve: started %s (pid %d) on %s\n", ccd, (int)d->pid, d->endpoint);
-	for (end = now_s() + SERVE_START_S;;) {
-		int st;
-
-		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-			fprintf(stderr, "ccbench serve: ccd exited (wait status 0x%x)\n", st);
-			serve_ccd_log(d);
-			d->pid = 0;
-			serve_ccd_stop(d);
-			return -ECHILD;
-		}
-		if (access(d->sock, F_OK) == 0 && cc_connect(d->endpoint, ret) == 0)
-			return 0;
-		if (now_s() > end) {
-			fprintf(stderr, "ccbench serve: ccd did not answer within %.0f s\n", SERVE_START_S);
-			serve_ccd_log(d);
-			serve_ccd_stop(d);
-			return -ETIMEDOUT;
-		}
-		usleep(10000);
-	}
 }
 
 /* ---- the prompt ----------------------------------------------------------------------------------------------- */
@@ -827,7 +667,7 @@ int cmd_serve(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct serve_run run = {.gen_tokens = 64, .prompt_tokens = 32, .threads = -1};
-	struct serve_ccd own = {0};
+	struct own_ccd own = {0};
 	const char *start = NULL;
 	int ks[SERVE_MAX_KS] = {1}, nks = 1, opt, r, i, failed = 0;
 	long threads = -1;
@@ -877,7 +717,10 @@ int cmd_serve(int argc, char **argv)
 		return 2;
 	}
 	if (start) {
-		r = serve_ccd_start(&own, threads, &run.ctl);
+		char setting[64];
+
+		snprintf(setting, sizeof(setting), "engine_threads=%ld", threads > 0 ? threads : 0);
+		r = own_ccd_start(&own, threads > 0 ? setting : NULL, &run.ctl);
 		if (r < 0)
 			return 1;
 		run.endpoint = own.endpoint;
@@ -913,7 +756,7 @@ out:
 	free(prompt);
 	cc_close(run.ctl);
 	if (start)
-		serve_ccd_stop(&own);
+		own_ccd_stop(&own);
 	return failed;
 usage:
 	fputs(serve_usage, stderr);

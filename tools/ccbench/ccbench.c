@@ -24,6 +24,7 @@
 
 #include "cc.h"
 #include "cck.h"
+#include "own_ccd.h"
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define CCB_X86 1
@@ -58,9 +59,10 @@ static const char usage_text[] =
     "ccbench kernels [--ops a,b,...] [--sizes N,...] [--tier T] [--threads N]\n"
     "                [--reps-ms MS] [--compare-tiers] [--no-read-bw]\n"
     "  --ops LIST       comma-separated op names as cck_op_lookup() accepts them\n"
-    "                   (aliases too), and the quantized ops qmatvec_<type> and\n"
-    "                   qmatmul_<type>x<batch> (<type> a cck_type_lookup() name\n"
-    "                   with a dot product: q4_0, q8_0, q4_k, f16, ...).\n"
+    "                   (aliases too), and the quantized ops qmatvec_<type>,\n"
+    "                   qmatmul_<type>x<batch> and qmatmul8_<type> (<type> a\n"
+    "                   cck_type_lookup() name with a dot product: q4_0, q8_0,\n"
+    "                   q4_k, f16, ...).\n"
     "                   Default: every op except matmul and the quantized ones.\n"
     "  --sizes LIST     comma-separated element counts; a k/K or m/M suffix means\n"
     "                   x1000 or x1000000. Default: 1K,100K,1M,10M, or 1024 when\n"
@@ -115,6 +117,11 @@ static const char usage_text[] =
     "    run with the same method over a float buffer of the same total size,\n"
     "    each call reading the next weight_bytes of it in the same rotation\n"
     "    (n = weight_bytes / 4).\n"
+    "    qmatmul8_<type> times qmatvec and a batch of 8 on the same matrices in\n"
+    "    the same run (each twice, alternating, the lower median kept) and adds\n"
+    "    \"ns_qmatvec\", \"ns_per_column\" (ns / 8) and \"speedup_per_column\"\n"
+    "    (8 ns_qmatvec / ns: what a batch of 8 saves per column; above 1: the\n"
+    "    batch is cheaper than 8 qmatvec calls).\n"
     "    Weights: 64 rows quantized from random floats in (-1, 1) with\n"
     "    cck_quantize, copied to every row; x is random in (-5, 5). tier is\n"
     "    cck_tier(): libcck runs each quantized kernel on the highest tier up to\n"
@@ -809,20 +816,26 @@ static int parse_sizes(const char *arg, size_t *sizes, size_t (*shapes)[2])
 	return count;
 }
 
-/* A quantized op: cck_qmatvec (batch 0) or cck_qmatmul on batch rows of x. */
+/* A quantized op: cck_qmatvec (batch 0) or cck_qmatmul on batch rows of x; pair: also qmatvec, compared. */
 struct qop {
 	int type;
 	size_t batch;
+	int pair;
 };
 #define MAX_QOPS 64
 
-/* qmatvec_<type> or qmatmul_<type>x<batch> into *q: 1, or 0 if tok is neither. */
+/* qmatvec_<type>, qmatmul_<type>x<batch> or qmatmul8_<type> into *q: 1, or 0 if tok is none of them. */
 static int parse_qop(const char *tok, struct qop *q)
 {
 	char name[32], *x;
 	int type;
 
-	if (!strncmp(tok, "qmatvec_", 8)) {
+	q->pair = 0;
+	if (!strncmp(tok, "qmatmul8_", 9)) {
+		snprintf(name, sizeof(name), "%s", tok + 9);
+		q->batch = 8;
+		q->pair = 1;
+	} else if (!strncmp(tok, "qmatvec_", 8)) {
 		snprintf(name, sizeof(name), "%s", tok + 8);
 		q->batch = 0;
 	} else if (!strncmp(tok, "qmatmul_", 8)) {
@@ -854,7 +867,7 @@ static int parse_ops(const char *arg, int *ops, struct qop *qops, int *nqops)
 
 		if (parse_qop(tok, &q)) {
 			for (dup = 0, i = 0; i < *nqops; i++)
-				dup |= qops[i].type == q.type && qops[i].batch == q.batch;
+				dup |= qops[i].type == q.type && qops[i].batch == q.batch && qops[i].pair == q.pair;
 			if (!dup && *nqops == MAX_QOPS)
 				usage_error("too many quantized ops (at most %d)", MAX_QOPS);
 			if (!dup)
@@ -1154,6 +1167,30 @@ static int call_qmatmul(void *p)
 	return cck_qmatmul(c->type, qop_next_w(c), 0, c->x, c->y, c->rows, c->cols, c->batch);
 }
 
+/*
+ * qmatmul8_<type>: qmatvec (*mv_ns) and the batch (*mm_ns) on the same
+ * matrices, each measured twice, alternating, the lower median kept (the
+ * two are compared: a burst of noise during one of them would skew the
+ * ratio).
+ */
+static int measure_pair(struct qop_ctx *c, double budget_ns, double *mm_ns, double *mv_ns)
+{
+	double t;
+	int err = 0;
+
+	*mm_ns = *mv_ns = 0;
+	for (int k = 0; k < 2 && !err; k++) {
+		err = measure(call_qmatvec, c, budget_ns / 2, &t);
+		if (!err && (k == 0 || t < *mv_ns))
+			*mv_ns = t;
+		if (!err)
+			err = measure(call_qmatmul, c, budget_ns / 2, &t);
+		if (!err && (k == 0 || t < *mm_ns))
+			*mm_ns = t;
+	}
+	return err;
+}
+
 /* The matrix shape of a quantized op at a size: RxC as given, else a square with a side multiple of 256. */
 static void qop_shape(size_t n, const size_t shape[2], size_t *rows, size_t *cols)
 {
@@ -1238,13 +1275,15 @@ static int bench_qop(const struct qop *q, size_t n, const size_t shape[2], int t
 	size_t rows, cols, row_bytes, wbytes, wstride, copies, nx, r, src_rows, llc;
 	char name[64], extra[64];
 	struct qop_ctx c;
-	double ns = 0, read_ns = 0, gbps;
+	double ns = 0, read_ns = 0, mv_ns = 0, gbps;
 	unsigned char *W = NULL, *src_q;
 	float *src, *x, *y, *rb;
 	int err;
 
 	qop_shape(n, shape, &rows, &cols);
-	if (q->batch)
+	if (q->pair)
+		snprintf(name, sizeof(name), "qmatmul8_%s", tname);
+	else if (q->batch)
 		snprintf(name, sizeof(name), "qmatmul_%sx%zu", tname, q->batch);
 	else
 		snprintf(name, sizeof(name), "qmatvec_%s", tname);
@@ -1303,7 +1342,10 @@ static int bench_qop(const struct qop *q, size_t n, const size_t shape[2], int t
 	}
 
 	c = (struct qop_ctx){q->type, W, x, y, rows, cols, q->batch, copies, wstride, 0};
-	err = measure(q->batch ? call_qmatmul : call_qmatvec, &c, budget_ns, &ns);
+	if (q->pair)
+		err = measure_pair(&c, budget_ns, &ns, &mv_ns);
+	else
+		err = measure(q->batch ? call_qmatmul : call_qmatvec, &c, budget_ns, &ns);
 	free(W);
 	free(x);
 	free(y);
@@ -1320,6 +1362,9 @@ static int bench_qop(const struct qop *q, size_t n, const size_t shape[2], int t
 	printf(",\"threads\":%d,\"ns\":%.1f,\"gbps\":%.2f,\"weight_bytes\":%zu%s", threads, ns, gbps, wbytes, extra);
 	if (read_ns > 0)
 		printf(",\"vs_read_bw\":%.3f", gbps / ((double)wbytes / read_ns));
+	if (q->pair)
+		printf(",\"ns_qmatvec\":%.1f,\"ns_per_column\":%.1f,\"speedup_per_column\":%.3f", mv_ns,
+		       ns / (double)q->batch, ns > 0 ? (double)q->batch * mv_ns / ns : 0.0);
 	printf("}\n");
 	fflush(stdout);
 	return 0;
@@ -1670,13 +1715,6 @@ static int cmd_matmul(int argc, char **argv)
 #define IPC_WARMUP 1000       /* untimed round trips first */
 #define IPC_BIG_N (16u << 20) /* the 16M-element relu */
 #define IPC_BIG_REPS 7        /* timed runs of it, each way (median) */
-#define IPC_START_S 15.0      /* until a ccd we started answers */
-#define IPC_STOP_S 10.0       /* SIGTERM to exit */
-
-static double now_s(void)
-{
-	return now_ns() * 1e-9;
-}
 
 /* p-th percentile (0..100) of sorted v[0..n). */
 static double percentile(const double *v, size_t n, double p)
@@ -1827,158 +1865,6 @@ out_dir:
 	return err;
 }
 
-/* A ccd started by ccbench (when none answers at the endpoint). */
-struct own_ccd {
-	pid_t pid;
-	char dir[64];
-	char sock[96];
-	char endpoint[112];
-	char log[96];
-};
-
-/* The ccd to start: $CCD, else one next to ccbench (installed, or in the build tree). */
-static int find_ccd(char *buf, size_t size)
-{
-	static const char *const rel[] = {"ccd", "../sbin/ccd", "../../daemon/ccd", "../../../daemon/ccd"};
-	const char *env = getenv("CCD");
-	char self[PATH_MAX], *slash;
-	ssize_t len;
-	size_t i;
-
-	if (env && *env) {
-		snprintf(buf, size, "%s", env);
-		return access(buf, X_OK) == 0 ? 0 : -ENOENT;
-	}
-	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (len <= 0)
-		return -ENOENT;
-	self[len] = 0;
-	slash = strrchr(self, '/');
-	if (!slash)
-		return -ENOENT;
-	*slash = 0;
-	for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-		if ((size_t)snprintf(buf, size, "%s/%s", self, rel[i]) >= size)
-			continue;
-		if (access(buf, X_OK) == 0)
-			return 0;
-	}
-	return -ENOENT;
-}
-
-static void own_ccd_log(const struct own_ccd *d)
-{
-	char buf[2048];
-	ssize_t got;
-	int fd = open(d->log, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	got = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (got > 0) {
-		buf[got] = 0;
-		fprintf(stderr, "ccbench: ccd's output:\n%s\n", buf);
-	}
-}
-
-static void own_ccd_stop(struct own_ccd *d)
-{
-	double end = now_s() + IPC_STOP_S;
-	int st = 0;
-
-	if (d->pid > 0) {
-		kill(d->pid, SIGTERM);
-		while (waitpid(d->pid, &st, WNOHANG) == 0) {
-			if (now_s() > end) {
-				fprintf(stderr, "ccbench: ccd (pid %d) ignored SIGTERM for %.0f s: SIGKILL\n",
-				        (int)d->pid, IPC_STOP_S);
-				kill(d->pid, SIGKILL);
-				waitpid(d->pid, &st, 0);
-				break;
-			}
-			usleep(5000);
-		}
-		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-			fprintf(stderr, "ccbench: the ccd it started ended with wait status 0x%x\n", st);
-			own_ccd_log(d);
-		}
-		d->pid = 0;
-	}
-	unlink(d->sock);
-	unlink(d->log);
-	rmdir(d->dir);
-}
-
-/* Start ccd --foreground on a private temporary socket and connect to it. */
-static int own_ccd_start(struct own_ccd *d, cc_client **ret)
-{
-	char ccd[PATH_MAX];
-	double end;
-	int err, logfd;
-	pid_t parent = getpid();
-
-	memset(d, 0, sizeof(*d));
-	err = find_ccd(ccd, sizeof(ccd));
-	if (err) {
-		fprintf(stderr, "ccbench: no ccd to start: set CCD=/path/to/ccd\n");
-		return err;
-	}
-	snprintf(d->dir, sizeof(d->dir), "/tmp/ccbench.XXXXXX");
-	if (!mkdtemp(d->dir))
-		return -errno;
-	snprintf(d->sock, sizeof(d->sock), "%s/ccd.sock", d->dir);
-	snprintf(d->endpoint, sizeof(d->endpoint), "ipc://%s", d->sock);
-	snprintf(d->log, sizeof(d->log), "%s/ccd.log", d->dir);
-	logfd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (logfd < 0) {
-		err = -errno;
-		rmdir(d->dir);
-		return err;
-	}
-	fflush(stdout);
-	d->pid = fork();
-	if (d->pid < 0) {
-		err = -errno;
-		close(logfd);
-		own_ccd_stop(d);
-		return err;
-	}
-	if (d->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		execl(ccd, ccd, "--foreground", "--endpoint", d->endpoint, (char *)NULL);
-		fprintf(stderr, "exec %s: %s\n", ccd, strerror(errno));
-		_exit(127);
-	}
-	close(logfd);
-	fprintf(stderr, "ccbench: no ccd answered; started %s (pid %d) on %s\n", ccd, (int)d->pid, d->endpoint);
-	end = now_s() + IPC_START_S;
-	for (;;) {
-		int st;
-
-		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-			fprintf(stderr, "ccbench: ccd exited (wait status 0x%x)\n", st);
-			own_ccd_log(d);
-			d->pid = 0;
-			own_ccd_stop(d);
-			return -ECHILD;
-		}
-		if (access(d->sock, F_OK) == 0 && cc_connect(d->endpoint, ret) == 0)
-			return 0;
-		if (now_s() > end) {
-			fprintf(stderr, "ccbench: ccd did not answer within %.0f s\n", IPC_START_S);
-			own_ccd_log(d);
-			own_ccd_stop(d);
-			return -ETIMEDOUT;
-		}
-		usleep(10000);
-	}
-}
-
 static int cmd_ipc(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -2034,7 +1920,7 @@ static int cmd_ipc(int argc, char **argv)
 	if (err) {
 		fprintf(stderr, "ccbench: no ccd at %s (%s)\n", endpoint ? endpoint : "the default endpoint",
 		        cc_strerror(err));
-		err = own_ccd_start(&own, &c);
+		err = own_ccd_start(&own, NULL, &c);
 		if (err) {
 			print_ipc_error("ccd_small_op", "cannot reach or start ccd: %s", cc_strerror(err));
 			free(lat);
