@@ -357,6 +357,23 @@ static int check_matrix(int type, size_t rows, size_t cols, size_t row_stride, s
 	return 0;
 }
 
+/*
+ * Bytes of the batched kernel's prep of batch columns (CCK_MM_PREP_BYTES, at
+ * most about 10 times the quantized activations), or 0: no batched kernel,
+ * one column, or sizes no buffer could hold (then the per-column way).
+ */
+static size_t mm_prep_bytes(const struct qk *k, size_t cols, size_t batch)
+{
+	size_t nb = cols / CCK_QK, groups = (batch + 7) / 8, act;
+
+	if (!k->vdotm || batch < 2 || k->act_bytes > MAX_BYTES / 4 / batch)
+		return 0;
+	act = k->act_bytes * batch;
+	if (nb > (MAX_BYTES / 2 - act) / CCK_MM_PREP_BLOCK / groups)
+		return 0;
+	return CCK_MM_PREP_BYTES(cols, batch);
+}
+
 static int qmm(int type, const void *W, size_t row_stride, const float *X, float *Y, size_t rows, size_t cols,
                size_t batch)
 {
@@ -364,7 +381,7 @@ static int qmm(int type, const void *W, size_t row_stride, const float *X, float
 	struct qjob job;
 	struct qk k;
 	void *heap = NULL;
-	size_t stride, work, batch_eq, prep_bytes = 0, need;
+	size_t stride, work, batch_eq, prep_bytes, need;
 	int rc, nt;
 
 	rc = check_matrix(type, rows, cols, row_stride, &stride);
@@ -387,10 +404,7 @@ static int qmm(int type, const void *W, size_t row_stride, const float *X, float
 		memset(Y, 0, rows * batch * sizeof(float));
 		return 0;
 	}
-	/* the batched kernel's prep (at most about 10 times the activations' size): else the per-column way */
-	if (k.vdotm && batch >= 2 &&
-	    (batch + 7) / 8 <= (MAX_BYTES / 2 - k.act_bytes * batch) / CCK_MM_PREP_BYTES(cols, 8))
-		prep_bytes = CCK_MM_PREP_BYTES(cols, batch);
+	prep_bytes = mm_prep_bytes(&k, cols, batch);
 	need = k.act_bytes * batch + (prep_bytes ? prep_bytes + 64 : 0);
 	if (k.quant && need > sizeof(stack) && !(heap = malloc(need)))
 		return -ENOMEM;
