@@ -59,6 +59,9 @@
  * positions x head_dim) under which one thread does it all (waking the pool would cost more). */
 #define ATT_ROWS 16
 #define ATT_PAR_MIN 32768
+/* q heads of a KV group that the AVX-512 attention runs together (sharing each K and V load; their accumulators fill
+ * the registers). */
+#define ATT_G 3
 
 struct cce_ctx {
 	const struct cce_model *m;
@@ -87,8 +90,9 @@ struct att_item {
 struct att_part {
 	float *kf, *vf;     /* max_cells x head_dim: one KV head's K rows, V^T rows (row stride max_cells), as floats
 	                       for the portable code (NULL when the AVX-512 code runs: it reads the cache) */
-	float *qf;          /* head_dim: a q row rounded to f16 */
-	float *kq, *s, *pf; /* max_cells: one row's scores, probabilities, probabilities rounded to f16 */
+	float *qf;          /* ATT_G x head_dim: q rows rounded to f16 */
+	float *kq, *pf;     /* ATT_G x max_cells: scores, probabilities rounded to f16 (a row's heads) */
+	float *s;           /* max_cells: probabilities */
 };
 
 struct cce_work {
@@ -113,7 +117,7 @@ struct cce_work {
 	int kv_floats;           /* parts have kf, vf: the portable attention can run */
 	size_t nb, nseg, nw, nitems; /* the current pass: rows, sequences, wanted rows, attention items */
 	int att_nparts;          /* parts its attention runs on */
-	int avx512, att512;      /* the call runs the AVX-512 code (swiglu_512), and att_row_512 */
+	int avx512, att512;      /* the call runs the AVX-512 code (swiglu_512), and att_heads_512 */
 };
 
 /* f32 to IEEE half, round to nearest even (as F16C's vcvtps2ph and ggml's scalar conversion). */
@@ -486,7 +490,8 @@ static void att_row(const struct cce_work *w, const struct att_part *p, const fl
 	f16_round_n(p->s, p->pf, n_span);
 	/* o[d] = V^T[d] . p */
 	for (size_t d = 0; d < hd; d++)
-		o[d] = kqv_tiny ? dot_f16_tiny(p->vf + d * st, p->pf, n_span) : dot_f16_vec(p->vf + d * st, p->pf, n_span);
+		o[d] = kqv_tiny ? dot_f16_tiny(p->vf + d * st, p->pf, n_span)
+		                : dot_f16_vec(p->vf + d * st, p->pf, n_span);
 }
 
 /*
@@ -564,128 +569,196 @@ T512 static inline __m512 combine4_512(const __m512 *acc)
 	return _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
 }
 
-/* The lanes of K row k . q before their reduce16: dot_f16_tiny's one chain, or dot_f16_vec's 4 over steps of 64
- * (up to np) combined. Inlined with tiny constant: the accumulators stay in registers. */
-__attribute__((always_inline)) T512 static inline __m512 kq_lanes_512(const uint16_t *k, const float *q, size_t hd,
-                                                                    size_t np, int tiny)
+/*
+ * The lanes of K row k . q_g for the g < G q heads at q (stride hd), before their reduce16: dot_f16_tiny's one chain,
+ * or dot_f16_vec's 4 over steps of 64 (up to np) combined. Each K value is loaded and converted once for all G heads.
+ * Inlined with tiny and G constant: the accumulators stay in registers.
+ */
+__attribute__((always_inline)) T512 static inline void kq_lanes_512(const uint16_t *k, const float *q, size_t hd,
+                                                                  size_t np, int tiny, int G, __m512 *out)
 {
-	__m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+	__m512 acc[ATT_G][4];
 
-	if (tiny) {
-		for (size_t c = 0; c < hd; c += 16)
-			acc[0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + c))),
-			                         _mm512_loadu_ps(q + c), acc[0]);
-		return acc[0];
-	}
-	for (size_t i = 0; i < np; i += 64) {
+#pragma GCC unroll 3
+	for (int g = 0; g < G; g++)
 #pragma GCC unroll 4
 		for (int l = 0; l < 4; l++)
-			acc[l] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i + 16 * l))),
-			                         _mm512_loadu_ps(q + i + 16 * l), acc[l]);
+			acc[g][l] = _mm512_setzero_ps();
+	if (tiny) {
+		for (size_t c = 0; c < hd; c += 16) {
+			const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + c)));
+
+#pragma GCC unroll 3
+			for (int g = 0; g < G; g++)
+				acc[g][0] = _mm512_fmadd_ps(kv, _mm512_loadu_ps(q + g * hd + c), acc[g][0]);
+		}
+#pragma GCC unroll 3
+		for (int g = 0; g < G; g++)
+			out[g] = acc[g][0];
+		return;
 	}
-	return combine4_512(acc);
+	for (size_t i = 0; i < np; i += 64)
+#pragma GCC unroll 4
+		for (int l = 0; l < 4; l++) {
+			const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i + 16 * l)));
+
+#pragma GCC unroll 3
+			for (int g = 0; g < G; g++)
+				acc[g][l] = _mm512_fmadd_ps(kv, _mm512_loadu_ps(q + g * hd + i + 16 * l), acc[g][l]);
+		}
+#pragma GCC unroll 3
+	for (int g = 0; g < G; g++)
+		out[g] = combine4_512(acc[g]);
 }
 
-/* kq_512's rows [j, n) by 16 (one shared reduction: only when nothing is left for dot_f16_vec's double, as then its
- * float result is the sum itself); returns where it stopped. */
+/* kq_512's positions [0, n) by 16 (one shared reduction a head: only when nothing is left for dot_f16_vec's double,
+ * as then its float result is the sum itself); returns where it stopped. */
 __attribute__((always_inline)) T512 static inline size_t kq16_512(const uint16_t *k, size_t kst, const float *q,
-                                                                size_t hd, size_t j, size_t n, int tiny, float *kq)
+                                                                size_t hd, size_t n, int tiny, int G, float *kq,
+                                                                size_t kqst)
 {
 	const size_t np = hd & ~(size_t)63;
+	size_t j = 0;
 
 	if (!tiny && np != hd)
-		return j;
+		return 0;
 	for (; j + 16 <= n; j += 16) {
-		__m512 t[16];
+		__m512 t[ATT_G][16], l[ATT_G];
 
-#pragma GCC unroll 16
-		for (int r = 0; r < 16; r++)
-			t[r] = kq_lanes_512(k + (j + (size_t)r) * kst, q, hd, np, tiny);
-		_mm512_storeu_ps(kq + j, reduce16x16_512(t));
+		for (int r = 0; r < 16; r++) {
+			kq_lanes_512(k + (j + (size_t)r) * kst, q, hd, np, tiny, G, l);
+#pragma GCC unroll 3
+			for (int g = 0; g < G; g++)
+				t[g][r] = l[g];
+		}
+#pragma GCC unroll 3
+		for (int g = 0; g < G; g++)
+			_mm512_storeu_ps(kq + g * kqst + j, reduce16x16_512(t[g]));
 	}
 	return j;
 }
 
 /*
- * kq[j] = K[j] . q for j < n, K rows of hd (% 16 == 0) f16 at k + j * kst: dot_f16_vec's order (its hd % 64 last
- * products added one by one in double), or dot_f16_tiny's (tiny).
+ * kq_g[j] = K[j] . q_g for j < n and the g < G (<= ATT_G) q heads at q (stride hd), into kq (stride kqst); K rows of hd
+ * (% 16 == 0) f16 at k + j * kst: dot_f16_vec's order (its hd % 64 last products added one by one in double), or
+ * dot_f16_tiny's (tiny).
  */
-T512 static void kq_512(const uint16_t *k, size_t kst, const float *q, size_t hd, size_t n, int tiny, float *kq)
+T512 static void kq_512(const uint16_t *k, size_t kst, const float *q, size_t hd, size_t n, int tiny, int G, float *kq,
+                        size_t kqst)
 {
 	const size_t np = hd & ~(size_t)63;
-	size_t j = tiny ? kq16_512(k, kst, q, hd, 0, n, 1, kq) : kq16_512(k, kst, q, hd, 0, n, 0, kq);
+	size_t j;
 
-	for (; j < n; j++) {
-		const uint16_t *kr = k + j * kst;
-		double sum;
+	/* constant tiny and G for the inlined code */
+	if (G == 3)
+		j = tiny ? kq16_512(k, kst, q, hd, n, 1, 3, kq, kqst) : kq16_512(k, kst, q, hd, n, 0, 3, kq, kqst);
+	else if (G == 2)
+		j = tiny ? kq16_512(k, kst, q, hd, n, 1, 2, kq, kqst) : kq16_512(k, kst, q, hd, n, 0, 2, kq, kqst);
+	else
+		j = tiny ? kq16_512(k, kst, q, hd, n, 1, 1, kq, kqst) : kq16_512(k, kst, q, hd, n, 0, 1, kq, kqst);
+	for (; j < n; j++)
+		for (int g = 0; g < G; g++) {
+			const uint16_t *kr = k + j * kst;
+			const float *qg = q + (size_t)g * hd;
+			__m512 l;
+			double sum;
 
-		if (tiny) {
-			kq[j] = reduce16_512(kq_lanes_512(kr, q, hd, np, 1));
-			continue;
+			kq_lanes_512(kr, qg, hd, np, tiny, 1, &l);
+			if (tiny) {
+				kq[g * kqst + j] = reduce16_512(l);
+				continue;
+			}
+			sum = (double)reduce16_512(l);
+			for (size_t i = np; i < hd; i++)
+				sum += (double)(f16_to_f32(kr[i]) * qg[i]);
+			kq[g * kqst + j] = (float)sum;
 		}
-		sum = (double)reduce16_512(kq_lanes_512(kr, q, hd, np, 0));
-		for (size_t i = np; i < hd; i++)
-			sum += (double)(f16_to_f32(kr[i]) * q[i]);
-		kq[j] = (float)sum;
-	}
 }
 
-/* One step of 64 cells of kqv_512 for 4 V^T rows; full: all 64 cells readable (no masks). */
-__attribute__((always_inline)) T512 static inline void kqv_step_512(__m512 acc[4][4], const uint16_t *v, size_t vst,
-                                                                  ptrdiff_t n_kv, const float *p, size_t i, int tiny,
-                                                                  int full)
+/*
+ * One step of 64 cells of kqv_512 for R V^T rows (at v, stride vst) and G heads (p_g at p + g * pst); full: all 64
+ * cells readable (no masks). Each V value is loaded and converted once for all G heads.
+ */
+__attribute__((always_inline)) T512 static inline void kqv_step_512(__m512 acc[4][ATT_G][4], const uint16_t *v,
+                                                                  size_t vst, ptrdiff_t n_kv, const float *p,
+                                                                  size_t pst, size_t i, int tiny, int full, int R,
+                                                                  int G)
 {
 #pragma GCC unroll 4
 	for (int l = 0; l < 4; l++) {
 		const size_t at = i + 16 * (size_t)l;
-		const __m512 pl = _mm512_loadu_ps(p + at);
+		__m512 vv[4];
 
-		/* tiny: one chain over every group of 16 (acc[r][0]) */
 #pragma GCC unroll 4
-		for (int r = 0; r < 4; r++) {
+		for (int r = 0; r < R; r++) {
 			const uint16_t *vr = v + r * vst + at;
-			const __m512 vv = full ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)vr))
-			                       : load_f16_512(vr, n_kv - (ptrdiff_t)at);
 
-			acc[r][tiny ? 0 : l] = _mm512_fmadd_ps(vv, pl, acc[r][tiny ? 0 : l]);
+			vv[r] = full ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)vr))
+			             : load_f16_512(vr, n_kv - (ptrdiff_t)at);
+		}
+		/* tiny: one chain over every group of 16 (acc[r][g][0]) */
+#pragma GCC unroll 3
+		for (int g = 0; g < G; g++) {
+			const __m512 pl = _mm512_loadu_ps(p + g * pst + at);
+
+#pragma GCC unroll 4
+			for (int r = 0; r < R; r++)
+				acc[r][g][tiny ? 0 : l] = _mm512_fmadd_ps(vv[r], pl, acc[r][g][tiny ? 0 : l]);
 		}
 	}
 }
 
-/* kqv_512 of 4 V^T rows (tiny constant when inlined). */
-__attribute__((always_inline)) T512 static inline void kqv4_512(const uint16_t *v, size_t vst, ptrdiff_t n_kv,
-                                                              const float *p, size_t n, size_t full, int tiny,
-                                                              float *o)
+/* kqv_512 of R V^T rows for G heads (tiny, R and G constant when inlined): o_g[r] at o + g * hd + r. */
+__attribute__((always_inline)) T512 static inline void kqv_rows_512(const uint16_t *v, size_t vst, ptrdiff_t n_kv,
+                                                                  const float *p, size_t pst, size_t n, size_t full,
+                                                                  size_t hd, int tiny, int R, int G, float *o)
 {
-	__m512 acc[4][4];
+	__m512 acc[4][ATT_G][4];
 	size_t i = 0;
 
 #pragma GCC unroll 4
-	for (int r = 0; r < 4; r++)
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 3
+		for (int g = 0; g < G; g++)
 #pragma GCC unroll 4
-		for (int l = 0; l < 4; l++)
-			acc[r][l] = _mm512_setzero_ps();
+			for (int l = 0; l < 4; l++)
+				acc[r][g][l] = _mm512_setzero_ps();
 	for (; i < full; i += 64)
-		kqv_step_512(acc, v, vst, n_kv, p, i, tiny, 1);
+		kqv_step_512(acc, v, vst, n_kv, p, pst, i, tiny, 1, R, G);
 	for (; i < n; i += 64)
-		kqv_step_512(acc, v, vst, n_kv, p, i, tiny, 0);
+		kqv_step_512(acc, v, vst, n_kv, p, pst, i, tiny, 0, R, G);
 #pragma GCC unroll 4
-	for (int r = 0; r < 4; r++)
-		o[r] = reduce16_512(tiny ? acc[r][0] : combine4_512(acc[r]));
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 3
+		for (int g = 0; g < G; g++)
+			o[(size_t)g * hd + (size_t)r] = reduce16_512(tiny ? acc[r][g][0] : combine4_512(acc[r][g]));
 }
 
-/* o[d] = V^T[d] . p over n (% 64 == 0) cells for d < hd (% 4 == 0), V^T rows at v + d * vst with n_kv values readable
- * (0 past them): dot_f16_vec's order (no tail: n % 64 == 0), or dot_f16_tiny's; 4 rows at a time share p's loads. */
-T512 static void kqv_512(const uint16_t *v, size_t vst, ptrdiff_t n_kv, const float *p, size_t n, size_t hd, int tiny,
-                         float *o)
+/*
+ * o_g[d] = V^T[d] . p_g over n (% 64 == 0) cells for d < hd (% 4 == 0) and the g < G (<= ATT_G) heads (p_g at
+ * p + g * pst, o_g at o + g * hd); V^T rows at v + d * vst with n_kv values readable (0 past them): dot_f16_vec's
+ * order (no tail: n % 64 == 0), or dot_f16_tiny's. One head: 4 V^T rows at a time share p's loads; more: 2 rows.
+ */
+T512 static void kqv_512(const uint16_t *v, size_t vst, ptrdiff_t n_kv, const float *p, size_t pst, size_t n,
+                         size_t hd, int tiny, int G, float *o)
 {
 	const size_t full = (size_t)n_kv / 64 * 64 < n ? (size_t)n_kv / 64 * 64 : n;
+	const size_t step = G == 1 ? 4 : 2;
 
-	for (size_t d = 0; d < hd; d += 4, v += 4 * vst) {
-		if (tiny)
-			kqv4_512(v, vst, n_kv, p, n, full, 1, o + d);
+	/* constant tiny, rows and G for the inlined code */
+	for (size_t d = 0; d < hd; d += step, v += step * vst) {
+		if (G == 3 && tiny)
+			kqv_rows_512(v, vst, n_kv, p, pst, n, full, hd, 1, 2, 3, o + d);
+		else if (G == 3)
+			kqv_rows_512(v, vst, n_kv, p, pst, n, full, hd, 0, 2, 3, o + d);
+		else if (G == 2 && tiny)
+			kqv_rows_512(v, vst, n_kv, p, pst, n, full, hd, 1, 2, 2, o + d);
+		else if (G == 2)
+			kqv_rows_512(v, vst, n_kv, p, pst, n, full, hd, 0, 2, 2, o + d);
+		else if (tiny)
+			kqv_rows_512(v, vst, n_kv, p, pst, n, full, hd, 1, 4, 1, o + d);
 		else
-			kqv4_512(v, vst, n_kv, p, n, full, 0, o + d);
+			kqv_rows_512(v, vst, n_kv, p, pst, n, full, hd, 0, 4, 1, o + d);
 	}
 }
 
@@ -746,17 +819,25 @@ T512 static void softmax_f16_512(const float *kq, float *p, float *pf, size_t n_
 		                                                         _MM_FROUND_TO_NEAREST_INT)));
 }
 
-/* att_row from the cache: K rows at kl (stride kv_dim), V^T rows at vl (stride n_cells, n_kv values readable). */
-T512 static void att_row_512(const struct cce_work *w, const struct att_part *p, const uint16_t *kl, const uint16_t *vl,
-                             size_t cells, size_t n_kv, const float *q, uint32_t pos, int prompt, float *o)
+/*
+ * Heads [0, G) (G <= ATT_G) of one row at position pos, q_g at q + g * head_dim, into o + g * head_dim: att_row from
+ * the cache (K rows at kl, stride kv_dim; V^T rows at vl, stride cells, n_kv values readable), the heads sharing each
+ * load of K and V.
+ */
+T512 static void att_heads_512(const struct cce_work *w, const struct att_part *p, const uint16_t *kl,
+                               const uint16_t *vl, size_t cells, size_t n_kv, const float *q, uint32_t pos, int prompt,
+                               int G, float *o)
 {
-	const size_t hd = w->m->hp.head_dim, kvd = w->m->kv_dim, n_valid = (size_t)pos + 1, n_span = span_of(n_valid);
+	const size_t hd = w->m->hp.head_dim, kvd = w->m->kv_dim, st = w->max_cells, n_valid = (size_t)pos + 1;
+	const size_t n_span = span_of(n_valid);
 	const float scale = 1.0f / sqrtf((float)hd);
 
-	f16_round_n(q, p->qf, hd);
-	kq_512(kl, kvd, p->qf, hd, n_valid, prompt, p->kq);
-	softmax_f16_512(p->kq, p->s, p->pf, n_valid, n_span, scale);
-	kqv_512(vl, cells, (ptrdiff_t)n_kv, p->pf, n_span, hd, prompt, o);
+	for (int g = 0; g < G; g++)
+		f16_round_n(q + g * hd, p->qf + g * hd, hd);
+	kq_512(kl, kvd, p->qf, hd, n_valid, prompt, G, p->kq, st);
+	for (int g = 0; g < G; g++)
+		softmax_f16_512(p->kq + g * st, p->s, p->pf + g * st, n_valid, n_span, scale);
+	kqv_512(vl, cells, (ptrdiff_t)n_kv, p->pf, st, n_span, hd, prompt, G, o);
 }
 #endif
 
@@ -773,10 +854,14 @@ static void att_item(const struct cce_work *w, const struct att_item *it, uint32
 		const uint16_t *kl = c->kc + (size_t)il * c->n_cells * kvd + kvh * hd;
 		const uint16_t *vl = c->vc + ((size_t)il * kvd + kvh * hd) * c->n_cells;
 
-		for (uint32_t h = it->h0; h < it->h1; h++)
-			for (uint32_t r = 0; r < it->n; r++)
-				att_row_512(w, p, kl, vl, c->n_cells, n_kv, w->q + (size_t)(it->r0 + r) * m->q_dim + h * hd,
-				            it->p0 + r, it->prompt, w->att + (size_t)(it->o0 + r) * m->q_dim + h * hd);
+		for (uint32_t r = 0; r < it->n; r++)
+			for (uint32_t h = it->h0, g; h < it->h1; h += g) {
+				const float *q = w->q + (size_t)(it->r0 + r) * m->q_dim + h * hd;
+
+				g = it->h1 - h < ATT_G ? it->h1 - h : ATT_G;
+				att_heads_512(w, p, kl, vl, c->n_cells, n_kv, q, it->p0 + r, it->prompt, (int)g,
+				              w->att + (size_t)(it->o0 + r) * m->q_dim + h * hd);
+			}
 		return;
 	}
 #endif
@@ -816,7 +901,7 @@ static int avx512_ok(void)
 #endif
 }
 
-/* Whether the attention runs att_row_512: head_dim % 16 == 0 and the AVX-512 code runs, or a work made when it did
+/* Whether the attention runs att_heads_512: head_dim % 16 == 0 and the AVX-512 code runs, or a work made when it did
  * has no float K/V scratch for the portable code (the same bits either way). */
 static int att512_ok(const struct cce_model *m, int kv_floats)
 {
@@ -856,10 +941,13 @@ static void att_plan(struct cce_work *w, const struct att_seg *segs, size_t nseg
 	for (size_t i = 0; i < nseg; i++) {
 		const struct att_seg *g = &segs[i];
 
-		for (uint32_t r = 0; r < g->n; r += rows)
+		for (uint32_t r = 0; r < g->n; r += rows) {
+			const uint32_t n = g->n - r < rows ? g->n - r : rows;
+
 			for (uint32_t h = 0; h < hp->n_head; h += hs)
-				w->items[w->nitems++] = (struct att_item){g->c, g->r0 + r, g->n - r < rows ? g->n - r : rows,
-				                                          g->p0 + r, g->o0 + r, h, h + hs, g->prompt};
+				w->items[w->nitems++] =
+				    (struct att_item){g->c, g->r0 + r, n, g->p0 + r, g->o0 + r, h, h + hs, g->prompt};
+		}
 	}
 	w->att_nparts = np;
 }
@@ -987,7 +1075,8 @@ static int pass_plan(struct cce_work *w, const struct cce_seq *seqs, size_t nseq
 	while (*si < nseq && w->nb < w->max_tokens) {
 		const struct cce_seq *s = &seqs[*si];
 		const uint32_t room = w->max_tokens - (uint32_t)w->nb, take = s->n - *ti < room ? s->n - *ti : room;
-		const struct att_seg g = {s->ctx, (uint32_t)w->nb, take, s->ctx->pos + *ti, (uint32_t)w->nb, !!s->prompt};
+		const uint32_t r0 = (uint32_t)w->nb;
+		const struct att_seg g = {s->ctx, r0, take, s->ctx->pos + *ti, r0, !!s->prompt};
 
 		w->segs[w->nseg++] = g;
 		for (uint32_t i = 0; i < take; i++)
@@ -997,8 +1086,9 @@ static int pass_plan(struct cce_work *w, const struct cce_seq *seqs, size_t nseq
 		if (*ti < s->n)
 			break;
 		if (s->logits) {
-			w->wsegs[w->nw] = (struct att_seg){s->ctx, (uint32_t)w->nb - 1, 1, g.p0 + take - 1, (uint32_t)w->nw,
-			                                   !!s->prompt};
+			struct att_seg *ws = &w->wsegs[w->nw];
+
+			*ws = (struct att_seg){s->ctx, r0 + take - 1, 1, g.p0 + take - 1, (uint32_t)w->nw, g.prompt};
 			w->wlog[w->nw++] = s->logits;
 		}
 		(*si)++;
@@ -1115,10 +1205,10 @@ static int work_layout(struct cce_work *w, char *base, size_t *size)
 
 		p->kf = w->kv_floats ? carve(base, &off, cells, hd * f, &ovf) : NULL;
 		p->vf = w->kv_floats ? carve(base, &off, cells, hd * f, &ovf) : NULL;
-		p->qf = carve(base, &off, hd, f, &ovf);
-		p->kq = carve(base, &off, cells, f, &ovf);
+		p->qf = carve(base, &off, ATT_G * hd, f, &ovf);
+		p->kq = carve(base, &off, ATT_G * cells, f, &ovf);
 		p->s = carve(base, &off, cells, f, &ovf);
-		p->pf = carve(base, &off, cells, f, &ovf);
+		p->pf = carve(base, &off, ATT_G * cells, f, &ovf);
 	}
 	*size = off;
 	return ovf ? -EOVERFLOW : 0;

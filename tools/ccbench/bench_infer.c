@@ -51,6 +51,11 @@ static int32_t prompt_id(uint64_t i, uint32_t n_vocab)
 	return (int32_t)(3 + (i * 7919u + 13u) % (n_vocab - 3));
 }
 
+static const char *base_name(const char *path)
+{
+	return strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+}
+
 static int32_t argmax(const float *v, uint32_t n)
 {
 	uint32_t i, best = 0;
@@ -96,8 +101,7 @@ static int run_single(const struct bench *b)
 	if (r == 0)
 		printf("{\"bench\":\"infer\",\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,\"prompt_tokens\":%ld,"
 		       "\"gen_tokens\":%ld,\"reps\":%ld,\"stat\":\"best\",\"pp_tps\":%.2f,\"tg_tps\":%.2f}\n",
-		       strrchr(b->path, '/') ? strrchr(b->path, '/') + 1 : b->path, b->hp->arch, cck_get_threads(), b->np,
-		       b->ng, b->reps, best_pp, best_tg);
+		       base_name(b->path), b->hp->arch, cck_get_threads(), b->np, b->ng, b->reps, best_pp, best_tg);
 	cce_ctx_free(ctx);
 	free(ids);
 	free(logits);
@@ -195,11 +199,11 @@ static int run_batch(const struct bench *b)
 			bestk = (double)(b->ng * b->batch) / t;
 	}
 	if (r == 0)
-		printf("{\"bench\":\"infer_batch\",\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,\"prompt_tokens\":%ld,"
-		       "\"gen_tokens\":%ld,\"reps\":%ld,\"stat\":\"best\",\"batch\":%ld,\"tg_tps_1\":%.2f,"
-		       "\"tg_tps_batch\":%.2f,\"ratio\":%.3f}\n",
-		       strrchr(b->path, '/') ? strrchr(b->path, '/') + 1 : b->path, b->hp->arch, cck_get_threads(), b->np,
-		       b->ng, b->reps, b->batch, best1, bestk, best1 > 0 ? bestk / best1 : 0.0);
+		printf("{\"bench\":\"infer_batch\",\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,"
+		       "\"prompt_tokens\":%ld,\"gen_tokens\":%ld,\"reps\":%ld,\"stat\":\"best\",\"batch\":%ld,"
+		       "\"tg_tps_1\":%.2f,\"tg_tps_batch\":%.2f,\"ratio\":%.3f}\n",
+		       base_name(b->path), b->hp->arch, cck_get_threads(), b->np, b->ng, b->reps, b->batch, best1,
+		       bestk, best1 > 0 ? bestk / best1 : 0.0);
 	group_free(&g1);
 	group_free(&gk);
 	cce_work_free(w);
@@ -210,8 +214,9 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: ccbench infer --model PATH [--threads T] [--prompt-tokens N] [--gen-tokens N] "
 	                "[--reps R] [--mode mmap|uring] [--batch K]\n"
-	                "  --batch K: K sequences (prompts of N tokens each) decode together, one batched eval a step;\n"
-	                "             prints aggregate generation tokens/s for K and for 1 (same run) and their ratio\n");
+	                "  --batch K: K sequences (prompts of N tokens each) decode together, one batched\n"
+	                "             eval a step; prints the aggregate generation tokens/s for K and for 1\n"
+	                "             (same run) and their ratio\n");
 	return 2;
 }
 
