@@ -74,6 +74,7 @@ struct ccd_sched {
 	struct cce_work *work;
 	struct cce_seq *seqs;
 	struct ccd_turn **seq_turn;
+	int32_t *picked; /* the token sampled for each seq of the step */
 	int32_t *eog; /* end-of-generation ids (ignore_eos masks them) */
 	size_t neog;
 	size_t rr;
@@ -770,19 +771,25 @@ static size_t safe_end(const struct ccd_turn *t, const struct ccd_turn_priv *p)
 	return end < p->sent ? p->sent : end;
 }
 
-/* Sample the next token from the turn's logits; the turn may end here. Returns 1 if it goes on decoding. */
-static int sample(struct ccd_sched *s, struct ccd_turn *t)
+/* The next token of turn t from its logits (ignore_eos: never an end-of-generation token). Thread-safe per turn. */
+static int32_t pick(const struct ccd_sched *s, struct ccd_turn *t)
+{
+	struct ccd_turn_priv *p = t->p;
+
+	if (t->ignore_eos)
+		for (size_t i = 0; i < s->neog; i++)
+			p->logits[s->eog[i]] = -INFINITY;
+	return cce_sampler_sample(p->smp, p->logits);
+}
+
+/* Take the sampled token id; the turn may end here. Returns 1 if it goes on decoding. */
+static int sample(struct ccd_sched *s, struct ccd_turn *t, int32_t id)
 {
 	struct ccd_turn_priv *p = t->p;
 	struct ccd_sess *ss = p->ss;
 	double now = now_s();
 	size_t before;
-	int32_t id;
 
-	if (t->ignore_eos)
-		for (size_t i = 0; i < s->neog; i++)
-			p->logits[s->eog[i]] = -INFINITY;
-	id = cce_sampler_sample(p->smp, p->logits);
 	if (!p->ngen)
 		p->t_first = now;
 	p->t_last = now;
@@ -928,9 +935,27 @@ static size_t build(struct ccd_sched *s)
 	return n;
 }
 
+/* Sampling of the turns that got logits this step, spread over the step's threads (part i takes every nt-th). */
+struct pick_job {
+	struct ccd_sched *s;
+	size_t n;
+};
+
+static void pick_part(void *arg, int part, int nt)
+{
+	const struct pick_job *j = arg;
+
+	for (size_t k = (size_t)part; k < j->n; k += (size_t)nt)
+		if (j->s->seqs[k].logits)
+			j->s->picked[k] = pick(j->s, j->s->seq_turn[k]);
+}
+
 /* After the pass: the cache holds the new tokens; turns whose logits came sample. */
 static void advance(struct ccd_sched *s, size_t n)
 {
+	struct pick_job job = {s, n};
+
+	cck_parallel(n < 2 ? 1 : (int)n, pick_part, &job);
 	for (size_t k = 0; k < n; k++) {
 		struct ccd_turn *t = s->seq_turn[k];
 		struct ccd_turn_priv *p = t->p;
@@ -948,7 +973,7 @@ static void advance(struct ccd_sched *s, size_t n)
 			p->phase = PH_DECODE;
 			atomic_store(&p->ss->state, CCD_SESS_DECODE);
 		}
-		sample(s, t);
+		sample(s, t, s->picked[k]);
 	}
 }
 
@@ -1042,7 +1067,8 @@ int ccd_sched_new(const struct ccd_sched_conf *conf, struct ccd_sched **ret, cha
 	/* a step holds at most batch_tokens decoders and prompt chunks of batch_tokens tokens */
 	s->seqs = calloc(2 * (size_t)conf->batch_tokens, sizeof(*s->seqs));
 	s->seq_turn = calloc(2 * (size_t)conf->batch_tokens, sizeof(*s->seq_turn));
-	r = s->seqs && s->seq_turn ? eog_list(s) : -ENOMEM;
+	s->picked = calloc(2 * (size_t)conf->batch_tokens, sizeof(*s->picked));
+	r = s->seqs && s->seq_turn && s->picked ? eog_list(s) : -ENOMEM;
 	if (r == 0)
 		r = cce_work_new(conf->model, conf->batch_tokens, s->ctx_cap, &s->work);
 	if (r == 0) {
@@ -1081,6 +1107,7 @@ void ccd_sched_free(struct ccd_sched *s)
 	free(s->active);
 	free(s->seqs);
 	free(s->seq_turn);
+	free(s->picked);
 	free(s->eog);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);

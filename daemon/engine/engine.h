@@ -79,9 +79,8 @@ void cce_model_free(struct cce_model *m);
 const struct cce_hparams *cce_model_hparams(const struct cce_model *m);
 
 /*
- * A context: one sequence's KV cache (f16) of n_ctx positions and its scratch buffers. The model must outlive it.
- * (Issue 7 adds batches of several contexts per forward pass: keep the KV cache and the per-sequence position in
- * here, and keep the forward pass written over a batch of tokens.)
+ * A context: one sequence's KV cache (f16) of n_ctx positions and its position; the scratch of a pass lives in a
+ * struct cce_work (cce_eval makes one of its own at its first call). The model must outlive it.
  */
 struct cce_ctx;
 int cce_ctx_new(const struct cce_model *m, uint32_t n_ctx, struct cce_ctx **ret);
@@ -91,7 +90,8 @@ void cce_ctx_reset(struct cce_ctx *c);         /* forget the cache */
 /*
  * Append n tokens at the next positions (prompt processing runs batched: matmuls over all n tokens) and, if
  * logits is not NULL, write the logits of the last one (n_vocab floats). -ENOSPC past n_ctx, -EINVAL for an id
- * out of range, -ECANCELED if *cancel became non-zero (checked between layers; cancel may be NULL).
+ * out of range, -ECANCELED if *cancel became non-zero (checked between layers; cancel may be NULL); -ENOMEM if the
+ * context's own work cannot be made at the first call.
  */
 int cce_eval(struct cce_ctx *c, const int32_t *ids, size_t n, float *logits, const _Atomic int *cancel);
 /* KV cache bytes of a context of n_ctx positions (what cce_ctx_new allocates for it); 0 on overflow. */
@@ -117,14 +117,15 @@ struct cce_seq {
 };
 struct cce_work;
 /* Scratch for passes of up to max_tokens tokens in all (a bigger call is split) over contexts of up to max_ctx
- * positions. */
+ * positions, with per-thread attention scratch for libcck's pool as it is sized when the work is made.
+ * -EOVERFLOW for a max_ctx too large, -ENOMEM. */
 int cce_work_new(const struct cce_model *m, uint32_t max_tokens, uint32_t max_ctx, struct cce_work **ret);
 void cce_work_free(struct cce_work *w);
 /* Bytes the work holds. */
 size_t cce_work_bytes(const struct cce_work *w);
 /*
- * Evaluate nseq sequences. -EINVAL (an id out of range, n == 0, a context of another model or past max_ctx, the
- * same context twice), -ENOSPC (a sequence does not fit its context: nothing is evaluated), -ECANCELED. On an
+ * Evaluate nseq sequences. -EINVAL (nseq == 0, an id out of range, n == 0, a context of another model or past
+ * max_ctx, the same context twice), -ENOSPC (a sequence does not fit its context: nothing is evaluated), -ECANCELED. On an
  * error after evaluation began, the contexts' positions are unchanged (the partial KV rows are dead).
  */
 int cce_eval_batch(struct cce_work *w, struct cce_seq *seqs, size_t nseq, const _Atomic int *cancel);
