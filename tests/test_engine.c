@@ -650,6 +650,90 @@ static void test_split(void **state)
 	       tm->stem, n, avx512_same(lm->m, seq, n + 1, 3) ? "" : "; AVX-512 code == portable code");
 }
 
+/* ---- (f) a context's memory is made resident as its positions are used ----------------------------------------
+ */
+
+#define RES_TOKENS 8 /* a prompt of 8 tokens, then 8 decoded one at a time */
+/* A V^T row of 2048 f16 cells is one page: one value per row, as V^T once was stored, touched every page of V. */
+#define RES_CTX 2048
+#define RES_KV_MIN (1u << 20) /* a KV cache of fewer bytes is too few pages to tell */
+
+/* This process's resident memory (bytes), from /proc/self/statm; 0 when unreadable. */
+static size_t resident_bytes(void)
+{
+	unsigned long size, res;
+	FILE *f = fopen("/proc/self/statm", "r");
+	int n;
+
+	if (!f)
+		return 0;
+	n = fscanf(f, "%lu %lu", &size, &res);
+	fclose(f);
+	return n == 2 ? res * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+static int asan_build(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	return 1;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	return 1;
+#endif
+#endif
+	return 0;
+}
+
+/* RES_TOKENS as a prompt, then RES_TOKENS decoded one at a time, from c's position 0. */
+static void res_eval(struct cce_ctx *c, const int32_t *ids, float *logits)
+{
+	cce_ctx_reset(c);
+	assert_int_equal(cce_eval(c, ids, RES_TOKENS, logits, NULL), 0);
+	for (size_t i = 0; i < RES_TOKENS; i++)
+		assert_int_equal(cce_eval(c, ids + RES_TOKENS + i, 1, logits, NULL), 0);
+}
+
+/*
+ * A fresh context of RES_CTX positions after 16 of them, and again after a reset: the process's resident memory grew
+ * by far less than its KV cache. The weights are made resident first by a small context. Not asserted under ASan (its
+ * allocator and shadow memory), nor for a cache of few pages.
+ */
+static void test_resident(void **state)
+{
+	const struct tmodel *tm = *state;
+	struct lmodel *lm = &R.lm;
+	int32_t ids[2 * RES_TOKENS];
+	const uint32_t n_ctx = RES_CTX;
+	size_t before, grew, again, kv;
+
+	if (lm_open(tm, lm))
+		skip();
+	for (size_t i = 0; i < T_NELEM(ids); i++)
+		ids[i] = (int32_t)((i * 7 + 3) % lm->n_vocab);
+	R.a = malloc(lm->n_vocab * sizeof(float));
+	assert_non_null(R.a);
+	assert_int_equal(cce_ctx_new(lm->m, 64, &R.c), 0);
+	res_eval(R.c, ids, R.a);
+	cce_ctx_free(R.c);
+	R.c = NULL;
+
+	before = resident_bytes();
+	assert_int_equal(cce_ctx_new(lm->m, n_ctx, &R.c), 0);
+	kv = cce_ctx_kv_bytes(R.c);
+	assert_int_equal(kv, cce_kv_bytes(lm->m, n_ctx));
+	res_eval(R.c, ids, R.a);
+	grew = resident_bytes() - before;
+	res_eval(R.c, ids, R.a);
+	again = resident_bytes() - before;
+	printf("    %s: n_ctx %" PRIu32 " (KV cache %zu KiB): %d positions made %zu KiB resident (%zu KiB after a reset "
+	       "and again)\n",
+	       tm->stem, n_ctx, kv >> 10, 2 * RES_TOKENS, grew >> 10, again >> 10);
+	if (asan_build() || before == 0 || kv < RES_KV_MIN)
+		return;
+	assert_true(grew < kv / 4);
+	assert_true(again < kv / 4);
+}
+
 /* ---- a tiny model written in memory (binding errors, limits) ------------------------------------------------------
  */
 
@@ -1522,7 +1606,7 @@ static void test_chat_smollm2_file(void **state)
 
 int main(void)
 {
-	struct CMUnitTest ref_tests[5 * T_NELEM(tmodels)];
+	struct CMUnitTest ref_tests[6 * T_NELEM(tmodels)];
 	const struct CMUnitTest unit_tests[] = {
 	    cmocka_unit_test(test_binding_errors), cmocka_unit_test(test_tiny_model),
 	    cmocka_unit_test(test_batch_api),      cmocka_unit_test(test_parallel),
@@ -1530,15 +1614,16 @@ int main(void)
 	    cmocka_unit_test(test_sampler),        cmocka_unit_test(test_sampling_check),
 	    cmocka_unit_test(test_chat),           cmocka_unit_test(test_chat_smollm2_file),
 	};
-	static char names[5 * T_NELEM(tmodels)][96];
+	static char names[6 * T_NELEM(tmodels)][96];
 	size_t k = 0;
 	int fails;
 
 	for (size_t i = 0; i < T_NELEM(tmodels); i++) {
-		static void (*const fns[5])(void **) = {test_greedy, test_logits, test_batch, test_multi, test_split};
-		static const char *const what[5] = {"greedy", "logits", "batch", "multi", "split"};
+		static void (*const fns[6])(void **) = {test_greedy, test_logits, test_batch,
+		                                        test_multi,  test_split,  test_resident};
+		static const char *const what[6] = {"greedy", "logits", "batch", "multi", "split", "resident"};
 
-		for (size_t j = 0; j < 5; j++, k++) {
+		for (size_t j = 0; j < 6; j++, k++) {
 			snprintf(names[k], sizeof(names[k]), "%s %s", what[j], tmodels[i].stem);
 			ref_tests[k] = (struct CMUnitTest){names[k], fns[j], NULL, ref_teardown, (void *)&tmodels[i]};
 		}

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cck.h"
 #include "engine_internal.h"
@@ -36,8 +37,10 @@
  *    row, libm's expf on the rest (ggml_vec_swiglu_f32); residual adds in float.
  * "ggml's vector expf" and the 16-lane sums are those of llama.cpp built for an AVX-512 (F + DQ) CPU, the one the
  * references come from; the arithmetic is emulated lane by lane in portable C (fmaf), so it is the same on any CPU.
- * The KV cache of a layer: K [n_cells][n_head_kv * head_dim], V [n_head_kv * head_dim][n_cells], f16 (n_cells: n_ctx
- * rounded up to KV_PAD).
+ * The KV cache of a layer: K [n_cells][kv_dim] (kv_dim = n_head_kv * head_dim), V^T in blocks of KV_BLOCK cells, each
+ * [kv_dim][KV_BLOCK], f16 (n_cells: n_ctx rounded up to KV_PAD). Storing a position writes one K row and one column of
+ * one V^T block: a context's pages are touched (its memory made resident) as its positions are used, not all at once
+ * as one V^T row per value over every cell would. The products read the same values in the same order.
  * A pass (struct cce_work) takes the rows of several sequences: the norms and matrix products run over all of them
  * (cck_qmatmul's rows do not depend on the batch), RoPE and the KV store at each row's own position and context, the
  * attention per sequence over its own cache, split in items over libcck's pool (cck_parallel). On libcck's avx512
@@ -53,6 +56,9 @@
 /* The KQV products of a row run over its causal span rounded up to this: past the span the probabilities are 0 and
  * add exact zeros, so any multiple of 64 (ggml_vec_dot_f16's step) from there to llama.cpp's n_kv gives its bits. */
 #define SPAN_PAD 64
+/* Cells of a V^T block: a multiple of 64 (a KQV step reads 64 cells of a row from one block) dividing KV_PAD. */
+#define KV_BLOCK 64
+_Static_assert(KV_BLOCK % 64 == 0 && KV_PAD % KV_BLOCK == 0, "KV_BLOCK: 64-cell steps, whole blocks of cells");
 /* Logit rows of one batched output matmul (cce_work_new's works; cce_eval's own writes its one row directly). */
 #define OUT_ROWS 16
 /* Attention items when it runs on several threads: rows of a prompt per item, and the work (rows x heads x cached
@@ -67,7 +73,8 @@ struct cce_ctx {
 	const struct cce_model *m;
 	uint32_t n_ctx, pos;
 	uint32_t n_cells;        /* n_ctx rounded up to KV_PAD: cache rows, and the row length of V^T */
-	uint16_t *kc, *vc;       /* n_layer x n_cells x kv_dim each */
+	uint16_t *kc, *vc;       /* n_layer x n_cells x kv_dim each: K rows, V^T blocks (one mapping: kv_bytes) */
+	size_t kv_bytes;         /* the mapping's size */
 	struct cce_work *work;   /* cce_eval's scratch, made by its first call */
 	int named;               /* set while cce_eval_batch checks that no context is named twice */
 };
@@ -452,6 +459,13 @@ static size_t span_of(size_t n)
 	return (n + SPAN_PAD - 1) / SPAN_PAD * SPAN_PAD;
 }
 
+/* V^T row d of layer il of c in its first block: cell j of the row at + (j / KV_BLOCK) * kv_dim * KV_BLOCK (the block)
+ * + j % KV_BLOCK; the next row at + KV_BLOCK. */
+static uint16_t *v_rows(const struct cce_ctx *c, uint32_t il, size_t d)
+{
+	return c->vc + (size_t)il * c->n_cells * c->m->kv_dim + d * KV_BLOCK;
+}
+
 /*
  * KV head kvh of layer il of c over positions [0, n_kv) into a part's scratch: K rows and V^T rows as floats, V^T 0
  * from n_kv to the end of its span (where the probabilities are 0: 0 adds what any finite value would, an exact 0).
@@ -460,13 +474,14 @@ static void att_load(const struct cce_work *w, const struct cce_ctx *c, uint32_t
                      const struct att_part *p)
 {
 	const size_t hd = w->m->hp.head_dim, kvd = w->m->kv_dim, st = w->max_cells;
-	const uint16_t *kl = c->kc + (size_t)il * c->n_cells * kvd + kvh * hd;
-	const uint16_t *vl = c->vc + ((size_t)il * kvd + kvh * hd) * c->n_cells;
+	const uint16_t *kl = c->kc + (size_t)il * c->n_cells * kvd + kvh * hd, *vl = v_rows(c, il, kvh * hd);
 
 	for (size_t j = 0; j < n_kv; j++)
 		f16_to_f32_n(kl + j * kvd, p->kf + j * hd, hd);
 	for (size_t d = 0; d < hd; d++) {
-		f16_to_f32_n(vl + d * c->n_cells, p->vf + d * st, n_kv);
+		for (size_t j = 0; j < n_kv; j += KV_BLOCK)
+			f16_to_f32_n(vl + j * kvd + d * KV_BLOCK, p->vf + d * st + j,
+			             n_kv - j < KV_BLOCK ? n_kv - j : KV_BLOCK);
 		memset(p->vf + d * st + n_kv, 0, (span_of(n_kv) - n_kv) * sizeof(float));
 	}
 }
@@ -676,14 +691,16 @@ T512 static void kq_512(const uint16_t *k, size_t kst, const float *q, size_t hd
 }
 
 /*
- * One step of 64 cells of kqv_512 for R V^T rows (at v, stride vst) and G heads (p_g at p + g * pst); full: all 64
- * cells readable (no masks). Each V value is loaded and converted once for all G heads.
+ * One step of 64 cells of kqv_512 for R V^T rows (at v, in blocks: see kqv_512) and G heads (p_g at p + g * pst); full:
+ * all 64 cells readable (no masks). Each V value is loaded and converted once for all G heads.
  */
 __attribute__((always_inline)) T512 static inline void kqv_step_512(__m512 acc[4][ATT_G][4], const uint16_t *v,
-                                                                  size_t vst, ptrdiff_t n_kv, const float *p,
+                                                                  size_t bst, ptrdiff_t n_kv, const float *p,
                                                                   size_t pst, size_t i, int tiny, int full, int R,
                                                                   int G)
 {
+	const uint16_t *vb = v + i / KV_BLOCK * bst + i % KV_BLOCK; /* the 64 cells from i: in one block */
+
 #pragma GCC unroll 4
 	for (int l = 0; l < 4; l++) {
 		const size_t at = i + 16 * (size_t)l;
@@ -691,7 +708,7 @@ __attribute__((always_inline)) T512 static inline void kqv_step_512(__m512 acc[4
 
 #pragma GCC unroll 4
 		for (int r = 0; r < R; r++) {
-			const uint16_t *vr = v + r * vst + at;
+			const uint16_t *vr = vb + r * KV_BLOCK + 16 * l;
 
 			vv[r] = full ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)vr))
 			             : load_f16_512(vr, n_kv - (ptrdiff_t)at);
@@ -709,7 +726,7 @@ __attribute__((always_inline)) T512 static inline void kqv_step_512(__m512 acc[4
 }
 
 /* kqv_512 of R V^T rows for G heads (tiny, R and G constant when inlined): o_g[r] at o + g * hd + r. */
-__attribute__((always_inline)) T512 static inline void kqv_rows_512(const uint16_t *v, size_t vst, ptrdiff_t n_kv,
+__attribute__((always_inline)) T512 static inline void kqv_rows_512(const uint16_t *v, size_t bst, ptrdiff_t n_kv,
                                                                   const float *p, size_t pst, size_t n, size_t full,
                                                                   size_t hd, int tiny, int R, int G, float *o)
 {
@@ -724,9 +741,9 @@ __attribute__((always_inline)) T512 static inline void kqv_rows_512(const uint16
 			for (int l = 0; l < 4; l++)
 				acc[r][g][l] = _mm512_setzero_ps();
 	for (; i < full; i += 64)
-		kqv_step_512(acc, v, vst, n_kv, p, pst, i, tiny, 1, R, G);
+		kqv_step_512(acc, v, bst, n_kv, p, pst, i, tiny, 1, R, G);
 	for (; i < n; i += 64)
-		kqv_step_512(acc, v, vst, n_kv, p, pst, i, tiny, 0, R, G);
+		kqv_step_512(acc, v, bst, n_kv, p, pst, i, tiny, 0, R, G);
 #pragma GCC unroll 4
 	for (int r = 0; r < R; r++)
 #pragma GCC unroll 3
@@ -736,29 +753,30 @@ __attribute__((always_inline)) T512 static inline void kqv_rows_512(const uint16
 
 /*
  * o_g[d] = V^T[d] . p_g over n (% 64 == 0) cells for d < hd (% 4 == 0) and the g < G (<= ATT_G) heads (p_g at
- * p + g * pst, o_g at o + g * hd); V^T rows at v + d * vst with n_kv values readable (0 past them): dot_f16_vec's
- * order (no tail: n % 64 == 0), or dot_f16_tiny's. One head: 4 V^T rows at a time share p's loads; more: 2 rows.
+ * p + g * pst, o_g at o + g * hd); V^T row d's cell j at v + (j / KV_BLOCK) * bst + d * KV_BLOCK + j % KV_BLOCK
+ * (v_rows), n_kv values readable (0 past them): dot_f16_vec's order (no tail: n % 64 == 0), or dot_f16_tiny's. One
+ * head: 4 V^T rows at a time share p's loads; more: 2 rows.
  */
-T512 static void kqv_512(const uint16_t *v, size_t vst, ptrdiff_t n_kv, const float *p, size_t pst, size_t n,
+T512 static void kqv_512(const uint16_t *v, size_t bst, ptrdiff_t n_kv, const float *p, size_t pst, size_t n,
                          size_t hd, int tiny, int G, float *o)
 {
 	const size_t full = (size_t)n_kv / 64 * 64 < n ? (size_t)n_kv / 64 * 64 : n;
 	const size_t step = G == 1 ? 4 : 2;
 
 	/* constant tiny, rows and G for the inlined code */
-	for (size_t d = 0; d < hd; d += step, v += step * vst) {
+	for (size_t d = 0; d < hd; d += step, v += step * KV_BLOCK) {
 		if (G == 3 && tiny)
-			kqv_rows_512(v, vst, n_kv, p, pst, n, full, hd, 1, 2, 3, o + d);
+			kqv_rows_512(v, bst, n_kv, p, pst, n, full, hd, 1, 2, 3, o + d);
 		else if (G == 3)
-			kqv_rows_512(v, vst, n_kv, p, pst, n, full, hd, 0, 2, 3, o + d);
+			kqv_rows_512(v, bst, n_kv, p, pst, n, full, hd, 0, 2, 3, o + d);
 		else if (G == 2 && tiny)
-			kqv_rows_512(v, vst, n_kv, p, pst, n, full, hd, 1, 2, 2, o + d);
+			kqv_rows_512(v, bst, n_kv, p, pst, n, full, hd, 1, 2, 2, o + d);
 		else if (G == 2)
-			kqv_rows_512(v, vst, n_kv, p, pst, n, full, hd, 0, 2, 2, o + d);
+			kqv_rows_512(v, bst, n_kv, p, pst, n, full, hd, 0, 2, 2, o + d);
 		else if (tiny)
-			kqv_rows_512(v, vst, n_kv, p, pst, n, full, hd, 1, 4, 1, o + d);
+			kqv_rows_512(v, bst, n_kv, p, pst, n, full, hd, 1, 4, 1, o + d);
 		else
-			kqv_rows_512(v, vst, n_kv, p, pst, n, full, hd, 0, 4, 1, o + d);
+			kqv_rows_512(v, bst, n_kv, p, pst, n, full, hd, 0, 4, 1, o + d);
 	}
 }
 
@@ -821,12 +839,12 @@ T512 static void softmax_f16_512(const float *kq, float *p, float *pf, size_t n_
 
 /*
  * Heads [0, G) (G <= ATT_G) of one row at position pos, q_g at q + g * head_dim, into o + g * head_dim: att_row from
- * the cache (K rows at kl, stride kv_dim; V^T rows at vl, stride cells, n_kv values readable), the heads sharing each
- * load of K and V.
+ * the cache (K rows at kl, stride kv_dim; V^T rows at vl, as v_rows gives them, n_kv values readable), the heads
+ * sharing each load of K and V.
  */
 T512 static void att_heads_512(const struct cce_work *w, const struct att_part *p, const uint16_t *kl,
-                               const uint16_t *vl, size_t cells, size_t n_kv, const float *q, uint32_t pos, int prompt,
-                               int G, float *o)
+                               const uint16_t *vl, size_t n_kv, const float *q, uint32_t pos, int prompt, int G,
+                               float *o)
 {
 	const size_t hd = w->m->hp.head_dim, kvd = w->m->kv_dim, st = w->max_cells, n_valid = (size_t)pos + 1;
 	const size_t n_span = span_of(n_valid);
@@ -837,7 +855,7 @@ T512 static void att_heads_512(const struct cce_work *w, const struct att_part *
 	kq_512(kl, kvd, p->qf, hd, n_valid, prompt, G, p->kq, st);
 	for (int g = 0; g < G; g++)
 		softmax_f16_512(p->kq + g * st, p->s, p->pf + g * st, n_valid, n_span, scale);
-	kqv_512(vl, cells, (ptrdiff_t)n_kv, p->pf, st, n_span, hd, prompt, G, o);
+	kqv_512(vl, kvd * KV_BLOCK, (ptrdiff_t)n_kv, p->pf, st, n_span, hd, prompt, G, o);
 }
 #endif
 
@@ -851,15 +869,14 @@ static void att_item(const struct cce_work *w, const struct att_item *it, uint32
 
 #ifdef HAVE_AVX512_PATH
 	if (w->att512) {
-		const uint16_t *kl = c->kc + (size_t)il * c->n_cells * kvd + kvh * hd;
-		const uint16_t *vl = c->vc + ((size_t)il * kvd + kvh * hd) * c->n_cells;
+		const uint16_t *kl = c->kc + (size_t)il * c->n_cells * kvd + kvh * hd, *vl = v_rows(c, il, kvh * hd);
 
 		for (uint32_t r = 0; r < it->n; r++)
 			for (uint32_t h = it->h0, g; h < it->h1; h += g) {
 				const float *q = w->q + (size_t)(it->r0 + r) * m->q_dim + h * hd;
 
 				g = it->h1 - h < ATT_G ? it->h1 - h : ATT_G;
-				att_heads_512(w, p, kl, vl, c->n_cells, n_kv, q, it->p0 + r, it->prompt, (int)g,
+				att_heads_512(w, p, kl, vl, n_kv, q, it->p0 + r, it->prompt, (int)g,
 				              w->att + (size_t)(it->o0 + r) * m->q_dim + h * hd);
 			}
 		return;
@@ -965,13 +982,14 @@ static void rope_store(struct cce_work *w, uint32_t il)
 		const struct cce_ctx *c = w->rctx[r];
 		const uint32_t pos = w->rpos[r];
 		const float *rope = w->rope + r * hp->n_rot, *vr = w->v + r * kvd;
-		uint16_t *kl = c->kc + (size_t)il * c->n_cells * kvd, *vl = c->vc + (size_t)il * c->n_cells * kvd;
+		uint16_t *kl = c->kc + (size_t)il * c->n_cells * kvd;
+		uint16_t *vb = v_rows(c, il, 0) + (size_t)pos / KV_BLOCK * kvd * KV_BLOCK + pos % KV_BLOCK;
 
 		rope_apply(hp, rope, w->q + r * m->q_dim, hp->n_head);
 		rope_apply(hp, rope, w->k + r * kvd, hp->n_head_kv);
 		f32_to_f16_n(w->k + r * kvd, kl + (size_t)pos * kvd, kvd);
-		for (size_t i = 0; i < kvd; i++)
-			vl[i * c->n_cells + pos] = f32_to_f16(vr[i]);
+		for (size_t i = 0; i < kvd; i++) /* column pos % KV_BLOCK of the position's V^T block */
+			vb[i * KV_BLOCK] = f32_to_f16(vr[i]);
 	}
 }
 
@@ -1294,28 +1312,32 @@ size_t cce_kv_bytes(const struct cce_model *m, uint32_t n_ctx)
 int cce_ctx_new(const struct cce_model *m, uint32_t n_ctx, struct cce_ctx **ret)
 {
 	struct cce_ctx *c;
-	size_t half;
+	const size_t bytes = cce_kv_bytes(m, n_ctx);
+	void *kv;
 
 	if (!ret)
 		return -EINVAL;
 	*ret = NULL;
 	if (!m || n_ctx == 0)
 		return -EINVAL;
-	half = cce_kv_bytes(m, n_ctx) / 2; /* the K cache, or the V cache */
-	if (half == 0)
+	if (bytes == 0)
 		return -EOVERFLOW;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	/* Zero pages of its own, made resident as positions are stored (calloc could reuse freed heap memory and
+	 * clear all of it) and given back whole when freed. */
+	kv = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (kv == MAP_FAILED) {
+		free(c);
+		return -ENOMEM;
+	}
 	c->m = m;
 	c->n_ctx = n_ctx;
 	c->n_cells = (n_ctx + KV_PAD - 1) / KV_PAD * KV_PAD;
-	c->kc = calloc(half, 1);
-	c->vc = calloc(half, 1);
-	if (!c->kc || !c->vc) {
-		cce_ctx_free(c);
-		return -ENOMEM;
-	}
+	c->kv_bytes = bytes;
+	c->kc = kv;
+	c->vc = c->kc + bytes / 2 / sizeof(uint16_t); /* K and V: halves of the same size */
 	*ret = c;
 	return 0;
 }
@@ -1325,8 +1347,7 @@ void cce_ctx_free(struct cce_ctx *c)
 	if (!c)
 		return;
 	cce_work_free(c->work);
-	free(c->kc);
-	free(c->vc);
+	munmap(c->kc, c->kv_bytes);
 	free(c);
 }
 
@@ -1335,6 +1356,7 @@ uint32_t cce_ctx_pos(const struct cce_ctx *c)
 	return c ? c->pos : 0;
 }
 
+/* Only the position: what a later use stores is all it reads (no clearing: it would touch every page). */
 void cce_ctx_reset(struct cce_ctx *c)
 {
 	if (c)
