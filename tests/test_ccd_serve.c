@@ -13,6 +13,7 @@
  * - Sessions: a turn only processes its own tokens, the history is right (next-token logits of the whole text),
  *   turn 1 equals a one-shot generation; limits (per client, KV budget, idle expiry), ownership, -EBUSY, cc_close.
  * - Bad input gets clear errors, and the daemon serves on.
+ * - Chunked prefill: a long prompt does not stall a stream that is running.
  * Client processes are this program again (exec'd with --gen or --hog), never a bare fork of this multi-threaded
  * process: a fork can inherit an allocator lock held by a ZeroMQ thread (it hung under ASan once).
  */
@@ -2014,6 +2015,85 @@ static void test_bad_input(void **state)
 	t_assert_serving();
 }
 
+/* Take every piece stream st has now, without waiting; returns the tokens they held. */
+static size_t t_drain_now(cc_stream *st)
+{
+	const char *text;
+	size_t len, n = 0;
+
+	while (cc_stream_next(st, 0, &text, &len) == 1)
+		n += cc_stream_piece_tokens(st, NULL);
+	return n;
+}
+
+/*
+ * Chunked prefill is fair: while a long prompt is processed (batch_tokens = 8: at most 7 of its tokens a step), a
+ * stream already running keeps getting a token every step. Counted in tokens, not time: between the long prompt's
+ * submission and its first piece, the running stream gets about one token per chunk (over 40 here); one unchunked
+ * prefill would let it have the one or two of the step the prompt ran in. SmolLM2: its steps are slow enough that
+ * the running stream has no backlog when the long prompt goes in.
+ */
+static void test_long_prompt_does_not_stall(void **state)
+{
+	static const char *const args[] = {"-o", "batch_tokens=8", NULL};
+	struct cc_gen_params pa, pb;
+	cc_stream *st[2] = {NULL, NULL};
+	char prompt[2048] = "", path[PATH_MAX];
+	struct t_ccd d2;
+	struct t_raw r2;
+	cc_client *c2;
+	uint64_t sa;
+	int32_t *ids = NULL;
+	size_t nids = 0, a_tokens = 0, b_pieces = 0;
+	const char *text;
+	size_t len;
+	int e, i;
+
+	(void)state;
+	if (!t_smollm2(path, sizeof(path))) {
+		print_message("SmolLM2 is not here: skipping the chunked-prefill test\n");
+		skip();
+	}
+	t_daemon_up(&d2, args, &c2, &r2);
+	if (cc_model_load(c2, "smol", path, NULL, NULL, NULL, NULL, NULL))
+		fail_msg("load %s: %s", path, cc_last_error(c2));
+	while (strlen(prompt) < 1300) /* about 300 tokens */
+		strcat(prompt, "The cat sat on the mat and the dog ran in the park. ");
+	assert_int_equal(cc_tokenize(c2, "smol", prompt, 1, 0, &ids, &nids), 0);
+	free(ids);
+	if (nids < 200)
+		fail_msg("the long prompt has only %zu tokens", nids);
+	assert_int_equal(cc_session_new(c2, "smol", 0, &sa), 0);
+	t_params(&pa, 1000, 1);
+	t_params(&pb, 4, 1);
+	assert_int_equal(cc_stream_start(c2, sa, NULL, "Once upon a time", &pa, &st[0]), 0);
+	assert_int_equal(cc_stream_next(st[0], T_STEP_MS, &text, &len), 1); /* A is decoding */
+	t_drain_now(st[0]);
+	assert_int_equal(cc_stream_start(c2, 0, "smol", prompt, &pb, &st[1]), 0);
+	while (b_pieces == 0) {
+		i = cc_stream_poll(st, 2, T_STEP_MS);
+		if (i < 0)
+			fail_msg("poll: %s", cc_strerror(i));
+		e = cc_stream_next(st[i], 0, &text, &len);
+		if (e < 0 && e != -ETIMEDOUT)
+			fail_msg("stream %c: %s (%s)", "AB"[i], cc_strerror(e), cc_last_error(c2));
+		if (e == 0)
+			fail_msg("stream %c ended before the long prompt's first token", "AB"[i]);
+		if (e == 1 && i == 0)
+			a_tokens += cc_stream_piece_tokens(st[0], NULL);
+		if (e == 1 && i == 1)
+			b_pieces++;
+	}
+	print_message("stream A got %zu tokens while a %zu-token prompt was processed\n", a_tokens, nids);
+	if (a_tokens < 20)
+		fail_msg("stream A got only %zu tokens during a %zu-token prefill: the prompt was not chunked", a_tokens,
+		         nids);
+	cc_stream_free(st[0]);
+	cc_stream_free(st[1]);
+	assert_int_equal(cc_session_free(c2, sa), 0);
+	t_daemon_down(&d2, &c2, &r2);
+}
+
 #define T_TEST(f) cmocka_unit_test_setup(f, t_setup)
 
 int main(int argc, char **argv)
@@ -2031,6 +2111,7 @@ int main(int argc, char **argv)
 	    T_TEST(test_session_limits),
 	    T_TEST(test_session_ownership),
 	    T_TEST(test_bad_input),
+	    T_TEST(test_long_prompt_does_not_stall),
 	};
 	double t0;
 	int rc;
