@@ -166,13 +166,13 @@ static void emit(struct ccd_sched *s, struct ccd_turn *t, int final, int code, c
 		Cc__Reply oom = CC__REPLY__INIT;
 
 		if (!final)
-			return;
+			return; /* a piece is lost; the final reply carries the whole text */
+		/* the turn must end (its client and model wait for this event): its spare holds a short error */
 		oom.id = msg->id;
 		oom.code = -ENOMEM;
 		oom.error = (char *)"out of memory";
-		len = cc__reply__get_packed_size(&oom);
-		while (!(e = malloc(sizeof(*e) + len)))
-			sleep(1); /* the turn must end: its client and model wait for this event */
+		e = t->spare;
+		t->spare = NULL;
 		msg = &oom;
 		code = -ENOMEM;
 	}
@@ -325,10 +325,25 @@ void ccd_sched_submit(struct ccd_sched *s, struct ccd_sess *ss, struct ccd_turn 
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Room for the packed "out of memory" final reply: an id, a code and the text. */
+#define SPARE_BYTES 64
+
+struct ccd_turn *ccd_turn_new(void)
+{
+	struct ccd_turn *t = calloc(1, sizeof(*t));
+
+	if (t && !(t->spare = malloc(sizeof(struct ccd_event) + SPARE_BYTES))) {
+		free(t);
+		t = NULL;
+	}
+	return t;
+}
+
 void ccd_turn_free(struct ccd_turn *t)
 {
 	if (!t)
 		return;
+	free(t->spare);
 	free(t->prompt);
 	for (size_t i = 0; i < t->nstop; i++)
 		free(t->stop[i]);

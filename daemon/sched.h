@@ -56,7 +56,11 @@ struct ccd_turn {
 	char **stop;
 	size_t nstop;
 	struct ccd_turn_priv *p; /* the scheduler's state */
+	struct ccd_event *spare; /* room for a short final error reply, should memory run out when the turn ends */
 };
+
+/* A turn with its spare event (the front end fills the rest), or NULL. */
+struct ccd_turn *ccd_turn_new(void);
 
 enum ccd_sess_state { CCD_SESS_IDLE = 0, CCD_SESS_QUEUED, CCD_SESS_PREFILL, CCD_SESS_DECODE };
 

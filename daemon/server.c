@@ -490,6 +490,27 @@ out_failed:
 
 static void model_info(const struct ccd_server *s, const struct ccd_model *m, Cc__ModelInfo *mi);
 
+/* Every model's info into r->minfo, pointed at by r->minfo_ptr; *n their number. -ENOMEM. */
+static int model_infos(const struct ccd_server *s, struct reply *r, size_t *n)
+{
+	const struct ccd_model *m;
+	size_t i = 0;
+
+	*n = 0;
+	if (!s->models.count)
+		return 0;
+	r->minfo = calloc(s->models.count, sizeof(*r->minfo));
+	r->minfo_ptr = calloc(s->models.count, sizeof(*r->minfo_ptr));
+	if (!r->minfo || !r->minfo_ptr)
+		return -ENOMEM;
+	for (m = s->models.all; m && i < s->models.count; m = m->next, i++) {
+		model_info(s, m, &r->minfo[i]);
+		r->minfo_ptr[i] = &r->minfo[i];
+	}
+	*n = i;
+	return 0;
+}
+
 static int h_status(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
                     struct reply *r)
 {
@@ -513,21 +534,9 @@ static int h_status(struct ccd_server *s, const struct peer *p, struct ccd_clien
 	for (const struct ccd_sess *ss = s->sessions; ss; ss = ss->fe_next)
 		st->sessions++;
 	st->kv_bytes = atomic_load(&s->kv_used);
-	if (s->models.count) {
-		struct ccd_model *m;
-		size_t i = 0;
-
-		r->minfo = calloc(s->models.count, sizeof(*r->minfo));
-		r->minfo_ptr = calloc(s->models.count, sizeof(*r->minfo_ptr));
-		if (!r->minfo || !r->minfo_ptr)
-			return fail(r, -ENOMEM, "out of memory");
-		for (m = s->models.all; m && i < s->models.count; m = m->next, i++) {
-			model_info(s, m, &r->minfo[i]);
-			r->minfo_ptr[i] = &r->minfo[i];
-		}
-		st->n_model_list = i;
-		st->model_list = r->minfo_ptr;
-	}
+	if (model_infos(s, r, &st->n_model_list) < 0)
+		return fail(r, -ENOMEM, "out of memory");
+	st->model_list = r->minfo_ptr;
 	r->msg.body_case = CC__REPLY__BODY_STATUS;
 	r->msg.status = st;
 	return 0;
@@ -868,21 +877,9 @@ static int h_model_unload(struct ccd_server *s, const struct peer *p, struct ccd
 static int h_models(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
                     struct reply *r)
 {
-	struct ccd_model *m;
-	size_t i = 0;
-
 	r->u.models = (Cc__ModelsReply)CC__MODELS_REPLY__INIT;
-	if (s->models.count) {
-		r->minfo = calloc(s->models.count, sizeof(*r->minfo));
-		r->minfo_ptr = calloc(s->models.count, sizeof(*r->minfo_ptr));
-		if (!r->minfo || !r->minfo_ptr)
-			return fail(r, -ENOMEM, "out of memory");
-		for (m = s->models.all; m && i < s->models.count; m = m->next, i++) {
-			model_info(s, m, &r->minfo[i]);
-			r->minfo_ptr[i] = &r->minfo[i];
-		}
-	}
-	r->u.models.n_models = i;
+	if (model_infos(s, r, &r->u.models.n_models) < 0)
+		return fail(r, -ENOMEM, "out of memory");
 	r->u.models.models = r->minfo_ptr;
 	r->msg.body_case = CC__REPLY__BODY_MODELS;
 	r->msg.models = &r->u.models;
@@ -1210,7 +1207,7 @@ static int make_turn(struct ccd_server *s, const Cc__Request *req, struct reply 
 		            max_gen);
 	if (g->n_stop > 16)
 		return fail(r, -EINVAL, "at most 16 stop strings, got %zu", g->n_stop);
-	t = calloc(1, sizeof(*t));
+	t = ccd_turn_new();
 	if (!t)
 		return fail(r, -ENOMEM, "out of memory");
 	t->req_id = req->id;

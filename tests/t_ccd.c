@@ -1051,3 +1051,38 @@ const char *t_smollm2(char *buf, size_t size)
 	}
 	return buf;
 }
+
+int t_write_no_tokenizer(const char *src, const char *dst)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0, i, hits = 0;
+	FILE *f = fopen(src, "rb");
+	long end;
+	int ok = 0;
+
+	if (f && fseek(f, 0, SEEK_END) == 0 && (end = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
+		len = (size_t)end;
+		buf = malloc(len);
+		ok = buf && fread(buf, 1, len, f) == len;
+	}
+	if (f)
+		fclose(f);
+	for (i = 0; ok && i + 20 <= len; i++)
+		if (memcmp(buf + i, "tokenizer.ggml.model", 20) == 0) {
+			buf[i + 19] = '_'; /* the key becomes tokenizer.ggml.mode_: no tokenizer model named */
+			hits++;
+		}
+	if (ok && hits == 1) {
+		f = fopen(dst, "wb");
+		ok = f && fwrite(buf, 1, len, f) == len;
+		if (f && fclose(f))
+			ok = 0;
+	}
+	free(buf);
+	if (!ok || hits != 1) {
+		fprintf(stderr, "t_write_no_tokenizer %s -> %s: %s\n", src, dst,
+		        ok ? "the key tokenizer.ggml.model is not there exactly once" : "cannot read or write");
+		return -1;
+	}
+	return 0;
+}

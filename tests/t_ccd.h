@@ -173,5 +173,10 @@ const char *t_models_dir(void);
 const char *t_model(const char *rel, char *buf, size_t size);
 /* SmolLM2-135M-Instruct Q4_1: $CC_SMOLLM2, else ~/.cache/cc/models/...; NULL (printed) if absent. */
 const char *t_smollm2(char *buf, size_t size);
+/*
+ * Write a copy of the GGUF file src to dst with its tokenizer.ggml.model key renamed (tokenizer.ggml.mode_): a model
+ * that loads but has no tokenizer. Returns 0, or -1 after printing why (no such key exactly once, I/O).
+ */
+int t_write_no_tokenizer(const char *src, const char *dst);
 
 #endif /* T_CCD_H */

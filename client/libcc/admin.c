@@ -160,86 +160,116 @@ static void sb_double(struct sb *b, double v)
 
 static void model_json(struct sb *b, const Cc__ModelInfo *m);
 
-static void status_json(struct sb *b, const Cc__StatusReply *s)
+/* One scalar value of a field (at p) as JSON. */
+static void field_json(struct sb *b, const ProtobufCFieldDescriptor *f, const void *p)
 {
-	size_t i;
-
-	sb_puts(b, "{");
-	sb_key(b, "version", 1);
-	sb_str(b, s->version);
-	sb_key(b, "pid", 0);
-	sb_printf(b, "%" PRIu32, s->pid);
-	sb_key(b, "uptime_s", 0);
-	sb_double(b, s->uptime_s);
-	sb_key(b, "tier", 0);
-	sb_str(b, s->tier);
-	sb_key(b, "numa_nodes", 0);
-	sb_printf(b, "%" PRIu32, s->numa_nodes);
-	sb_key(b, "workers", 0);
-	sb_printf(b, "%" PRIu32, s->workers);
-	sb_key(b, "clients", 0);
-	sb_printf(b, "%" PRIu32, s->clients);
-	sb_key(b, "regions", 0);
-	sb_printf(b, "%" PRIu64, s->regions);
-	sb_key(b, "region_bytes", 0);
-	sb_printf(b, "%" PRIu64, s->region_bytes);
-	sb_key(b, "jobs_done", 0);
-	sb_printf(b, "%" PRIu64, s->jobs_done);
-	sb_key(b, "jobs_failed", 0);
-	sb_printf(b, "%" PRIu64, s->jobs_failed);
-	sb_key(b, "numa_simulated", 0);
-	sb_puts(b, s->numa_simulated ? "true" : "false");
-	sb_key(b, "models", 0);
-	sb_printf(b, "%" PRIu32, s->models);
-	sb_key(b, "model_bytes", 0);
-	sb_printf(b, "%" PRIu64, s->model_bytes);
-	sb_key(b, "sessions", 0);
-	sb_printf(b, "%" PRIu32, s->sessions);
-	sb_key(b, "kv_bytes", 0);
-	sb_printf(b, "%" PRIu64, s->kv_bytes);
-	sb_key(b, "model_list", 0);
-	sb_puts(b, "[");
-	for (i = 0; i < s->n_model_list; i++) {
-		if (i)
-			sb_puts(b, ",");
-		model_json(b, s->model_list[i]);
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		sb_printf(b, "%" PRId32, *(const int32_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		sb_printf(b, "%" PRIu32, *(const uint32_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		sb_printf(b, "%" PRId64, *(const int64_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		sb_printf(b, "%" PRIu64, *(const uint64_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		sb_double(b, *(const double *)p);
+		break;
+	case PROTOBUF_C_TYPE_FLOAT:
+		sb_double(b, *(const float *)p);
+		break;
+	case PROTOBUF_C_TYPE_BOOL:
+		sb_puts(b, *(const protobuf_c_boolean *)p ? "true" : "false");
+		break;
+	case PROTOBUF_C_TYPE_STRING:
+		sb_str(b, *(char *const *)p);
+		break;
+	default:
+		sb_puts(b, "null"); /* bytes and enums do not occur in the admin replies */
+		break;
 	}
-	sb_puts(b, "]");
-	sb_puts(b, "}");
 }
 
-static void clients_json(struct sb *b, const Cc__ClientsReply *cl)
+static void message_json(struct sb *b, const ProtobufCMessage *m);
+
+/* Bytes of one element of a repeated field of this type, as protobuf-c lays the array out. */
+static size_t elem_size(ProtobufCType t)
 {
-	size_t i;
-
-	sb_puts(b, "{\"clients\":[");
-	for (i = 0; i < cl->n_clients; i++) {
-		const Cc__ClientInfo *ci = cl->clients[i];
-
-		if (i)
-			sb_puts(b, ",");
-		sb_puts(b, "{");
-		sb_key(b, "id", 1);
-		sb_printf(b, "%" PRIu64, ci->id);
-		sb_key(b, "pid", 0);
-		sb_printf(b, "%" PRIu32, ci->pid);
-		sb_key(b, "uid", 0);
-		sb_printf(b, "%" PRIu32, ci->uid);
-		sb_key(b, "name", 0);
-		sb_str(b, ci->name);
-		sb_key(b, "regions", 0);
-		sb_printf(b, "%" PRIu64, ci->regions);
-		sb_key(b, "bytes", 0);
-		sb_printf(b, "%" PRIu64, ci->bytes);
-		sb_key(b, "jobs", 0);
-		sb_printf(b, "%" PRIu64, ci->jobs);
-		sb_key(b, "in_flight", 0);
-		sb_printf(b, "%" PRIu32, ci->in_flight);
-		sb_key(b, "node", 0);
-		sb_printf(b, "%" PRIu32, ci->node);
-		sb_puts(b, "}");
+	switch (t) {
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	default:
+		return 4; /* the 32-bit numbers, float, enum */
 	}
-	sb_puts(b, "]}");
+}
+
+/* A nested message: ModelInfo has its own form (gbps, seconds to the microsecond), the others are generic. */
+static void nested_json(struct sb *b, const ProtobufCMessage *m)
+{
+	if (!m)
+		sb_puts(b, "null");
+	else if (m->descriptor == &cc__model_info__descriptor)
+		model_json(b, (const Cc__ModelInfo *)m);
+	else
+		message_json(b, m);
+}
+
+/* Every field of m in the order of cc.proto, keys as named there: the admin replies as JSON. */
+static void message_json(struct sb *b, const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	const char *base = (const char *)m;
+
+	sb_puts(b, "{");
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const void *p = base + f->offset;
+
+		sb_key(b, f->name, i == 0);
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(base + f->quantifier_offset), sz = elem_size(f->type);
+
+			sb_puts(b, "[");
+			for (size_t k = 0; k < n; k++) {
+				const char *e = *(const char *const *)p + k * sz;
+
+				if (k)
+					sb_puts(b, ",");
+				if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+					nested_json(b, *(const ProtobufCMessage *const *)e);
+				else
+					field_json(b, f, e);
+			}
+			sb_puts(b, "]");
+		} else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+			nested_json(b, *(const ProtobufCMessage *const *)p);
+		} else {
+			field_json(b, f, p);
+		}
+	}
+	sb_puts(b, "}");
 }
 
 static void kernels_json(struct sb *b, const Cc__KernelsReply *k)
@@ -334,62 +364,6 @@ static void model_json(struct sb *b, const Cc__ModelInfo *m)
 	sb_key(b, "kv_bytes", 0);
 	sb_printf(b, "%" PRIu64, m->kv_bytes);
 	sb_puts(b, "}");
-}
-
-static void sessions_json(struct sb *b, const Cc__SessionsReply *sr)
-{
-	size_t i;
-
-	sb_puts(b, "{\"sessions\":[");
-	for (i = 0; i < sr->n_sessions; i++) {
-		const Cc__SessionInfo *si = sr->sessions[i];
-
-		if (i)
-			sb_puts(b, ",");
-		sb_puts(b, "{");
-		sb_key(b, "id", 1);
-		sb_printf(b, "%" PRIu64, si->id);
-		sb_key(b, "client", 0);
-		sb_printf(b, "%" PRIu64, si->client);
-		sb_key(b, "pid", 0);
-		sb_printf(b, "%" PRIu32, si->pid);
-		sb_key(b, "model", 0);
-		sb_str(b, si->model);
-		sb_key(b, "n_past", 0);
-		sb_printf(b, "%" PRIu32, si->n_past);
-		sb_key(b, "n_ctx", 0);
-		sb_printf(b, "%" PRIu32, si->n_ctx);
-		sb_key(b, "kv_bytes", 0);
-		sb_printf(b, "%" PRIu64, si->kv_bytes);
-		sb_key(b, "state", 0);
-		sb_str(b, si->state);
-		sb_key(b, "gen_tokens", 0);
-		sb_printf(b, "%" PRIu64, si->gen_tokens);
-		sb_key(b, "idle_s", 0);
-		sb_double(b, si->idle_s);
-		sb_key(b, "oneshot", 0);
-		sb_puts(b, si->oneshot ? "true" : "false");
-		sb_puts(b, "}");
-	}
-	sb_puts(b, "]");
-	sb_key(b, "kv_bytes", 0);
-	sb_printf(b, "%" PRIu64, sr->kv_bytes);
-	sb_key(b, "kv_budget", 0);
-	sb_printf(b, "%" PRIu64, sr->kv_budget);
-	sb_puts(b, "}");
-}
-
-static void models_json(struct sb *b, const Cc__ModelsReply *mr)
-{
-	size_t i;
-
-	sb_puts(b, "{\"models\":[");
-	for (i = 0; i < mr->n_models; i++) {
-		if (i)
-			sb_puts(b, ",");
-		model_json(b, mr->models[i]);
-	}
-	sb_puts(b, "]}");
 }
 
 /* Hand b's text to *ret_json, or its error. */
@@ -623,13 +597,13 @@ int cc_admin_json(cc_client *c, const char *what, char **ret_json)
 		goto out;
 	}
 	if (want == CC__REPLY__BODY_STATUS)
-		status_json(&b, rep->status);
+		message_json(&b, &rep->status->base);
 	else if (want == CC__REPLY__BODY_CLIENTS)
-		clients_json(&b, rep->clients);
+		message_json(&b, &rep->clients->base);
 	else if (want == CC__REPLY__BODY_MODELS)
-		models_json(&b, rep->models);
+		message_json(&b, &rep->models->base);
 	else if (want == CC__REPLY__BODY_SESSIONS)
-		sessions_json(&b, rep->sessions);
+		message_json(&b, &rep->sessions->base);
 	else
 		kernels_json(&b, rep->kernels);
 	if (b.err) {

@@ -98,6 +98,19 @@ static long count_tokens(cc_client *c, const char *model, const char *text)
 	return r < 0 ? r : (long)n;
 }
 
+/* Tokens of the first nw story words, or -errno. */
+static long count_words(cc_client *c, const char *model, size_t nw)
+{
+	char *text = story_text(nw);
+	long n;
+
+	if (!text)
+		return -ENOMEM;
+	n = count_tokens(c, model, text);
+	free(text);
+	return n;
+}
+
 /*
  * A prompt of about want tokens: the most story words that stay at or under it (found by doubling, then halving),
  * padded with " a" while short. *ret_n: its tokens.
@@ -110,11 +123,7 @@ static int build_prompt(cc_client *c, const char *model, long want, char **ret, 
 
 	/* hi: a word count whose text reaches want tokens (lo stays under) */
 	for (;;) {
-		text = story_text(hi);
-		if (!text)
-			return -ENOMEM;
-		n = count_tokens(c, model, text);
-		free(text);
+		n = count_words(c, model, hi);
 		if (n < 0)
 			return (int)n;
 		if (n >= want)
@@ -125,11 +134,7 @@ static int build_prompt(cc_client *c, const char *model, long want, char **ret, 
 	n_hi = n;
 	while (hi - lo > 1) {
 		mid = lo + (hi - lo) / 2;
-		text = story_text(mid);
-		if (!text)
-			return -ENOMEM;
-		n = count_tokens(c, model, text);
-		free(text);
+		n = count_words(c, model, mid);
 		if (n < 0)
 			return (int)n;
 		if (n >= want) {
