@@ -4,6 +4,7 @@
 # Run from the build directory (as `make check` does); CCD, CCCTL and T_BUILDDIR come from the Makefile.
 set -u
 b=${T_BUILDDIR:-.}
+src=${T_SRCDIR:-.}
 CCD=${CCD:-$b/daemon/ccd}
 CCCTL=${CCCTL:-$b/tools/ccctl/ccctl}
 HOLD=$b/tests/test_ccd_clients
@@ -16,15 +17,9 @@ command -v python3 >/dev/null || { echo "SKIP: python3 is needed to check the JS
 command -v timeout >/dev/null || { echo "SKIP: timeout(1) is needed"; exit 77; }
 [ -r /proc/self/fd ] || { echo "SKIP: no /proc: ccd needs /proc/<pid>/fd to map client regions"; exit 77; }
 
-fails=0
-fail() {
-	echo "FAIL: $*"
-	fails=$((fails + 1))
-}
-ok() { echo "ok: $*"; }
+. "$src/tests/t_lib.sh"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/t_ccctl.XXXXXX") || exit 99
-chmod 700 "$tmp"
+t_tmpdir t_ccctl
 ccd_pid= hold_pid=
 cleanup() {
 	[ -n "$hold_pid" ] && kill -9 "$hold_pid" 2>/dev/null

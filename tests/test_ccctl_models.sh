@@ -14,24 +14,11 @@ PY=${CC_PYTHON:-$HOME/.cache/cc/venv/bin/python}
 [ -x "$CCCTL" ] || { echo "SKIP: no ccctl at $CCCTL"; exit 77; }
 command -v timeout >/dev/null || { echo "SKIP: timeout(1) is needed"; exit 77; }
 
-models=${CC_MODELS_DIR:-}
-if [ -z "$models" ]; then
-	for d in "$src/../shared/models" /work/shared/models; do
-		[ -r "$d/stories260K.gguf" ] && { models=$d; break; }
-	done
-fi
-[ -n "$models" ] && [ -r "$models/stories260K.gguf" ] || { echo "SKIP: test models not found (set CC_MODELS_DIR)"; exit 77; }
+. "$src/tests/t_lib.sh"
+t_models
 smol=${CC_SMOLLM2:-$HOME/.cache/cc/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 
-fails=0
-fail() {
-	echo "FAIL: $*"
-	fails=$((fails + 1))
-}
-ok() { echo "ok: $*"; }
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/t_ccctl_models.XXXXXX") || exit 99
-chmod 700 "$tmp"
+t_tmpdir t_ccctl_models
 ccd_pid=
 cleanup() {
 	[ -n "$ccd_pid" ] && kill -9 "$ccd_pid" 2>/dev/null
