@@ -17,6 +17,9 @@
 enum conf_type {
 	CONF_T_COUNT = 0, /* a plain number */
 	CONF_T_BYTES,     /* a size: accepts K/M/G/T suffixes */
+	CONF_T_COUNT_ALL, /* a number, or -1 / "all" (stored as CCD_CONF_ALL) */
+	CONF_T_CHOICE,    /* one of choices[] (stored as its index; CCD_CONF_UNSET: not set) */
+	CONF_T_TEXT,      /* printable text, kept in conf->s[slot] */
 	CONF_T_TYPE_COUNT
 };
 
@@ -25,7 +28,13 @@ struct conf_def {
 	unsigned char type; /* enum conf_type */
 	uint64_t min, max, def;
 	const char *help;
+	const char *const *choices; /* CONF_T_CHOICE: NULL-terminated */
+	const char *text_def;       /* CONF_T_TEXT: the default */
+	unsigned char slot;         /* CONF_T_TEXT: enum ccd_conf_slot */
 };
+
+/* In the order of enum ccg_backend (gpu/ccg.h): main.c hands the name to ccg_backend_lookup(). */
+static const char *const backend_choices[] = {"auto", "cpu", "opencl", NULL};
 
 #define KiB ((uint64_t)1 << 10)
 #define MiB ((uint64_t)1 << 20)
@@ -80,6 +89,18 @@ static const struct conf_def defs[CCD_CONF_COUNT] = {
 	[CCD_CONF_BATCH_TOKENS] = { "batch_tokens", CONF_T_COUNT, 1, 4096, 64,
 		"tokens of one batched step of a model: decode tokens of every generating session first, "
 		"then prompt chunks (chunked prefill)" },
+	[CCD_CONF_OPENCL_DEVICE] = { "opencl_device", CONF_T_TEXT, 0, 0, 0,
+		"OpenCL device: auto ($CC_OPENCL_DEVICE, else the first GPU, else the first device), none, "
+		"an index (ccctl kernels lists them) or a case-insensitive part of \"platform: name\"",
+		.text_def = "auto", .slot = CCD_CONF_SLOT_OPENCL_DEVICE },
+	[CCD_CONF_BACKEND] = { "backend", CONF_T_CHOICE, 0, 2, CCD_CONF_UNSET,
+		"where vector ops run: auto (on the OpenCL device from each op's measured crossover size up), "
+		"cpu (libcck only) or opencl (the device whenever there is one); unset: $CC_BACKEND, else auto",
+		.choices = backend_choices },
+	[CCD_CONF_GPU_LAYERS] = { "gpu_layers", CONF_T_COUNT_ALL, 0, 1 << 16, 0,
+		"layers of each model loaded from then on whose matrices go to the OpenCL device, the last ones "
+		"(-1 or all: every one and the output matrix; 0: none); only q4_0, q4_1, q8_0, q4_K and q6_K "
+		"weights go" },
 };
 /* clang-format on */
 
@@ -87,8 +108,12 @@ void ccd_conf_defaults(struct ccd_conf *conf)
 {
 	int i;
 
-	for (i = 0; i < CCD_CONF_COUNT; i++)
+	memset(conf, 0, sizeof(*conf));
+	for (i = 0; i < CCD_CONF_COUNT; i++) {
 		conf->v[i] = defs[i].def;
+		if (defs[i].type == CONF_T_TEXT)
+			snprintf(conf->s[defs[i].slot], sizeof(conf->s[0]), "%s", defs[i].text_def);
+	}
 }
 
 const char *ccd_conf_name(int key)
@@ -98,12 +123,34 @@ const char *ccd_conf_name(int key)
 	return defs[key].name;
 }
 
+const char *ccd_conf_str(const struct ccd_conf *conf, int key)
+{
+	const struct conf_def *d;
+
+	if (key < 0 || key >= CCD_CONF_COUNT)
+		return NULL;
+	d = &defs[key];
+	if (d->type == CONF_T_TEXT)
+		return conf->s[d->slot];
+	if (d->type == CONF_T_CHOICE && conf->v[key] <= d->max)
+		return d->choices[conf->v[key]];
+	return NULL;
+}
+
 /* "64G" for whole binary multiples, else the plain number. */
 static void fmt_value(char *buf, size_t size, const struct conf_def *d, uint64_t v)
 {
 	static const char suffix[] = "KMGT";
 	int i;
 
+	if (d->type == CONF_T_COUNT_ALL && v == CCD_CONF_ALL) {
+		snprintf(buf, size, "-1 (all)");
+		return;
+	}
+	if (d->type == CONF_T_CHOICE) {
+		snprintf(buf, size, "%s", v <= d->max ? d->choices[v] : "unset");
+		return;
+	}
 	if (d->type == CONF_T_BYTES && v) {
 		for (i = 3; i >= 0; i--) {
 			uint64_t unit = (uint64_t)1 << (10 * (i + 1));
@@ -117,6 +164,17 @@ static void fmt_value(char *buf, size_t size, const struct conf_def *d, uint64_t
 	snprintf(buf, size, "%" PRIu64, v);
 }
 
+/* The upper bound of d as shown: "65536", or "65536 or -1 (all)" for a count that takes all. */
+static void fmt_max(char *buf, size_t size, const struct conf_def *d)
+{
+	size_t len;
+
+	fmt_value(buf, size, d, d->max);
+	len = strlen(buf);
+	if (d->type == CONF_T_COUNT_ALL)
+		snprintf(buf + len, size - len, " or -1 (all)");
+}
+
 /* Parse a non-negative decimal, with a K/M/G/T[iB] suffix for byte sizes. */
 static int parse_value(const struct conf_def *d, const char *s, uint64_t *ret)
 {
@@ -126,6 +184,10 @@ static int parse_value(const struct conf_def *d, const char *s, uint64_t *ret)
 
 	while (isspace((unsigned char)*s))
 		s++;
+	if (d->type == CONF_T_COUNT_ALL && (!strcmp(s, "-1") || !strcmp(s, "all"))) {
+		*ret = CCD_CONF_ALL;
+		return 0;
+	}
 	if (!isdigit((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
@@ -169,6 +231,51 @@ static int parse_value(const struct conf_def *d, const char *s, uint64_t *ret)
 	return 0;
 }
 
+/* The choices of d as "a, b or c". */
+static void fmt_choices(char *buf, size_t size, const struct conf_def *d)
+{
+	size_t len = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; d->choices[i] && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%s",
+		                        i == 0              ? ""
+		                        : d->choices[i + 1] ? ", "
+		                                            : " or ",
+		                        d->choices[i]);
+}
+
+/* A choice (one of its names) or a text (printable, not empty, shorter than CCD_CONF_STR_MAX). */
+static int set_text(struct ccd_conf *conf, const struct conf_def *d, const char *value, char *err, size_t errsize)
+{
+	char shown[64], list[64];
+	size_t i, n = strlen(value);
+
+	ccd_sanitize(shown, sizeof(shown), value);
+	if (d->type == CONF_T_CHOICE) {
+		for (i = 0; d->choices[i]; i++) {
+			if (!strcmp(value, d->choices[i])) {
+				conf->v[d - defs] = i;
+				return 0;
+			}
+		}
+		fmt_choices(list, sizeof(list), d);
+		snprintf(err, errsize, "%s = '%s': expected %s", d->name, shown, list);
+		return -EINVAL;
+	}
+	for (i = 0; i < n; i++)
+		if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+			break;
+	if (n == 0 || n >= CCD_CONF_STR_MAX || i < n) {
+		snprintf(err, errsize, "%s = '%s': expected printable text of 1 to %d bytes", d->name, shown,
+		         CCD_CONF_STR_MAX - 1);
+		return -EINVAL;
+	}
+	memcpy(conf->s[d->slot], value, n + 1);
+	return 0;
+}
+
 int ccd_conf_set(struct ccd_conf *conf, const char *name, const char *value, char *err, size_t errsize)
 {
 	char shown[64], lo[32], hi[32];
@@ -184,8 +291,10 @@ int ccd_conf_set(struct ccd_conf *conf, const char *name, const char *value, cha
 		snprintf(err, errsize, "unknown setting '%s' (ccd --help lists them)", shown);
 		return -ENOENT;
 	}
+	if (d->type == CONF_T_CHOICE || d->type == CONF_T_TEXT)
+		return set_text(conf, d, value, err, errsize);
 	fmt_value(lo, sizeof(lo), d, d->min);
-	fmt_value(hi, sizeof(hi), d, d->max);
+	fmt_max(hi, sizeof(hi), d);
 	ccd_sanitize(shown, sizeof(shown), value);
 	r = parse_value(d, value, &v);
 	if (r == -EINVAL) {
@@ -194,7 +303,7 @@ int ccd_conf_set(struct ccd_conf *conf, const char *name, const char *value, cha
 		         hi);
 		return r;
 	}
-	if (r || v < d->min || v > d->max) {
+	if (r || ((v < d->min || v > d->max) && !(d->type == CONF_T_COUNT_ALL && v == CCD_CONF_ALL))) {
 		snprintf(err, errsize, "%s = %s out of range (min %s, max %s)", d->name, shown, lo, hi);
 		return -ERANGE;
 	}
@@ -283,14 +392,23 @@ out_free_line:
 
 void ccd_conf_print_help(FILE *f)
 {
-	char lo[32], hi[32], def[32];
+	char lo[32], hi[32], def[32], list[64];
 	int i;
 
 	for (i = 0; i < CCD_CONF_COUNT; i++) {
 		const struct conf_def *d = &defs[i];
 
+		if (d->type == CONF_T_TEXT) {
+			fprintf(f, "  %-24s default %s\n  %-24s %s\n", d->name, d->text_def, "", d->help);
+			continue;
+		}
+		if (d->type == CONF_T_CHOICE) {
+			fmt_choices(list, sizeof(list), d);
+			fprintf(f, "  %-24s %s\n  %-24s %s\n", d->name, list, "", d->help);
+			continue;
+		}
 		fmt_value(lo, sizeof(lo), d, d->min);
-		fmt_value(hi, sizeof(hi), d, d->max);
+		fmt_max(hi, sizeof(hi), d);
 		fmt_value(def, sizeof(def), d, d->def);
 		fprintf(f, "  %-24s default %s, min %s, max %s\n  %-24s %s\n", d->name, def, lo, hi, "", d->help);
 	}
@@ -302,6 +420,10 @@ void ccd_conf_log(const struct ccd_conf *conf)
 	int i;
 
 	for (i = 0; i < CCD_CONF_COUNT; i++) {
+		if (defs[i].type == CONF_T_TEXT) {
+			ccd_debug("setting %s = %s", defs[i].name, conf->s[defs[i].slot]);
+			continue;
+		}
 		fmt_value(v, sizeof(v), &defs[i], conf->v[i]);
 		ccd_debug("setting %s = %s", defs[i].name, v);
 	}

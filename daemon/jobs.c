@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* jobs.c: validation of op requests against a client's regions, splitting into parts, and running libcck. */
+/* jobs.c: validation of op requests against a client's regions, splitting into parts, and running the ops: through
+ * libccgpu's dispatch (ccg_*), which runs libcck, or the OpenCL device from an op's measured crossover size up. */
 #define _GNU_SOURCE 1
 #include "config.h"
 
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ccg.h"
 #include "cck.h"
 #include "infer.h"
 #include "jobs.h"
@@ -347,7 +349,7 @@ static void run_model_matvec(struct ccd_job *job)
 			return;
 		}
 		n = job->m - r0 < MODEL_ROWS_STEP ? (size_t)job->m - r0 : MODEL_ROWS_STEP;
-		job->code = cck_qmatvec(job->wtype, (const char *)job->w + r0 * job->wstride, job->wstride, job->in[0],
+		job->code = ccg_qmatvec(job->wtype, (const char *)job->w + r0 * job->wstride, job->wstride, job->in[0],
 		                        job->out + r0, n, (size_t)job->k);
 		if (job->code)
 			return;
@@ -442,22 +444,22 @@ void ccd_job_run(struct ccd_job *job)
 	switch (job->kind) {
 	case CCK_KIND_UNARY:
 	case CCK_KIND_VECTOR:
-		job->code = cck_unary_f32(job->op, job->in[0], job->out, job->len, job->params);
+		job->code = ccg_unary_f32(job->op, job->in[0], job->out, job->len, job->params);
 		break;
 	case CCK_KIND_BINARY:
-		job->code = cck_binary_f32(job->op, job->in[0], job->in[1], job->out, job->len);
+		job->code = ccg_binary_f32(job->op, job->in[0], job->in[1], job->out, job->len);
 		break;
 	case CCK_KIND_REDUCE:
-		job->code = cck_reduce_f32(job->op, job->in[0], job->len, &v);
+		job->code = ccg_reduce_f32(job->op, job->in[0], job->len, &v);
 		break;
 	case CCK_KIND_REDUCE2:
-		job->code = cck_reduce2_f32(job->op, job->in[0], job->in[1], job->len, &v);
+		job->code = ccg_reduce2_f32(job->op, job->in[0], job->in[1], job->len, &v);
 		break;
 	case CCK_KIND_MATRIX:
 		if (job->op == CCK_OP_MATVEC)
-			job->code = cck_matvec_f32(job->in[0], job->in[1], job->out, (size_t)job->m, (size_t)job->k);
+			job->code = ccg_matvec_f32(job->in[0], job->in[1], job->out, (size_t)job->m, (size_t)job->k);
 		else
-			job->code = cck_matmul_f32(job->in[0], job->in[1], job->out, (size_t)job->m, (size_t)job->k,
+			job->code = ccg_matmul_f32(job->in[0], job->in[1], job->out, (size_t)job->m, (size_t)job->k,
 			                           (size_t)job->n);
 		break;
 	default:

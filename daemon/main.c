@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ccg.h"
 #include "cck.h"
 #include "conf.h"
 #include "endpoint.h"
@@ -86,6 +87,9 @@ static void usage(FILE *f)
 	           "  CC_FAKE_NUMA=N         split the CPUs into N fake NUMA nodes (tests: scheduling and\n"
 	           "                         pinning run as on N nodes; no memory is placed)\n"
 	           "  CCK_TIER=TIER          run libcck's kernels on this SIMD tier (scalar, sse2, avx2, avx512)\n"
+	           "  CC_OPENCL_DEVICE=SEL   the OpenCL device while opencl_device is auto: none, an index\n"
+	           "                         or a part of the name (`ccctl kernels` lists the devices)\n"
+	           "  CC_BACKEND=BACKEND     auto, cpu or opencl when the backend setting is not given\n"
 	           "\n"
 	           "Stop it with SIGTERM or SIGINT or `ccctl shutdown`: queued jobs are cancelled, running\n"
 	           "ones finish, then the socket (and pidfile) are removed. Exit status 0 on a clean stop.\n");
@@ -494,6 +498,50 @@ static int setup_signals(void)
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * The OpenCL device (opencl_device, else CC_OPENCL_DEVICE, else the default rule) and the backend of the vector ops.
+ * A device costs memory (a driver such as PoCL maps its compiler: about 70 MB of ccd's RSS) and, the first time on
+ * a machine, seconds to build the kernels; so unless the settings ask for it now (gpu_layers, backend = opencl, a
+ * named device) it is set up at its first use: an op big enough to be worth measuring, `ccctl kernels`, a model
+ * offload. That happens in ccd's final process (a driver's threads do not survive daemonize's fork). No device, or
+ * one that fails, only means every op runs on the CPU: ccd says why and goes on.
+ */
+static void opencl_log(int rc, const char *why)
+{
+	if (rc < 0)
+		ccd_info("OpenCL: none: %s; ops run on the CPU", why);
+	else
+		ccd_info("OpenCL: %s; backend %s: %s", why, ccg_backend_name(ccg_get_backend()),
+		         ccg_get_backend() == CCG_BACKEND_AUTO ? "an op goes to the device from its measured crossover size"
+		                                               : "every op runs on the device");
+}
+
+static void opencl_setup(const struct ccd_conf *conf)
+{
+	const char *dev = ccd_conf_str(conf, CCD_CONF_OPENCL_DEVICE), *backend = ccd_conf_str(conf, CCD_CONF_BACKEND);
+	double t0 = ccd_now_s();
+	int r, now;
+
+	if (strcmp(dev, "auto") != 0 && (r = ccg_select(dev)) < 0)
+		ccd_warn("opencl_device = %s: %s", dev, strerror(-r));
+	if (backend && (r = ccg_set_backend(ccg_backend_lookup(backend))) < 0)
+		ccd_warn("backend = %s: %s", backend, strerror(-r));
+	if (ccg_get_backend() == CCG_BACKEND_CPU || !strcmp(dev, "none")) {
+		ccd_info("OpenCL: none: %s; ops run on the CPU",
+		         ccg_get_backend() == CCG_BACKEND_CPU ? "not used with backend = cpu" : "disabled by opencl_device = none");
+		return;
+	}
+	now = ccg_get_backend() == CCG_BACKEND_OPENCL || strcmp(dev, "auto") != 0 || conf->v[CCD_CONF_GPU_LAYERS] != 0;
+	ccg_on_init(opencl_log);
+	if (!now) {
+		ccd_info("OpenCL: set up at first use (an op of %d elements or more, ccctl kernels); backend %s", CCG_MIN_MEASURE,
+		         ccg_backend_name(ccg_get_backend()));
+		return;
+	}
+	ccg_init();
+	ccd_debug("OpenCL set up in %.1f s", ccd_now_s() - t0);
+}
+
 static void cleanup_files(struct state *st)
 {
 	if (st->pidfile_written)
@@ -564,6 +612,7 @@ int main(int argc, char **argv)
 	 */
 	if (cck_set_threads(0) < 0 || cck_set_local_threads(1) < 0)
 		ccd_warn("cannot set libcck's threads");
+	opencl_setup(&conf);
 
 	r = ccd_server_new(st.endpoint, &conf, &topo, &server, err, sizeof(err));
 	if (r < 0) {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ccg.h"
 #include "cck.h"
 #include "log.h"
 #include "models.h"
@@ -104,6 +106,51 @@ void ccd_waiters_free(struct ccd_waiter *w)
 	}
 }
 
+/*
+ * Put the weights of gpu_layers layers (the last ones, as llama.cpp's -ngl) on the OpenCL device: the gpu_layers
+ * setting. Never fails the load: without a device, with the cpu backend, or when the upload fails, the model runs on
+ * the CPU and its engine note says why.
+ */
+static void offload(struct ccd_model *m)
+{
+	uint32_t n_layer = cce_model_hparams(m->engine)->n_layer;
+	size_t len = strlen(m->engine_note);
+	char why[200] = "";
+	int want, r;
+
+	if (!m->gpu_layers_req)
+		return;
+	/* all (-1): every layer and the output matrix, as llama.cpp's -ngl 99 */
+	want = m->gpu_layers_req >= INT_MAX ? -1 : (int)m->gpu_layers_req;
+	if (ccg_get_backend() == CCG_BACKEND_CPU) {
+		r = -ECANCELED;
+		snprintf(why, sizeof(why), "the backend is cpu");
+	} else if (!ccg_available()) {
+		r = -ENODEV;
+		snprintf(why, sizeof(why), "no OpenCL device: %s", ccg_why());
+	} else {
+		r = cce_model_offload(m->engine, want, why, sizeof(why));
+	}
+	if (r < 0) {
+		ccd_warn("model %s: gpu_layers %d: nothing offloaded: %s", m->name, want, why[0] ? why : strerror(-r));
+		snprintf(m->engine_note + len, sizeof(m->engine_note) - len, "; no layer on OpenCL: %s",
+		         why[0] ? why : strerror(-r));
+		return;
+	}
+	if (r == 0) {
+		ccd_info("model %s: gpu_layers: no layer offloaded: no weight type of it runs on the device", m->name);
+		snprintf(m->engine_note + len, sizeof(m->engine_note) - len,
+		         "; no layer on OpenCL: no weight type of it runs there");
+		return;
+	}
+	m->gpu_layers = (uint32_t)cce_model_offloaded(m->engine);
+	m->device_bytes = cce_model_device_bytes(m->engine);
+	ccd_info("model %s: %u of %u layers on the OpenCL device (%.1f MiB)", m->name, m->gpu_layers, n_layer,
+	         (double)m->device_bytes / (1 << 20));
+	snprintf(m->engine_note + len, sizeof(m->engine_note) - len, "; %u/%u layers on OpenCL", m->gpu_layers,
+	         n_layer);
+}
+
 /* Tokenizer and forward pass over the loaded weights; a model the engine cannot run still loads (matvec, show). */
 static void bind_engine(struct ccd_model *m)
 {
@@ -120,6 +167,8 @@ static void bind_engine(struct ccd_model *m)
 		         cce_model_hparams(m->engine)->arch, verr[0] ? verr : strerror(-rv));
 	else
 		snprintf(m->engine_note, sizeof(m->engine_note), "no inference: %s", merr[0] ? merr : strerror(-rm));
+	if (rm == 0)
+		offload(m);
 }
 
 /* The loader thread: parse the header, then bring the tensor data into memory. */
@@ -228,6 +277,7 @@ int ccd_model_start(struct ccd_models *ms, const char *name, const char *path, e
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	m->req_mode = mode;
 	m->place = *place;
+	m->gpu_layers_req = ms->gpu_layers;
 	m->state = CCD_MODEL_LOADING;
 	m->evfd = ms->evfd;
 	m->t0 = ccd_now_s();

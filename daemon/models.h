@@ -55,6 +55,9 @@ struct ccd_model {
 	struct cce_vocab *vocab;  /* NULL: no (usable) tokenizer */
 	struct cce_model *engine; /* NULL: inference cannot run on this model (engine_note says why) */
 	char engine_note[256];    /* "llama, gpt2 tokenizer", or why not */
+	uint64_t gpu_layers_req;  /* layers to offload to the OpenCL device at the load (UINT64_MAX: all) */
+	uint32_t gpu_layers;      /* layers offloaded (written by the loader thread) */
+	uint64_t device_bytes;    /* their weights' bytes on the device */
 	struct ccd_sched *sched;  /* runs the model's sessions (sched.c); started at the first one */
 
 	/* Shared with the loader thread while it runs. */
@@ -72,10 +75,11 @@ struct ccd_model {
 
 struct ccd_models {
 	struct ccd_model *all;
-	int evfd;       /* readable when a loader thread has finished */
-	unsigned count; /* entries in all */
-	unsigned ready; /* of which ready */
-	uint64_t bytes; /* tensor bytes of the ready models */
+	int evfd;            /* readable when a loader thread has finished */
+	unsigned count;      /* entries in all */
+	unsigned ready;      /* of which ready */
+	uint64_t bytes;      /* tensor bytes of the ready models */
+	uint64_t gpu_layers; /* the gpu_layers setting: layers each new load offloads (UINT64_MAX: all) */
 };
 
 int ccd_models_init(struct ccd_models *ms);

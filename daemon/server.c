@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "cc.pb-c.h"
+#include "ccg.h"
 #include "cck.h"
 #include "clients.h"
 #include "jobs.h"
@@ -66,6 +67,31 @@ struct peer {
 	pid_t pid;
 };
 
+/* The quantized types whose matvec has a crossover of its own (CCG_QOP). */
+static const int xo_qtypes[] = {CCK_TYPE_Q4_0, CCK_TYPE_Q4_1, CCK_TYPE_Q8_0, CCK_TYPE_Q4_K, CCK_TYPE_Q6_K};
+#define XO_MAX (CCK_OP_COUNT + CCD_ARRAY_SIZE(xo_qtypes))
+
+/* The OpenCL part of a kernels reply: the devices and the crossovers (malloc'd, freed with the reply). */
+struct kernels_cl {
+	int ndev;
+	struct ccg_device_info *info;
+	Cc__OpenclDevice *dev;
+	Cc__OpenclDevice **dev_ptr;
+	Cc__Crossover xo[XO_MAX];
+	Cc__Crossover *xo_ptr[XO_MAX];
+	char qname[CCD_ARRAY_SIZE(xo_qtypes)][32];
+};
+
+static void kernels_cl_free(struct kernels_cl *k)
+{
+	if (!k)
+		return;
+	free(k->info);
+	free(k->dev);
+	free(k->dev_ptr);
+	free(k);
+}
+
 /* A reply being built, with storage for whichever body it carries. */
 struct reply {
 	Cc__Reply msg;
@@ -94,6 +120,7 @@ struct reply {
 	char *kinds[CCK_OP_COUNT];
 	Cc__ClientInfo *infos;     /* malloc'd for clients */
 	Cc__ClientInfo **info_ptr; /* malloc'd for clients */
+	struct kernels_cl *kcl;    /* malloc'd for kernels */
 };
 
 /* A handler's return when the reply comes later (a job went to the workers). */
@@ -151,6 +178,7 @@ static void finish_reply(struct ccd_server *s, const struct peer *p, struct repl
 	free(r->ids);
 	free(r->sinfo);
 	free(r->sinfo_ptr);
+	kernels_cl_free(r->kcl);
 }
 
 /* ---- jobs ------------------------------------------------------------------- */
@@ -579,6 +607,96 @@ static int h_clients(struct ccd_server *s, const struct peer *p, struct ccd_clie
 	return 0;
 }
 
+/* One crossover entry of op (named name): "measured" with its size, "never", or "unknown"; 0 if the op has none. */
+static int crossover_entry(Cc__Crossover *x, int op, const char *name)
+{
+	size_t n = 0;
+	int r = ccg_crossover(op, &n);
+
+	*x = (Cc__Crossover)CC__CROSSOVER__INIT;
+	x->op = (char *)name;
+	if (r == -EAGAIN) {
+		x->state = (char *)"unknown";
+		return 1;
+	}
+	if (r < 0)
+		return 0;
+	x->state = (char *)(n == SIZE_MAX ? "never" : "measured");
+	x->n = n == SIZE_MAX ? 0 : (uint64_t)n;
+	return 1;
+}
+
+static void device_entry(Cc__OpenclDevice *d, const struct ccg_device_info *in)
+{
+	*d = (Cc__OpenclDevice)CC__OPENCL_DEVICE__INIT;
+	d->index = (uint32_t)in->index;
+	d->platform = (char *)in->platform;
+	d->name = (char *)in->name;
+	d->vendor = (char *)in->vendor;
+	d->version = (char *)in->version;
+	d->driver = (char *)in->driver;
+	d->type = (char *)in->type;
+	d->compute_units = in->compute_units;
+	d->global_mem = in->global_mem;
+	d->max_alloc = in->max_alloc;
+	d->host_unified = in->host_unified != 0;
+	d->fp64 = in->fp64 != 0;
+	d->selected = in->selected != 0;
+}
+
+/* The backend, the OpenCL devices and the device in use (or why none), and every op's crossover. -ENOMEM. */
+static int kernels_opencl(Cc__KernelsReply *k, struct reply *r)
+{
+	struct kernels_cl *kc = calloc(1, sizeof(*kc));
+	const char *cache;
+	size_t nx = 0, i;
+	int d;
+
+	if (!kc)
+		return -ENOMEM;
+	r->kcl = kc;
+	/* OpenCL is set up at its first use (main.c): listing the devices is one. Quick once the kernels are cached. */
+	ccg_init();
+	cache = ccg_cache_path();
+	kc->ndev = ccg_device_count();
+	if (kc->ndev > 0) {
+		kc->info = calloc((size_t)kc->ndev, sizeof(*kc->info));
+		kc->dev = calloc((size_t)kc->ndev, sizeof(*kc->dev));
+		kc->dev_ptr = calloc((size_t)kc->ndev, sizeof(*kc->dev_ptr));
+		if (!kc->info || !kc->dev || !kc->dev_ptr)
+			return -ENOMEM;
+	}
+	for (d = 0; d < kc->ndev; d++) {
+		if (ccg_device_info(d, &kc->info[k->n_devices]) < 0)
+			continue;
+		device_entry(&kc->dev[k->n_devices], &kc->info[k->n_devices]);
+		kc->dev_ptr[k->n_devices] = &kc->dev[k->n_devices];
+		k->n_devices++;
+	}
+	for (i = 0; i < CCK_OP_COUNT; i++) {
+		const char *name = cck_op_name((int)i);
+
+		if (name && crossover_entry(&kc->xo[nx], (int)i, name)) {
+			kc->xo_ptr[nx] = &kc->xo[nx];
+			nx++;
+		}
+	}
+	for (i = 0; i < CCD_ARRAY_SIZE(xo_qtypes); i++) {
+		snprintf(kc->qname[i], sizeof(kc->qname[i]), "qmatvec_%s", cck_type_name(xo_qtypes[i]));
+		if (crossover_entry(&kc->xo[nx], CCG_QOP(xo_qtypes[i]), kc->qname[i])) {
+			kc->xo_ptr[nx] = &kc->xo[nx];
+			nx++;
+		}
+	}
+	k->backend = (char *)ccg_backend_name(ccg_get_backend());
+	k->opencl = (char *)ccg_why();
+	k->devices = kc->dev_ptr;
+	k->n_crossovers = nx;
+	k->crossovers = kc->xo_ptr;
+	k->crossover_cache = (char *)(cache ? cache : "");
+	return 0;
+}
+
 static int h_kernels(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
                      struct reply *r)
 {
@@ -614,6 +732,8 @@ static int h_kernels(struct ccd_server *s, const struct peer *p, struct ccd_clie
 	k->n_kinds = no;
 	k->kinds = r->kinds;
 	k->threads = ccd_pool_workers(s->pool);
+	if (kernels_opencl(k, r) < 0)
+		return fail(r, -ENOMEM, "kernels: out of memory");
 	r->msg.body_case = CC__REPLY__BODY_KERNELS;
 	r->msg.kernels = k;
 	return 0;
@@ -687,6 +807,8 @@ static void model_info(const struct ccd_server *s, const struct ccd_model *m, Cc
 	mi->users = m->users;
 	mi->error = (char *)m->err;
 	mi->engine = (char *)m->engine_note;
+	mi->gpu_layers = m->gpu_layers;
+	mi->device_bytes = m->device_bytes;
 	for (ss = s->sessions; ss; ss = ss->fe_next)
 		if (ss->model == m) {
 			mi->sessions++;
@@ -1777,6 +1899,7 @@ int ccd_server_new(const char *endpoint, const struct ccd_conf *conf, const stru
 		goto out_free;
 	}
 	s->models_ready = 1;
+	s->models.gpu_layers = conf->v[CCD_CONF_GPU_LAYERS];
 	r = ccd_evq_init(&s->evq);
 	if (r < 0) {
 		snprintf(err, errsize, "cannot create an eventfd: %s", strerror(-r));

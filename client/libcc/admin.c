@@ -236,18 +236,23 @@ static void nested_json(struct sb *b, const ProtobufCMessage *m)
 		message_json(b, m);
 }
 
-/* Every field of m in the order of cc.proto, keys as named there: the admin replies as JSON. */
-static void message_json(struct sb *b, const ProtobufCMessage *m)
+/*
+ * The fields of m numbered from min_id up, in the order of cc.proto, keys as named there (first: no comma before
+ * the first one). The hand-made forms (kernels, ModelInfo) end with this, so fields added to cc.proto appear.
+ */
+static void fields_json(struct sb *b, const ProtobufCMessage *m, uint32_t min_id, int first)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
 	const char *base = (const char *)m;
 
-	sb_puts(b, "{");
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
 		const void *p = base + f->offset;
 
-		sb_key(b, f->name, i == 0);
+		if (f->id < min_id)
+			continue;
+		sb_key(b, f->name, first);
+		first = 0;
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t n = *(const size_t *)(base + f->quantifier_offset), sz = elem_size(f->type);
 
@@ -269,6 +274,13 @@ static void message_json(struct sb *b, const ProtobufCMessage *m)
 			field_json(b, f, p);
 		}
 	}
+}
+
+/* Every field of m in the order of cc.proto, keys as named there: the admin replies as JSON. */
+static void message_json(struct sb *b, const ProtobufCMessage *m)
+{
+	sb_puts(b, "{");
+	fields_json(b, m, 0, 1);
 	sb_puts(b, "}");
 }
 
@@ -302,6 +314,7 @@ static void kernels_json(struct sb *b, const Cc__KernelsReply *k)
 	sb_puts(b, "]");
 	sb_key(b, "threads", 0);
 	sb_printf(b, "%" PRIu32, k->threads);
+	fields_json(b, &k->base, 6, 0); /* backend, opencl, devices, crossovers, ... */
 	sb_puts(b, "}");
 }
 
@@ -363,6 +376,7 @@ static void model_json(struct sb *b, const Cc__ModelInfo *m)
 	sb_double(b, m->tps_1m);
 	sb_key(b, "kv_bytes", 0);
 	sb_printf(b, "%" PRIu64, m->kv_bytes);
+	fields_json(b, &m->base, 24, 0); /* gpu_layers, device_bytes, ... */
 	sb_puts(b, "}");
 }
 

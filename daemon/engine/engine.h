@@ -77,6 +77,19 @@ struct cce_model; /* weights: pointers into the loaded tensor data (never copied
 int cce_model_init(const struct ccm_gguf *g, const void *data, struct cce_model **ret, char *err, size_t errlen);
 void cce_model_free(struct cce_model *m);
 const struct cce_hparams *cce_model_hparams(const struct cce_model *m);
+/*
+ * Offload matrix products to the OpenCL device (libccgpu), as llama.cpp's -ngl: the weight matrices of the last
+ * n_layers layers whose types the device multiplies (ccg_type_supported: q4_0, q4_1, q8_0, q4_K, q6_K; others stay
+ * on the CPU) are uploaded once and their products run there; n_layers < 0 or > n_layer: every layer and the output
+ * matrix too; 0: none (what an earlier call offloaded is freed first). On a host-unified device the device buffers
+ * are the model's own mapped weights (no copy). q4_0, q4_1 and q8_0 products give libcck's bits; q4_K and q6_K differ
+ * only in float summation order. Call it while no pass runs on the model. Returns the number of layers with a matrix
+ * on the device (>= 0), or -errno: -ENODEV (no device: err = ccg_why()), -ENOMEM, -EIO (then nothing is offloaded).
+ */
+int cce_model_offload(struct cce_model *m, int n_layers, char *err, size_t errlen);
+/* Layers offloaded (with a matrix on the device), and the device bytes of the offloaded matrices. */
+int cce_model_offloaded(const struct cce_model *m);
+size_t cce_model_device_bytes(const struct cce_model *m);
 
 /*
  * A context: one sequence's KV cache (f16) of n_ctx positions and its position; the scratch of a pass lives in a

@@ -8,11 +8,15 @@
 
 #include "engine.h"
 
-/* A weight matrix of rows x cols (GGUF shape {cols, rows}), rows packed at row_bytes, of a libcck type. */
+struct ccg_mat;
+
+/* A weight matrix of rows x cols (GGUF shape {cols, rows}), rows packed at row_bytes, of a libcck type; dev: its copy
+ * on the OpenCL device when offloaded (cce_model_offload), which the matrix products then use. */
 struct cce_mat {
 	const void *data;
 	int type;
 	size_t rows, cols, row_bytes;
+	struct ccg_mat *dev;
 };
 
 struct cce_layer {
@@ -31,6 +35,7 @@ struct cce_model {
 	const float *output_norm, *output_b;
 	const float *rope_freqs; /* n_rot / 2 frequency factors (llama3) or NULL */
 	struct cce_layer *layers;
+	uint32_t n_offloaded; /* layers with a matrix on the device (cce_model_offload) */
 };
 
 #endif /* CCE_ENGINE_INTERNAL_H */

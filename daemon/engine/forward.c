@@ -11,13 +11,15 @@
 #include <sys/mman.h>
 
 #include "cck.h"
+#include "ccg.h"
 #include "engine_internal.h"
 
 /*
  * How this follows llama.cpp (llama-cpp-python's default context: flash attention off, f16 KV cache):
  *  - embeddings: the token's row of token_embd, dequantized (ggml_get_rows);
  *  - RMSNorm: the sum of squares in double, mean and 1/sqrt(mean + eps) in float, then x * scale * weight;
- *  - matrix products: libcck's cck_qmatmul, which quantizes the activations to the weight's vec_dot type as ggml;
+ *  - matrix products: libcck's cck_qmatmul, which quantizes the activations to the weight's vec_dot type as ggml (the
+ *    offloaded ones: libccgpu's ccg_mat_mul, the same quantization and integer sums on the OpenCL device);
  *  - RoPE: ggml_rope_cache_init's theta (pos * theta_scale^i by repeated float products, theta_scale =
  *    powf(base, -2/n_rot)), cosf/sinf in float; llama rotates adjacent pairs, qwen2 (NEOX) the two halves, as
  *    the compiler contracts ggml's rotate_pairs: x0' = fma(x0, cos, -(x1 sin)), x1' = fma(x0, sin, x1 cos);
@@ -379,10 +381,11 @@ static void add_bias(float *y, const float *b, size_t rows, size_t n)
 			y[r * n + i] += b[i];
 }
 
-/* Y (batch x rows) = W x X (batch x cols) [+ bias]. */
+/* Y (batch x rows) = W x X (batch x cols) [+ bias]: on the device where W was offloaded, else libcck. */
 static int matmul(const struct cce_mat *w, const float *bias, const float *X, float *Y, size_t batch)
 {
-	int rc = cck_qmatmul(w->type, w->data, w->row_bytes, X, Y, w->rows, w->cols, batch);
+	int rc = w->dev ? ccg_mat_mul(w->dev, X, Y, batch)
+	                : cck_qmatmul(w->type, w->data, w->row_bytes, X, Y, w->rows, w->cols, batch);
 
 	if (rc == 0)
 		add_bias(Y, bias, batch, w->rows);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cck.h"
+#include "ccg.h"
 #include "engine_internal.h"
 #include "gguf.h"
 
@@ -357,10 +358,128 @@ out:
 	return rc;
 }
 
+/* ---- offloading to the OpenCL device ----------------------------------------------------------------------------- */
+
+#define LAYER_MATS 7
+
+static void layer_mats(struct cce_layer *L, struct cce_mat *v[LAYER_MATS])
+{
+	v[0] = &L->wq;
+	v[1] = &L->wk;
+	v[2] = &L->wv;
+	v[3] = &L->wo;
+	v[4] = &L->w_gate;
+	v[5] = &L->w_up;
+	v[6] = &L->w_down;
+}
+
+static const char *const layer_mat_names[LAYER_MATS] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                                        "ffn_gate", "ffn_up", "ffn_down"};
+
+static void mat_unload(struct cce_mat *w)
+{
+	ccg_mat_free(w->dev);
+	w->dev = NULL;
+}
+
+static void unload_all(struct cce_model *m)
+{
+	struct cce_mat *v[LAYER_MATS];
+
+	for (uint32_t il = 0; m->layers && il < m->hp.n_layer; il++) {
+		layer_mats(&m->layers[il], v);
+		for (int k = 0; k < LAYER_MATS; k++)
+			mat_unload(v[k]);
+	}
+	mat_unload(&m->output);
+	m->n_offloaded = 0;
+}
+
+/* Upload w where the device multiplies its type: 1 (uploaded), 0 (it stays on the CPU), or -errno (err says). */
+static int mat_upload(struct cce_mat *w, const char *name, char *err, size_t errlen)
+{
+	int rc;
+
+	if (!ccg_type_supported(w->type))
+		return 0;
+	rc = ccg_mat_new(w->type, w->data, w->row_bytes, w->rows, w->cols, &w->dev);
+	if (rc) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s (%s, %zu x %zu) to the device: %s", name, type_str(w->type), w->rows,
+			         w->cols, strerror(-rc));
+		return rc;
+	}
+	return 1;
+}
+
+int cce_model_offload(struct cce_model *m, int n_layers, char *err, size_t errlen)
+{
+	struct cce_mat *v[LAYER_MATS];
+	uint32_t n, il;
+	char name[96];
+	int rc = 0, count = 0, any;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!m)
+		return -EINVAL;
+	unload_all(m);
+	if (n_layers == 0)
+		return 0;
+	if (ccg_init() != 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s", ccg_why());
+		return -ENODEV;
+	}
+	n = n_layers < 0 || (uint32_t)n_layers > m->hp.n_layer ? m->hp.n_layer : (uint32_t)n_layers;
+	for (il = m->hp.n_layer - n; il < m->hp.n_layer; il++) {
+		layer_mats(&m->layers[il], v);
+		any = 0;
+		for (int k = 0; k < LAYER_MATS; k++) {
+			snprintf(name, sizeof(name), "blk.%" PRIu32 ".%s", il, layer_mat_names[k]);
+			if ((rc = mat_upload(v[k], name, err, errlen)) < 0)
+				goto fail;
+			any |= rc;
+		}
+		count += any;
+	}
+	if (n_layers < 0 || (uint32_t)n_layers > m->hp.n_layer) { /* llama.cpp's -ngl past n_layer: the output too */
+		if ((rc = mat_upload(&m->output, "output", err, errlen)) < 0)
+			goto fail;
+	}
+	m->n_offloaded = (uint32_t)count;
+	return count;
+fail:
+	unload_all(m);
+	return rc;
+}
+
+int cce_model_offloaded(const struct cce_model *m)
+{
+	return m ? (int)m->n_offloaded : 0;
+}
+
+size_t cce_model_device_bytes(const struct cce_model *m)
+{
+	struct cce_mat *v[LAYER_MATS];
+	size_t bytes;
+
+	if (!m)
+		return 0;
+	bytes = ccg_mat_bytes(m->output.dev);
+	for (uint32_t il = 0; m->layers && il < m->hp.n_layer; il++) {
+		layer_mats(&m->layers[il], v);
+		for (int k = 0; k < LAYER_MATS; k++)
+			bytes += ccg_mat_bytes(v[k]->dev);
+	}
+	return bytes;
+}
+
 void cce_model_free(struct cce_model *m)
 {
 	if (!m)
 		return;
+	unload_all(m);
 	free(m->layers);
 	free(m);
 }

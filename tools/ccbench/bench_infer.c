@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ccg.h"
 #include "cck.h"
 #include "engine.h"
 #include "gguf.h"
@@ -29,7 +30,30 @@ struct bench {
 	long threads, np, ng, reps, batch;
 	struct cce_model *m;
 	const struct cce_hparams *hp;
+	int opencl;       /* --backend opencl */
+	long gpu_layers;  /* --gpu-layers: -1 = all */
+	int offloaded;    /* layers on the device */
+	size_t dev_bytes; /* their bytes there */
+	char device[320]; /* the device, "" on the CPU */
 };
+
+/* The backend's fields of every line: "backend", "gpu_layers", "device_bytes", "device". */
+static void print_backend(const struct bench *b)
+{
+	printf(",\"backend\":\"%s\",\"gpu_layers\":%d,\"device_bytes\":%zu,\"device\":", b->opencl ? "opencl" : "cpu",
+	       b->offloaded, b->dev_bytes);
+	if (!b->opencl) {
+		printf("null");
+		return;
+	}
+	putchar('"');
+	for (const char *p = b->device; *p; p++)
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if ((unsigned char)*p >= 0x20)
+			putchar(*p);
+	putchar('"');
+}
 
 static double now_s(void)
 {
@@ -98,10 +122,13 @@ static int run_single(const struct bench *b)
 		if (b->ng && (double)b->ng / tg > best_tg)
 			best_tg = (double)b->ng / tg;
 	}
-	if (r == 0)
+	if (r == 0) {
 		printf("{\"bench\":\"infer\",\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,\"prompt_tokens\":%ld,"
-		       "\"gen_tokens\":%ld,\"reps\":%ld,\"stat\":\"best\",\"pp_tps\":%.2f,\"tg_tps\":%.2f}\n",
+		       "\"gen_tokens\":%ld,\"reps\":%ld,\"stat\":\"best\",\"pp_tps\":%.2f,\"tg_tps\":%.2f",
 		       base_name(b->path), b->hp->arch, cck_get_threads(), b->np, b->ng, b->reps, best_pp, best_tg);
+		print_backend(b);
+		printf("}\n");
+	}
 	cce_ctx_free(ctx);
 	free(ids);
 	free(logits);
@@ -198,12 +225,15 @@ static int run_batch(const struct bench *b)
 		if (r == 0 && (r = group_round(w, b, &gk, &t)) == 0 && (double)(b->ng * b->batch) / t > bestk)
 			bestk = (double)(b->ng * b->batch) / t;
 	}
-	if (r == 0)
+	if (r == 0) {
 		printf("{\"bench\":\"infer_batch\",\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,"
 		       "\"prompt_tokens\":%ld,\"gen_tokens\":%ld,\"reps\":%ld,\"stat\":\"best\",\"batch\":%ld,"
-		       "\"tg_tps_1\":%.2f,\"tg_tps_batch\":%.2f,\"ratio\":%.3f}\n",
+		       "\"tg_tps_1\":%.2f,\"tg_tps_batch\":%.2f,\"ratio\":%.3f",
 		       base_name(b->path), b->hp->arch, cck_get_threads(), b->np, b->ng, b->reps, b->batch, best1,
 		       bestk, best1 > 0 ? bestk / best1 : 0.0);
+		print_backend(b);
+		printf("}\n");
+	}
 	group_free(&g1);
 	group_free(&gk);
 	cce_work_free(w);
@@ -213,10 +243,14 @@ static int run_batch(const struct bench *b)
 static int usage(void)
 {
 	fprintf(stderr, "usage: ccbench infer --model PATH [--threads T] [--prompt-tokens N] [--gen-tokens N] "
-	                "[--reps R] [--mode mmap|uring] [--batch K]\n"
+	                "[--reps R] [--mode mmap|uring] [--batch K] [--backend cpu|opencl] [--gpu-layers N]\n"
 	                "  --batch K: K sequences (prompts of N tokens each) decode together, one batched\n"
 	                "             eval a step; prints the aggregate generation tokens/s for K and for 1\n"
-	                "             (same run) and their ratio\n");
+	                "             (same run) and their ratio\n"
+	                "  --backend opencl: the weights of --gpu-layers layers (default -1: all) go to the\n"
+	                "             OpenCL device (CC_OPENCL_DEVICE, else the first GPU, else the first device)\n"
+	                "             and their matrix products run there; cpu (default): libcck only\n"
+	                "  Every line says \"backend\", \"gpu_layers\" (offloaded), \"device_bytes\", \"device\".\n");
 	return 2;
 }
 
@@ -230,10 +264,12 @@ static int parse(int argc, char **argv, struct bench *b, const char **mode)
 	    {"reps", required_argument, NULL, 'r'},
 	    {"mode", required_argument, NULL, 'M'},
 	    {"batch", required_argument, NULL, 'b'},
+	    {"backend", required_argument, NULL, 'B'},
+	    {"gpu-layers", required_argument, NULL, 'G'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int opt;
+	int opt, gl_given = 0;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "m:t:p:g:r:M:b:h", opts, NULL)) != -1) {
@@ -259,9 +295,24 @@ static int parse(int argc, char **argv, struct bench *b, const char **mode)
 		case 'b':
 			b->batch = strtol(optarg, NULL, 10);
 			break;
+		case 'B':
+			if (strcmp(optarg, "cpu") && strcmp(optarg, "opencl")) {
+				fprintf(stderr, "ccbench infer: --backend '%s': cpu or opencl\n", optarg);
+				return 2;
+			}
+			b->opencl = !strcmp(optarg, "opencl");
+			break;
+		case 'G':
+			b->gpu_layers = strtol(optarg, NULL, 10);
+			gl_given = 1;
+			break;
 		default:
 			return usage();
 		}
+	}
+	if (b->gpu_layers < -1 || (gl_given && !b->opencl)) {
+		fprintf(stderr, "ccbench infer: --gpu-layers N (-1: all) goes with --backend opencl\n");
+		return 2;
 	}
 	if (!b->path || b->threads < 0 || b->np < 1 || b->ng < 0 || b->reps < 1 || b->batch < 0 || b->batch > 4096 ||
 	    ccm_mode_parse(*mode) < 0) {
@@ -272,9 +323,36 @@ static int parse(int argc, char **argv, struct bench *b, const char **mode)
 	return 0;
 }
 
+/* --backend opencl: the weights of gpu_layers layers onto the device. 0, or 1 after saying why not. */
+static int offload(struct bench *b)
+{
+	char err[256] = "";
+	int n, r;
+
+	if (!b->opencl) {
+		ccg_set_backend(CCG_BACKEND_CPU);
+		return 0;
+	}
+	if (ccg_init() < 0) {
+		fprintf(stderr, "ccbench infer: --backend opencl: no OpenCL device: %s\n", ccg_why());
+		return 1;
+	}
+	snprintf(b->device, sizeof(b->device), "%s", ccg_why());
+	/* -1: every layer and the output matrix */
+	n = b->gpu_layers < 0 || b->gpu_layers > (long)b->hp->n_layer ? -1 : (int)b->gpu_layers;
+	r = cce_model_offload(b->m, n, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "ccbench infer: cannot offload %d layers: %s\n", n, err[0] ? err : strerror(-r));
+		return 1;
+	}
+	b->offloaded = cce_model_offloaded(b->m);
+	b->dev_bytes = cce_model_device_bytes(b->m);
+	return 0;
+}
+
 int cmd_infer(int argc, char **argv)
 {
-	struct bench b = {.threads = 1, .np = 128, .ng = 64, .reps = 3};
+	struct bench b = {.threads = 1, .np = 128, .ng = 64, .reps = 3, .gpu_layers = -1};
 	const char *mode = "mmap";
 	struct ccm_place place = {CCM_PLACE_INTERLEAVE, 0};
 	struct ccm_region region;
@@ -302,7 +380,9 @@ int cmd_infer(int argc, char **argv)
 		return 1;
 	}
 	b.hp = cce_model_hparams(b.m);
-	if ((uint64_t)b.np + (uint64_t)b.ng > b.hp->n_ctx_train) {
+	if (offload(&b)) {
+		r = 1;
+	} else if ((uint64_t)b.np + (uint64_t)b.ng > b.hp->n_ctx_train) {
 		fprintf(stderr, "ccbench infer: %ld + %ld tokens exceed the model's context (%u)\n", b.np, b.ng,
 		        b.hp->n_ctx_train);
 		r = 2;

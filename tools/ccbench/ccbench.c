@@ -23,6 +23,7 @@
 #include <zmq.h>
 
 #include "cc.h"
+#include "ccg.h"
 #include "cck.h"
 #include "own_ccd.h"
 
@@ -46,6 +47,8 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  kernels   time libcck ops (and a plain memory read as the speed limit)\n"
+    "  crossover each op on libcck, on the OpenCL device and through the automatic\n"
+    "            dispatch, side by side, with the crossover sizes (the table)\n"
     "  matmul    time cck_matmul_f32 against OpenBLAS cblas_sgemm, same matrices\n"
     "  ipc       ZeroMQ ipc ping-pong, and small and large ops through ccd\n"
     "  load      the model loader (pread, io_uring, mmap) on a file: ccbench load --help\n"
@@ -58,6 +61,7 @@ static const char usage_text[] =
     "\n"
     "ccbench kernels [--ops a,b,...] [--sizes N,...] [--tier T] [--threads N]\n"
     "                [--reps-ms MS] [--compare-tiers] [--no-read-bw]\n"
+    "                [--backend cpu|opencl|auto]\n"
     "  --ops LIST       comma-separated op names as cck_op_lookup() accepts them\n"
     "                   (aliases too), and the quantized ops qmatvec_<type>,\n"
     "                   qmatmul_<type>x<batch> and qmatmul8_<type> (<type> a\n"
@@ -83,6 +87,13 @@ static const char usage_text[] =
     "                   supports (from scalar up to --tier, if given), measured\n"
     "                   back to back.\n"
     "  --no-read-bw     leave out the read_bw lines (for tools that time only ops).\n"
+    "  --backend B      cpu (default): libcck (cck_*); opencl: the OpenCL device\n"
+    "                   (ccg_cl_*; exit 1 if there is none, saying why); auto:\n"
+    "                   libccgpu's dispatch (ccg_*: the device from the op's\n"
+    "                   crossover size up, measured at its first large call).\n"
+    "                   The device is CC_OPENCL_DEVICE's, else the first GPU, else\n"
+    "                   the first device. Each line says \"backend\"; \"tier\" stays\n"
+    "                   libcck's.\n"
     "\n"
     "  Each size first prints a read_bw line, then one line per op:\n"
     "    {\"op\":\"read_bw\",\"n\":1000000,\"tier\":\"avx512\",\"threads\":1,\"ns\":..,\"gbps\":..}\n"
@@ -129,6 +140,30 @@ static const char usage_text[] =
     "    vs_read_bw.\n"
     "  A kernel that fails prints {\"op\":..,\"n\":..,\"tier\":..,\"threads\":..,\n"
     "  \"error\":\"...\"} instead, and ccbench exits 1 at the end.\n"
+    "\n"
+    "ccbench crossover [--ops LIST] [--sizes N,...] [--threads N] [--reps-ms MS]\n"
+    "  Measures each op's crossover on the OpenCL device now (ccg_calibrate, with\n"
+    "  libcck on --threads threads, default 1 as in a ccd job; the result goes to\n"
+    "  the cache on disk, which a ccd started afterwards uses), then times each\n"
+    "  size on libcck (cpu), on the device (opencl) and through the dispatch\n"
+    "  (auto) in the same run (each twice, the lower median kept; cpu and auto\n"
+    "  back to back):\n"
+    "    {\"op\":\"add\",\"n\":100000,\"crossover\":65536,\"threads\":1,\"cpu_s\":..,\n"
+    "     \"opencl_s\":..,\"auto_s\":..,\"auto_vs_cpu\":..,\"device\":\"...\"}\n"
+    "  then one summary line:\n"
+    "    {\"crossover_table\":{\"add\":65536,\"exp\":null,...},\"device\":\"...\",\n"
+    "     \"threads\":1,\"worst_auto_vs_cpu\":..}\n"
+    "  crossover: elements from which the device was faster at every size\n"
+    "  measured (matvec and qmatvec: elements of the matrix; matmul: multiply-\n"
+    "  adds), null when it never was. auto_vs_cpu = auto_s / cpu_s: the\n"
+    "  dispatch is never meant to be slower than libcck alone (1 within noise).\n"
+    "  --ops: libcck op names and qmatvec_<type> (q4_0, q4_1, q8_0, q4_k, q6_k);\n"
+    "  default: every op but matmul, and qmatvec of those five types. --sizes:\n"
+    "  element counts, default 1K,10K,100K,1M,10M; matvec uses a square matrix\n"
+    "  of n elements, matmul cubes of n multiply-adds, qmatvec squares with a\n"
+    "  side that is a multiple of 256. Without a device: a line\n"
+    "  {\"device\":null,\"why\":\"...\"} (and the reason on stderr), the CPU\n"
+    "  figures, exit 0.\n"
     "\n"
     "ccbench matmul [--sizes N,...] [--threads N] [--reps-ms MS]\n"
     "  Square matmuls (C[n x n] = A[n x n] B[n x n]), default --sizes 1024 and\n"
@@ -376,6 +411,13 @@ static const float *op_params(int op, float *buf)
 static size_t isqrt_round(size_t n)
 {
 	size_t r = (size_t)llround(sqrt((double)n));
+
+	return r ? r : 1;
+}
+
+static size_t icbrt_round(size_t n)
+{
+	size_t r = (size_t)llround(cbrt((double)n));
 
 	return r ? r : 1;
 }
@@ -706,6 +748,9 @@ static int read_bw(const struct read_variant *v, int nv, const float *buf, size_
 
 /* ---- output --------------------------------------------------------------- */
 
+/* The backend the ops of this run go through (`ccbench kernels --backend`), named in every line. */
+static const char *g_be_name = "cpu";
+
 static void print_json_string(const char *s)
 {
 	putchar('"');
@@ -729,8 +774,8 @@ static void print_result_x(const char *op, size_t n, const char *tier, int threa
 	print_json_string(op);
 	printf(",\"n\":%zu,\"tier\":", n);
 	print_json_string(tier);
-	printf(",\"threads\":%d,\"ns\":%.1f,\"gbps\":%.2f%s}\n", threads, ns, ns > 0 ? bytes / ns : 0.0,
-	       extra ? extra : "");
+	printf(",\"threads\":%d,\"backend\":\"%s\",\"ns\":%.1f,\"gbps\":%.2f%s}\n", threads, g_be_name, ns,
+	       ns > 0 ? bytes / ns : 0.0, extra ? extra : "");
 	fflush(stdout);
 }
 
@@ -748,7 +793,7 @@ static void print_error(const char *op, size_t n, const char *tier, int threads,
 	print_json_string(op);
 	printf(",\"n\":%zu,\"tier\":", n);
 	print_json_string(tier ? tier : "unknown");
-	printf(",\"threads\":%d,\"error\":", threads);
+	printf(",\"threads\":%d,\"backend\":\"%s\",\"error\":", threads, g_be_name);
 	print_json_string(msg);
 	printf("}\n");
 	fflush(stdout);
@@ -926,10 +971,72 @@ static void force_tier_or_die(const char *name)
 	}
 }
 
+/* ---- backends: libcck, the OpenCL device, or libccgpu's dispatch between them --------------------------------- */
+
+/* The op table of one backend (the same signatures as cck.h). */
+struct backend {
+	const char *name;
+	int (*unary)(int op, const float *x, float *y, size_t n, const float *params);
+	int (*binary)(int op, const float *a, const float *b, float *y, size_t n);
+	int (*reduce)(int op, const float *x, size_t n, double *ret);
+	int (*reduce2)(int op, const float *a, const float *b, size_t n, double *ret);
+	int (*matvec)(const float *A, const float *x, float *y, size_t rows, size_t cols);
+	int (*matmul)(const float *A, const float *B, float *C, size_t m, size_t k, size_t n);
+	int (*qmatvec)(int type, const void *W, size_t row_stride, const float *x, float *y, size_t rows, size_t cols);
+	int (*qmatmul)(int type, const void *W, size_t row_stride, const float *X, float *Y, size_t rows, size_t cols,
+	               size_t batch);
+};
+
+enum { BE_CPU = 0, BE_OPENCL, BE_AUTO, BE_COUNT };
+
+/* auto's qmatmul is libcck's: the dispatch has no qmatmul (the engine's offloaded layers keep theirs on the device
+ * with ccg_mat instead). */
+static const struct backend backends[BE_COUNT] = {
+    [BE_CPU] = {"cpu", cck_unary_f32, cck_binary_f32, cck_reduce_f32, cck_reduce2_f32, cck_matvec_f32, cck_matmul_f32,
+                cck_qmatvec, cck_qmatmul},
+    [BE_OPENCL] = {"opencl", ccg_cl_unary_f32, ccg_cl_binary_f32, ccg_cl_reduce_f32, ccg_cl_reduce2_f32,
+                   ccg_cl_matvec_f32, ccg_cl_matmul_f32, ccg_cl_qmatvec, ccg_cl_qmatmul},
+    [BE_AUTO] = {"auto", ccg_unary_f32, ccg_binary_f32, ccg_reduce_f32, ccg_reduce2_f32, ccg_matvec_f32, ccg_matmul_f32,
+                 ccg_qmatvec, cck_qmatmul},
+};
+
+/* The backend `ccbench kernels` runs the ops on (--backend). */
+static const struct backend *g_be = &backends[BE_CPU];
+
+static int backend_lookup(const char *name)
+{
+	for (int i = 0; i < BE_COUNT; i++)
+		if (!strcmp(name, backends[i].name))
+			return i;
+	usage_error("unknown backend '%s' (cpu, opencl or auto)", name);
+}
+
+/*
+ * Make backend be usable: the device for opencl (0, or -ENODEV after saying why on stderr and in a JSON line),
+ * and for auto libccgpu's dispatch set to auto whatever CC_BACKEND says.
+ */
+static int backend_setup(int be, const char *cmd)
+{
+	if (be == BE_CPU)
+		return 0;
+	if (ccg_init() < 0 && be == BE_OPENCL) {
+		fprintf(stderr, "ccbench %s: no OpenCL device: %s\n", cmd, ccg_why());
+		printf("{\"backend\":\"opencl\",\"error\":");
+		print_json_string(ccg_why());
+		printf("}\n");
+		fflush(stdout);
+		return -ENODEV;
+	}
+	if (be == BE_AUTO)
+		ccg_set_backend(CCG_BACKEND_AUTO);
+	return 0;
+}
+
 /* ---- kernels -------------------------------------------------------------- */
 
 /* Everything one op call needs at one size. */
 struct op_ctx {
+	const struct backend *be;
 	int op;
 	int kind;
 	size_t n;
@@ -948,21 +1055,21 @@ static int call_unary(void *p)
 {
 	struct op_ctx *c = p;
 
-	return cck_unary_f32(c->op, c->x, c->y, c->n, c->params);
+	return c->be->unary(c->op, c->x, c->y, c->n, c->params);
 }
 
 static int call_binary(void *p)
 {
 	struct op_ctx *c = p;
 
-	return cck_binary_f32(c->op, c->x, c->b, c->y, c->n);
+	return c->be->binary(c->op, c->x, c->b, c->y, c->n);
 }
 
 static int call_reduce(void *p)
 {
 	struct op_ctx *c = p;
 	double r = 0;
-	int err = cck_reduce_f32(c->op, c->x, c->n, &r);
+	int err = c->be->reduce(c->op, c->x, c->n, &r);
 
 	c->sink = r;
 	return err;
@@ -972,7 +1079,7 @@ static int call_reduce2(void *p)
 {
 	struct op_ctx *c = p;
 	double r = 0;
-	int err = cck_reduce2_f32(c->op, c->x, c->b, c->n, &r);
+	int err = c->be->reduce2(c->op, c->x, c->b, c->n, &r);
 
 	c->sink = r;
 	return err;
@@ -982,14 +1089,14 @@ static int call_matvec(void *p)
 {
 	struct op_ctx *c = p;
 
-	return cck_matvec_f32(c->A, c->x, c->y, c->rows, c->cols);
+	return c->be->matvec(c->A, c->x, c->y, c->rows, c->cols);
 }
 
 static int call_matmul(void *p)
 {
 	struct op_ctx *c = p;
 
-	return cck_matmul_f32(c->A, c->B, c->C, c->rows, c->rows, c->rows);
+	return c->be->matmul(c->A, c->B, c->C, c->rows, c->rows, c->rows);
 }
 
 /* Inputs for one size, shared by every op at that size. */
@@ -1047,6 +1154,7 @@ static call_fn op_setup(struct op_ctx *c, int op, struct size_bufs *s, float *pb
 	size_t n = s->n;
 
 	memset(c, 0, sizeof(*c));
+	c->be = g_be;
 	c->op = op;
 	c->kind = cck_op_kind(op);
 	c->n = n;
@@ -1140,6 +1248,7 @@ static int bench_op(int op, struct size_bufs *s, int threads, double budget_ns)
 
 /* Each call multiplies by the next of copies weight matrices, stride bytes apart from W. */
 struct qop_ctx {
+	const struct backend *be;
 	int type;
 	const unsigned char *W;
 	const float *x;
@@ -1157,14 +1266,14 @@ static int call_qmatvec(void *p)
 {
 	struct qop_ctx *c = p;
 
-	return cck_qmatvec(c->type, qop_next_w(c), 0, c->x, c->y, c->rows, c->cols);
+	return c->be->qmatvec(c->type, qop_next_w(c), 0, c->x, c->y, c->rows, c->cols);
 }
 
 static int call_qmatmul(void *p)
 {
 	struct qop_ctx *c = p;
 
-	return cck_qmatmul(c->type, qop_next_w(c), 0, c->x, c->y, c->rows, c->cols, c->batch);
+	return c->be->qmatmul(c->type, qop_next_w(c), 0, c->x, c->y, c->rows, c->cols, c->batch);
 }
 
 /*
@@ -1341,7 +1450,7 @@ static int bench_qop(const struct qop *q, size_t n, const size_t shape[2], int t
 		}
 	}
 
-	c = (struct qop_ctx){q->type, W, x, y, rows, cols, q->batch, copies, wstride, 0};
+	c = (struct qop_ctx){g_be, q->type, W, x, y, rows, cols, q->batch, copies, wstride, 0};
 	if (q->pair)
 		err = measure_pair(&c, budget_ns, &ns, &mv_ns);
 	else
@@ -1359,7 +1468,8 @@ static int bench_qop(const struct qop *q, size_t n, const size_t shape[2], int t
 	printf(",\"n\":%zu,\"rows\":%zu,\"cols\":%zu,\"batch\":%zu,\"tier\":", rows * cols, rows, cols,
 	       q->batch ? q->batch : 1);
 	print_json_string(tier);
-	printf(",\"threads\":%d,\"ns\":%.1f,\"gbps\":%.2f,\"weight_bytes\":%zu%s", threads, ns, gbps, wbytes, extra);
+	printf(",\"threads\":%d,\"backend\":\"%s\",\"ns\":%.1f,\"gbps\":%.2f,\"weight_bytes\":%zu%s", threads,
+	       g_be_name, ns, gbps, wbytes, extra);
 	if (read_ns > 0)
 		printf(",\"vs_read_bw\":%.3f", gbps / ((double)wbytes / read_ns));
 	if (q->pair)
@@ -1373,17 +1483,14 @@ static int bench_qop(const struct qop *q, size_t n, const size_t shape[2], int t
 static int cmd_kernels(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"ops", required_argument, NULL, 'o'},
-	    {"sizes", required_argument, NULL, 's'},
-	    {"tier", required_argument, NULL, 't'},
-	    {"threads", required_argument, NULL, 'j'},
-	    {"reps-ms", required_argument, NULL, 'r'},
-	    {"compare-tiers", no_argument, NULL, 'c'},
-	    {"no-read-bw", no_argument, NULL, 'R'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"ops", required_argument, NULL, 'o'},     {"sizes", required_argument, NULL, 's'},
+	    {"tier", required_argument, NULL, 't'},    {"threads", required_argument, NULL, 'j'},
+	    {"reps-ms", required_argument, NULL, 'r'}, {"compare-tiers", no_argument, NULL, 'c'},
+	    {"no-read-bw", no_argument, NULL, 'R'},    {"backend", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
 	};
 	static const size_t default_sizes[] = {1000, 100000, 1000000, 10000000};
+	int be = BE_CPU;
 	int ops[CCK_OP_COUNT];
 	size_t sizes[MAX_SIZES], shapes[MAX_SIZES][2];
 	struct qop qops[MAX_QOPS];
@@ -1421,6 +1528,9 @@ static int cmd_kernels(int argc, char **argv)
 		case 'R':
 			no_read = 1;
 			break;
+		case 'b':
+			be = backend_lookup(optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1430,6 +1540,12 @@ static int cmd_kernels(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
+	if (compare && be != BE_CPU)
+		usage_error("--compare-tiers compares libcck's tiers: only with --backend cpu");
+	if (backend_setup(be, "kernels") < 0)
+		return 1;
+	g_be = &backends[be];
+	g_be_name = g_be->name;
 
 	if (!ops_given) {
 		for (i = 0; i < CCK_OP_COUNT; i++)
@@ -1516,6 +1632,320 @@ static int cmd_kernels(int argc, char **argv)
 		}
 		bufs_free(&s);
 	}
+	return failed ? 1 : 0;
+}
+
+/* ---- crossover: libcck, the device and the dispatch, side by side ---------------------------------------------- */
+
+#define XO_QTYPES 5
+static const int xo_qtypes[XO_QTYPES] = {CCK_TYPE_Q4_0, CCK_TYPE_Q4_1, CCK_TYPE_Q8_0, CCK_TYPE_Q4_K, CCK_TYPE_Q6_K};
+static const size_t xo_default_sizes[] = {1000, 10000, 100000, 1000000, 10000000};
+
+/* One op of the crossover command: a libcck op, or the quantized matvec of a type (qtype >= 0). */
+struct xo_op {
+	int op;    /* cck op, or -1 */
+	int qtype; /* quantized type, or -1 */
+	char name[32];
+	int xop;          /* what ccg_crossover takes */
+	size_t crossover; /* SIZE_MAX: never (or no device) */
+	int known;
+};
+
+/* A quantized matvec of rows x cols: 64 rows quantized from random floats, repeated; x random. */
+struct xo_q {
+	struct qop_ctx c;
+	unsigned char *W;
+	float *x, *y;
+};
+
+static int xo_q_new(struct xo_q *q, int type, size_t n)
+{
+	enum { SRC_ROWS = 64 };
+	size_t rows, cols, row_bytes, r, src_rows;
+	const size_t none[2] = {0, 0};
+	unsigned char *src_q;
+	float *src;
+	int err;
+
+	memset(q, 0, sizeof(*q));
+	qop_shape(n, none, &rows, &cols);
+	err = cck_type_row_bytes(type, cols, &row_bytes);
+	if (err)
+		return err;
+	src_rows = rows < SRC_ROWS ? rows : SRC_ROWS;
+	src = xalloc(src_rows * cols);
+	fill_uniform(src, src_rows * cols, -1.0f, 1.0f, 0);
+	src_q = xalloc((src_rows * row_bytes + 3) / 4);
+	for (r = 0; r < src_rows && !err; r++)
+		err = cck_quantize(type, src + r * cols, src_q + r * row_bytes, cols);
+	free(src);
+	if (err) {
+		free(src_q);
+		return err;
+	}
+	q->W = xalloc((rows * row_bytes + 3) / 4);
+	for (r = 0; r < rows; r++)
+		memcpy(q->W + r * row_bytes, src_q + (r % src_rows) * row_bytes, row_bytes);
+	free(src_q);
+	q->x = xalloc(cols);
+	fill_uniform(q->x, cols, -5.0f, 5.0f, 0);
+	q->y = xalloc(rows);
+	q->c = (struct qop_ctx){&backends[BE_CPU], type, q->W, q->x, q->y, rows, cols, 0, 1, 0, 0};
+	return 0;
+}
+
+static void xo_q_free(struct xo_q *q)
+{
+	free(q->W);
+	free(q->x);
+	free(q->y);
+}
+
+/* --ops for crossover: libcck op names and qmatvec_<type> of the types the device has. */
+static int xo_parse_ops(const char *arg, struct xo_op *xo)
+{
+	int ops[CCK_OP_COUNT], nops, nq = 0, n = 0;
+	struct qop q[MAX_QOPS];
+
+	nops = parse_ops(arg, ops, q, &nq);
+	for (int i = 0; i < nops; i++)
+		xo[n++] = (struct xo_op){.op = ops[i], .qtype = -1, .xop = ops[i]};
+	for (int i = 0; i < nq; i++) {
+		if (q[i].batch || q[i].pair)
+			usage_error("crossover: of the quantized ops only qmatvec_<type> has a crossover");
+		if (!ccg_type_supported(q[i].type))
+			usage_error("crossover: the OpenCL backend has no %s", cck_type_name(q[i].type));
+		xo[n++] = (struct xo_op){.op = -1, .qtype = q[i].type, .xop = CCG_QOP(q[i].type)};
+	}
+	return n;
+}
+
+static void xo_name(struct xo_op *x)
+{
+	if (x->qtype >= 0)
+		snprintf(x->name, sizeof(x->name), "qmatvec_%s", cck_type_name(x->qtype));
+	else
+		snprintf(x->name, sizeof(x->name), "%s", cck_op_name(x->op));
+}
+
+/*
+ * Times of one call on each backend, the lower median of two measurements each: the device first (a driver's
+ * threads may still spin for a moment after it), then libcck and the dispatch back to back, in the order
+ * cpu auto auto cpu, so that neither gets the quieter moment.
+ */
+static int xo_measure(call_fn fn, void *ctx, const struct backend **slot, int device, double budget_ns,
+                      double ns[BE_COUNT], int errs[BE_COUNT])
+{
+	static const int order[] = {BE_OPENCL, BE_OPENCL, BE_CPU, BE_AUTO, BE_AUTO, BE_CPU};
+	int seen[BE_COUNT] = {0};
+
+	for (int b = 0; b < BE_COUNT; b++) {
+		ns[b] = 0;
+		errs[b] = 0;
+	}
+	if (!device)
+		errs[BE_OPENCL] = -ENODEV;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		int b = order[i];
+		double t = 0;
+
+		if (errs[b])
+			continue;
+		*slot = &backends[b];
+		errs[b] = measure(fn, ctx, budget_ns / 2, &t);
+		if (!errs[b] && (!seen[b]++ || t < ns[b]))
+			ns[b] = t;
+	}
+	return errs[BE_CPU] ? errs[BE_CPU] : errs[BE_AUTO];
+}
+
+static void print_secs(const char *key, double ns, int ok)
+{
+	if (ok)
+		printf(",\"%s\":%.4e", key, ns / 1e9);
+	else
+		printf(",\"%s\":null", key);
+}
+
+/* One line: op, n, the crossover, the three times, auto / cpu, the device. Returns auto / cpu (0 if unknown). */
+static double xo_print(const struct xo_op *x, size_t n, const double ns[BE_COUNT], const int errs[BE_COUNT],
+                       int threads, const char *device)
+{
+	double ratio = !errs[BE_CPU] && !errs[BE_AUTO] && ns[BE_CPU] > 0 ? ns[BE_AUTO] / ns[BE_CPU] : 0;
+
+	printf("{\"op\":\"%s\",\"n\":%zu,\"crossover\":", x->name, n);
+	if (x->known && x->crossover != SIZE_MAX)
+		printf("%zu", x->crossover);
+	else
+		printf("null");
+	printf(",\"threads\":%d", threads);
+	print_secs("cpu_s", ns[BE_CPU], !errs[BE_CPU]);
+	print_secs("opencl_s", ns[BE_OPENCL], !errs[BE_OPENCL]);
+	print_secs("auto_s", ns[BE_AUTO], !errs[BE_AUTO]);
+	if (ratio > 0)
+		printf(",\"auto_vs_cpu\":%.3f", ratio);
+	else
+		printf(",\"auto_vs_cpu\":null");
+	printf(",\"device\":");
+	print_json_string(device);
+	for (int b = 0; b < BE_COUNT; b++) {
+		if (errs[b] && !(b == BE_OPENCL && errs[b] == -ENODEV)) {
+			printf(",\"%s_error\":", backends[b].name);
+			print_json_string(strerror(-errs[b]));
+		}
+	}
+	printf("}\n");
+	fflush(stdout);
+	return ratio;
+}
+
+/* One op at one size; the auto / cpu ratio (0 on failure, *failed set). */
+static double xo_run(struct xo_op *x, size_t n, int threads, double budget_ns, int device, const char *devname,
+                     int *failed)
+{
+	double ns[BE_COUNT], bytes = 0, ratio;
+	int errs[BE_COUNT], err;
+	struct size_bufs s;
+	struct op_ctx c;
+	struct xo_q q;
+	float pbuf[2];
+	size_t elems = n;
+	call_fn fn;
+
+	if (x->qtype >= 0) {
+		err = xo_q_new(&q, x->qtype, n);
+		if (err) {
+			print_error(x->name, n, cck_tier(), threads, "cannot make the weights", err);
+			*failed = 1;
+			return 0;
+		}
+		err = xo_measure(call_qmatvec, &q.c, &q.c.be, device, budget_ns, ns, errs);
+		elems = q.c.rows * q.c.cols;
+		xo_q_free(&q);
+	} else {
+		/* matmul: n multiply-adds (cubes of side cbrt(n)), as the crossover counts them */
+		bufs_alloc(&s, x->op == CCK_OP_MATMUL ? icbrt_round(n) : n);
+		fn = op_setup(&c, x->op, &s, pbuf, &bytes);
+		if (!fn) {
+			print_error(x->name, n, cck_tier(), threads, "no way to call this op", EINVAL);
+			bufs_free(&s);
+			*failed = 1;
+			return 0;
+		}
+		if (x->op == CCK_OP_MATVEC)
+			elems = c.rows * c.cols;
+		else if (x->op == CCK_OP_MATMUL)
+			elems = c.rows * c.rows * c.rows;
+		err = xo_measure(fn, &c, &c.be, device, budget_ns, ns, errs);
+		bufs_free(&s);
+	}
+	ratio = xo_print(x, elems, ns, errs, threads, devname);
+	if (err || (device && errs[BE_OPENCL]))
+		*failed = 1;
+	return ratio;
+}
+
+static int cmd_crossover(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"ops", required_argument, NULL, 'o'},     {"sizes", required_argument, NULL, 's'},
+	    {"threads", required_argument, NULL, 'j'}, {"reps-ms", required_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	};
+	struct xo_op xo[CCK_OP_COUNT + MAX_QOPS];
+	size_t sizes[MAX_SIZES], shapes[MAX_SIZES][2];
+	int nxo = 0, nsizes = 0, threads = 1, reps_ms = DEF_REPS_MS, failed = 0, device, ch, i, j;
+	const char *ops_arg = NULL;
+	double worst = 0;
+	char devname[320];
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			ops_arg = optarg;
+			break;
+		case 's':
+			nsizes = parse_sizes(optarg, sizes, shapes);
+			break;
+		case 'j':
+			threads = parse_int("--threads", optarg, 0, 4096);
+			break;
+		case 'r':
+			reps_ms = parse_int("--reps-ms", optarg, 1, 3600 * 1000);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage_error(NULL);
+		}
+	}
+	if (optind != argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	for (i = 0; i < nsizes; i++)
+		if (shapes[i][0])
+			usage_error("crossover: sizes are element counts (quantized matrices are squares)");
+	if (ops_arg) {
+		nxo = xo_parse_ops(ops_arg, xo);
+	} else {
+		for (i = 0; i < CCK_OP_COUNT; i++)
+			if (i != CCK_OP_MATMUL)
+				xo[nxo++] = (struct xo_op){.op = i, .qtype = -1, .xop = i};
+		for (i = 0; i < XO_QTYPES; i++)
+			xo[nxo++] = (struct xo_op){.op = -1, .qtype = xo_qtypes[i], .xop = CCG_QOP(xo_qtypes[i])};
+	}
+	if (!nsizes)
+		for (i = 0; i < (int)(sizeof(xo_default_sizes) / sizeof(xo_default_sizes[0])); i++)
+			sizes[nsizes++] = xo_default_sizes[i];
+	threads = setup_threads(threads);
+	ccg_set_backend(CCG_BACKEND_AUTO);
+	device = ccg_init() == 0;
+	if (device) {
+		snprintf(devname, sizeof(devname), "%s", ccg_why());
+	} else {
+		snprintf(devname, sizeof(devname), "none: %s", ccg_why());
+		fprintf(stderr, "ccbench crossover: no OpenCL device (%s): CPU figures only\n", ccg_why());
+		printf("{\"device\":null,\"why\":");
+		print_json_string(ccg_why());
+		printf("}\n");
+	}
+	/* Measure every crossover first, at libcck's thread count of this run, then time each size. */
+	for (i = 0; i < nxo; i++) {
+		double t0 = now_ns();
+		int err = device ? ccg_calibrate(xo[i].xop, 1) : 0;
+
+		xo_name(&xo[i]);
+		if (err) {
+			print_error(xo[i].name, 0, cck_tier(), threads, "ccg_calibrate failed", err);
+			failed = 1;
+		}
+		xo[i].known = ccg_crossover(xo[i].xop, &xo[i].crossover) == 0;
+		if (device && xo[i].known && xo[i].crossover != SIZE_MAX)
+			fprintf(stderr, "ccbench crossover: %s: %zu (measured in %.1f s)\n", xo[i].name,
+			        xo[i].crossover, (now_ns() - t0) / 1e9);
+		else if (device)
+			fprintf(stderr, "ccbench crossover: %s: never (measured in %.1f s)\n", xo[i].name,
+			        (now_ns() - t0) / 1e9);
+	}
+	for (j = 0; j < nsizes; j++)
+		for (i = 0; i < nxo; i++) {
+			double r = xo_run(&xo[i], sizes[j], threads, reps_ms * 1e6, device, devname, &failed);
+
+			if (r > worst)
+				worst = r;
+		}
+	printf("{\"crossover_table\":{");
+	for (i = 0; i < nxo; i++) {
+		printf("%s\"%s\":", i ? "," : "", xo[i].name);
+		if (xo[i].known && xo[i].crossover != SIZE_MAX)
+			printf("%zu", xo[i].crossover);
+		else
+			printf("null");
+	}
+	printf("},\"device\":");
+	print_json_string(devname);
+	printf(",\"threads\":%d,\"worst_auto_vs_cpu\":%.3f}\n", threads, worst);
 	return failed ? 1 : 0;
 }
 
@@ -2041,6 +2471,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "kernels"))
 		return cmd_kernels(argc - 1, argv + 1);
+	if (!strcmp(cmd, "crossover"))
+		return cmd_crossover(argc - 1, argv + 1);
 	if (!strcmp(cmd, "matmul"))
 		return cmd_matmul(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ipc"))

@@ -47,7 +47,8 @@ static void usage(FILE *f)
 	        "             sessions; per model: sessions, generating, tokens generated, tokens/s over the last\n"
 	        "             minute\n"
 	        "  clients    connected clients: id, pid, uid, name, regions, bytes, jobs\n"
-	        "  kernels    kernel tier in use, tiers the host supports, ops by kind\n"
+	        "  kernels    kernel tier in use, tiers the host supports, ops by kind; the backend, the OpenCL\n"
+	        "             devices (the one in use, or why none) and each op's crossover size to the device\n"
 	        "  models     loaded models: name, state, arch, parameters, bytes, mode, NUMA placement, users,\n"
 	        "             sessions, generating, tokens generated, tokens/s over the last minute\n"
 	        "  sessions   inference sessions: id, client, pid, model, context used, KV cache, state, tokens, idle\n"
@@ -511,6 +512,118 @@ static int print_clients(const struct jv *doc)
 	return 0;
 }
 
+/* 1 if the kernels document has an OpenCL device in use. */
+static int opencl_in_use(const struct jv *doc)
+{
+	const struct jv *devs = jget(doc, "devices");
+	size_t i;
+
+	for (i = 0; devs->t == J_ARR && i < devs->n; i++)
+		if (jget(&devs->items[i], "selected")->t == J_BOOL && jget(&devs->items[i], "selected")->b)
+			return 1;
+	return 0;
+}
+
+/* The OpenCL part of kernels: the backend, the devices (the one in use marked), or why there is none. */
+static void print_opencl(const struct jv *doc)
+{
+	const struct jv *devs = jget(doc, "devices");
+	char text[256], mem[32], alloc[32];
+	int have = opencl_in_use(doc);
+	size_t i;
+
+	printf("backend:  %s\n", jtext(jget(doc, "backend")));
+	sanitize(jtext(jget(doc, "opencl")), text, sizeof(text));
+	if (have)
+		printf("opencl:   %s\n", text);
+	else
+		printf("opencl:   none: %s; ops run on the CPU\n", text);
+	for (i = 0; devs->t == J_ARR && i < devs->n; i++) {
+		const struct jv *d = &devs->items[i];
+		char plat[128], name[160], ver[96], drv[96];
+		int sel = jget(d, "selected")->t == J_BOOL && jget(d, "selected")->b;
+
+		sanitize(jtext(jget(d, "platform")), plat, sizeof(plat));
+		sanitize(jtext(jget(d, "name")), name, sizeof(name));
+		sanitize(jtext(jget(d, "version")), ver, sizeof(ver));
+		sanitize(jtext(jget(d, "driver")), drv, sizeof(drv));
+		human_bytes(jnum(jget(d, "global_mem")), mem, sizeof(mem));
+		human_bytes(jnum(jget(d, "max_alloc")), alloc, sizeof(alloc));
+		printf("  %s %s: %s: %s\n", sel ? "*" : " ", jtext(jget(d, "index")), plat, name);
+		printf("       %s, %s compute units, %s (buffers up to %s)%s%s; %s, driver %s\n",
+		       jtext(jget(d, "type")), jtext(jget(d, "compute_units")), mem, alloc,
+		       jget(d, "host_unified")->b ? ", host memory" : "", jget(d, "fp64")->b ? ", fp64" : "", ver, drv);
+	}
+}
+
+/* One line (wrapped at 100 columns) of the ops whose crossover shows as label. */
+static void print_crossover_group(const struct jv *xo, const char *label, const char *state, const char *n)
+{
+	size_t i, col = 0, shown = 0;
+
+	for (i = 0; i < xo->n; i++) {
+		const struct jv *x = &xo->items[i];
+		char op[64];
+
+		if (strcmp(jtext(jget(x, "state")), state) || (n && strcmp(jtext(jget(x, "n")), n)))
+			continue;
+		sanitize(jtext(jget(x, "op")), op, sizeof(op));
+		if (shown == 0) {
+			printf("  %-18s", label);
+			col = 20;
+		} else if (col + 1 + strlen(op) > 100) {
+			printf("\n  %-18s", "");
+			col = 20;
+		}
+		printf(" %s", op);
+		col += 1 + strlen(op);
+		shown++;
+	}
+	if (shown)
+		printf("\n");
+}
+
+/*
+ * The crossover table: from which size (elements; matmul: multiply-adds) the auto backend runs each op on the
+ * device, the ops of one size on one line, smallest first; then "never" and "not measured yet".
+ */
+static void print_crossovers(const struct jv *doc)
+{
+	const struct jv *xo = jget(doc, "crossovers");
+	const char *cache = jtext(jget(doc, "crossover_cache"));
+	double done = 0;
+	size_t i;
+
+	if (!opencl_in_use(doc)) {
+		printf("crossovers: none (no OpenCL device: every op runs on the CPU)\n");
+		return;
+	}
+	if (xo->t != J_ARR || xo->n == 0)
+		return;
+	printf("crossovers (size from which the auto backend runs an op on the device%s%s):\n",
+	       strcmp(cache, "-") && cache[0] ? "; kept in " : "", strcmp(cache, "-") && cache[0] ? cache : "");
+	for (;;) {
+		const struct jv *next = NULL;
+		char label[48];
+
+		/* the smallest measured size above the ones printed */
+		for (i = 0; i < xo->n; i++) {
+			const struct jv *x = &xo->items[i], *n = jget(x, "n");
+
+			if (!strcmp(jtext(jget(x, "state")), "measured") && jnum(n) > done &&
+			    (!next || jnum(n) < jnum(next)))
+				next = n;
+		}
+		if (!next)
+			break;
+		snprintf(label, sizeof(label), "from %s:", jtext(next));
+		print_crossover_group(xo, label, "measured", jtext(next));
+		done = jnum(next);
+	}
+	print_crossover_group(xo, "never:", "never", NULL);
+	print_crossover_group(xo, "not measured yet:", "unknown", NULL);
+}
+
 static void print_kernels(const struct jv *doc)
 {
 	static const char *const kinds[] = {"unary", "vector", "binary", "reduce", "reduce2", "matrix"};
@@ -523,8 +636,11 @@ static void print_kernels(const struct jv *doc)
 		printf(" %s", jtext(&tiers->items[i]));
 	printf("\nthreads:  %s\n", jtext(jget(doc, "threads")));
 	printf("ops:      %zu\n", ops->t == J_ARR ? ops->n : 0);
-	if (ops->t != J_ARR)
+	if (ops->t != J_ARR) {
+		print_opencl(doc);
+		print_crossovers(doc);
 		return;
+	}
 	/* one line (wrapped) per kind, in libcck's order; kinds we do not know go last */
 	for (k = 0; k <= sizeof(kinds) / sizeof(kinds[0]); k++) {
 		size_t col = 0, shown = 0;
@@ -552,6 +668,8 @@ static void print_kernels(const struct jv *doc)
 		if (shown)
 			printf("\n");
 	}
+	print_opencl(doc);
+	print_crossovers(doc);
 }
 
 /* ---- commands ---------------------------------------------------------------------------- */
