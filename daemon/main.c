@@ -526,6 +526,10 @@ static void opencl_setup(const struct ccd_conf *conf)
 		ccd_warn("opencl_device = %s: %s", dev, strerror(-r));
 	if (backend && (r = ccg_set_backend(ccg_backend_lookup(backend))) < 0)
 		ccd_warn("backend = %s: %s", backend, strerror(-r));
+#ifndef CC_HAVE_OPENCL
+	ccd_info("OpenCL: none: %s; ops run on the CPU", ccg_why());
+	return;
+#endif
 	if (ccg_get_backend() == CCG_BACKEND_CPU || !strcmp(dev, "none")) {
 		ccd_info("OpenCL: none: %s; ops run on the CPU",
 		         ccg_get_backend() == CCG_BACKEND_CPU ? "not used with backend = cpu" : "disabled by opencl_device = none");
