@@ -22,8 +22,9 @@
 #define NQTYPES 5
 #define NSLOTS (CCK_OP_COUNT + NQTYPES)
 #define MARGIN 0.85  /* the device must take <= 85% of libcck's time to count as faster */
+#define LOSS 4.0    /* a first call this many times libcck's is a loss without timing it again */
 #define REPS 5       /* timed calls per backend and size (the fastest counts) */
-#define NLADDER 6
+#define NLADDER 8 /* sizes a ladder may hold */
 
 static const int qtypes[NQTYPES] = {CCK_TYPE_Q4_0, CCK_TYPE_Q4_1, CCK_TYPE_Q8_0, CCK_TYPE_Q4_K, CCK_TYPE_Q6_K};
 
@@ -216,10 +217,20 @@ static int run_once(struct bench *b, int device)
  * the shared machine hits both; seconds in t[0] (libcck) and t[1] (device). 0 or -errno. */
 static int time_both(struct bench *b, double t[2])
 {
+	double warm[2];
+
 	t[0] = t[1] = INFINITY;
-	for (int dev = 0; dev < 2; dev++)
+	for (int dev = 0; dev < 2; dev++) {
+		warm[dev] = now();
 		if (run_once(b, dev) < 0)
 			return -EIO;
+		warm[dev] = now() - warm[dev];
+	}
+	if (warm[1] > LOSS * warm[0]) { /* a clear loss needs no repeats (slow ops would take seconds) */
+		t[0] = warm[0];
+		t[1] = warm[1];
+		return 0;
+	}
 	for (int i = 0; i < REPS; i++)
 		for (int dev = 0; dev < 2; dev++) {
 			double t0 = now();
@@ -314,32 +325,39 @@ static void bench_free(struct bench *b)
 	free(b->w);
 }
 
-/* The size ladder of a slot (elements; matmul: m*k*n). */
-static void ladder(int slot, size_t *sz)
+/* The size ladder of a slot, smallest first (elements; matmul: m*k*n multiply-adds); returns how many. */
+static int ladder(int slot, size_t *sz)
 {
-	for (int i = 0; i < NLADDER; i++) {
-		if (slot == CCK_OP_MATMUL)
-			sz[i] = (size_t)1 << (3 * (i + 4)); /* sides 16 .. 512 */
-		else if (slot >= CCK_OP_COUNT)
-			sz[i] = (size_t)1 << (2 * (i + 8)); /* 256x256 .. 8192x8192 */
-		else
-			sz[i] = (size_t)4096 << (2 * i); /* 4K .. 4M */
-	}
-	if (slot >= CCK_OP_COUNT)
-		sz[NLADDER - 1] = (size_t)4096 * 4096; /* weights of a big layer, not of a huge one */
+	int n = 0;
+
+	if (slot == CCK_OP_MATMUL)
+		for (size_t side = 16; side <= 512; side *= 2)
+			sz[n++] = side * side * side;
+	else if (slot >= CCK_OP_COUNT) /* square weights of 256 .. 4096 columns: up to a big layer's */
+		for (size_t side = 256; side <= 4096; side *= 2)
+			sz[n++] = side * side;
+	else
+		for (size_t e = 4096; e <= ((size_t)16 << 20); e *= 4) /* 4K .. 16M */
+			sz[n++] = e;
+	return n;
 }
 
-/* Measure slot's crossover: 0 (g_xo[slot] set), or -errno. Called with g_lock held. */
+/*
+ * Measure slot's crossover, from the top of the ladder down: the crossover is the smallest size from which the
+ * device won (took <= MARGIN of libcck's time) at every size above, and it takes two sizes in a row: a device
+ * that wins only at the top of the ladder is within the noise of a shared machine, and sizes past the top would
+ * follow that one verdict. 0 (g_xo[slot] set), or -errno. Called with g_lock held.
+ */
 static int measure(int slot)
 {
 	size_t sz[NLADDER], xo = SIZE_MAX;
+	int n = ladder(slot, sz), wins = 0;
 	char name[64];
 
-	ladder(slot, sz);
 	slot_name(slot, name, sizeof(name));
-	for (int i = NLADDER - 1; i >= 0; i--) {
+	for (int i = n - 1; i >= 0; i--) {
 		struct bench b;
-		double t[2], tc, tg;
+		double t[2];
 		int rc = bench_make(&b, slot, sz[i]);
 
 		if (rc == 0)
@@ -347,15 +365,14 @@ static int measure(int slot)
 		bench_free(&b);
 		if (rc < 0)
 			return rc;
-		tc = t[0];
-		tg = t[1];
 		if (getenv("CCG_DEBUG"))
-			fprintf(stderr, "ccg: crossover %s n=%zu cpu %.3g s device %.3g s\n", name, sz[i], tc, tg);
-		if (tg > MARGIN * tc)
+			fprintf(stderr, "ccg: crossover %s n=%zu cpu %.3g s device %.3g s\n", name, sz[i], t[0], t[1]);
+		if (t[1] > MARGIN * t[0])
 			break; /* the device lost here: the crossover is above */
 		xo = sz[i];
+		wins++;
 	}
-	atomic_store(&g_xo[slot], xo);
+	atomic_store(&g_xo[slot], wins >= 2 ? xo : SIZE_MAX);
 	atomic_store(&g_state[slot], XO_KNOWN);
 	return 0;
 }
@@ -404,12 +421,8 @@ int ccg_crossover(int op, size_t *n)
  * known to be faster) it stays on libcck. The first call of an unknown op that is big enough measures it; another
  * thread calling while a measurement runs takes libcck rather than waiting.
  */
-static int use_device(int slot, size_t n)
+static __attribute__((noinline)) int use_device_slow(int b, int slot, size_t n)
 {
-	int b = ccg_get_backend();
-
-	if (b == CCG_BACKEND_CPU || (b == CCG_BACKEND_AUTO && n < CCG_MIN_MEASURE))
-		return 0; /* the fast path: small ops cost libcck's time and one load */
 	if (slot < 0 || slot >= NSLOTS)
 		return 0; /* a bad op id: libcck says -EINVAL */
 	if (b == CCG_BACKEND_OPENCL)
@@ -427,6 +440,16 @@ static int use_device(int slot, size_t n)
 			return 0;
 	}
 	return n >= atomic_load(&g_xo[slot]);
+}
+
+/* The fast path, inlined into every call: small ops cost libcck's time plus one relaxed load and a compare. */
+static inline int use_device(int slot, size_t n)
+{
+	int b = atomic_load_explicit(&g_backend, memory_order_relaxed);
+
+	if (b == CCG_BACKEND_CPU || (b == CCG_BACKEND_AUTO && n < CCG_MIN_MEASURE))
+		return 0;
+	return use_device_slow(b, slot, n);
 }
 
 /* A device error other than a bad argument falls back to libcck: the caller gets its result either way. */
