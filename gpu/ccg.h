@@ -119,6 +119,8 @@ int ccg_qmatvec(int type, const void *W, size_t row_stride, const float *x, floa
 #define CCG_MIN_MEASURE 4096
 int ccg_crossover(int op, size_t *n);
 int ccg_calibrate(int op, int force);
+/* Calls of the dispatching ccg_* functions that ran on the device so far (in this process). */
+uint64_t ccg_device_calls(void);
 /* Where the cache file is (NULL without a device). */
 const char *ccg_cache_path(void);
 

@@ -35,6 +35,12 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER; /* the table, the fil
 static _Atomic int g_state[NSLOTS];
 static _Atomic size_t g_xo[NSLOTS];
 static int g_loaded;
+static _Atomic uint64_t g_device_calls;
+
+uint64_t ccg_device_calls(void)
+{
+	return atomic_load(&g_device_calls);
+}
 
 static const char *const backend_names[] = {"auto", "cpu", "opencl"};
 
@@ -452,10 +458,15 @@ static inline int use_device(int slot, size_t n)
 	return use_device_slow(b, slot, n);
 }
 
-/* A device error other than a bad argument falls back to libcck: the caller gets its result either way. */
+/* A device error other than a bad argument falls back to libcck: the caller gets its result either way. A call the
+ * device answered is counted. */
 static int device_failed(int rc)
 {
-	return rc < 0 && rc != -EINVAL && rc != -EOVERFLOW;
+	if (rc < 0 && rc != -EINVAL && rc != -EOVERFLOW)
+		return 1;
+	if (rc >= 0)
+		atomic_fetch_add_explicit(&g_device_calls, 1, memory_order_relaxed);
+	return 0;
 }
 
 static size_t mul_sat(size_t a, size_t b)
