@@ -667,3 +667,111 @@ float *t_guard_start(const struct t_guard *g, size_t n)
 	(void)n;
 	return (float *)(void *)g->lo;
 }
+
+/* ---- test data (test_kernels, test_gpu) ---- */
+
+/* Inputs of element-wise ops: mostly ordinary values, some arbitrary bit patterns and specials. */
+void t_gen_mixed(struct t_rng *r, float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned k = (unsigned)(t_rng_u64(r) % 16);
+
+		if (k < 9)
+			x[i] = (float)t_rng_uniform(r, -10, 10);
+		else if (k < 11)
+			x[i] = (float)t_rng_uniform(r, -100, 100);
+		else if (k < 12)
+			x[i] = (float)t_rng_uniform(r, -1e-3, 1e-3);
+		else if (k < 14)
+			x[i] = t_float((uint32_t)t_rng_u64(r));
+		else
+			x[i] = t_special(t_rng_below(r, t_nspecials()));
+	}
+}
+
+/* Finite data sets of several scales for the whole-vector ops and reductions. */
+const char *t_gen_data(struct t_rng *r, float *x, size_t n, int which)
+{
+	static const char *const names[T_NDATA] = {"uniform[-1,1]",  "uniform[-30,30]", "normal(5,2)",
+	                                           "normal(0,1e-3)", "uniform[0,1000]", "normal(-1000,300)"};
+
+	which %= T_NDATA;
+	for (size_t i = 0; i < n; i++) {
+		switch (which) {
+		case 0:
+			x[i] = (float)t_rng_uniform(r, -1, 1);
+			break;
+		case 1:
+			x[i] = (float)t_rng_uniform(r, -30, 30);
+			break;
+		case 2:
+			x[i] = (float)(5 + 2 * t_rng_normal(r));
+			break;
+		case 3:
+			x[i] = (float)(1e-3 * t_rng_normal(r));
+			break;
+		case 4:
+			x[i] = (float)t_rng_uniform(r, 0, 1000);
+			break;
+		default:
+			x[i] = (float)(-1000 + 300 * t_rng_normal(r));
+			break;
+		}
+	}
+	return names[which];
+}
+
+/* Parameter sets the tests use, per op; small-n tests cycle through them. */
+static const float t_ps_leaky[][2] = {{0.01f, 0}, {3.0f, 0}};
+static const float t_ps_elu[][2] = {{1.0f, 0}, {0.5f, 0}};
+static const float t_ps_scale[][2] = {{2.5f, 0}, {-0.3f, 0}};
+static const float t_ps_adds[][2] = {{1.5f, 0}, {-1e-3f, 0}};
+static const float t_ps_clamp[][2] = {{-1.5f, 2.25f}, {0.0f, 6.0f}, {1.0f, 1.0f}};
+static const float t_ps_ln[][2] = {{1e-5f, 0}, {0.0f, 0}};
+static const float t_ps_rms[][2] = {{1e-6f, 0}, {1e-2f, 0}};
+
+int t_npsets(int op)
+{
+	switch (op) {
+	case CCK_OP_LEAKY_RELU:
+		return T_NELEM(t_ps_leaky);
+	case CCK_OP_ELU:
+		return T_NELEM(t_ps_elu);
+	case CCK_OP_SCALE:
+		return T_NELEM(t_ps_scale);
+	case CCK_OP_ADD_SCALAR:
+		return T_NELEM(t_ps_adds);
+	case CCK_OP_CLAMP:
+		return T_NELEM(t_ps_clamp);
+	case CCK_OP_LAYER_NORM:
+		return T_NELEM(t_ps_ln);
+	case CCK_OP_RMS_NORM:
+		return T_NELEM(t_ps_rms);
+	default:
+		return 1;
+	}
+}
+
+/* Parameter set i of op (NULL for an op without params). */
+const float *t_pset(int op, int i)
+{
+	i %= t_npsets(op);
+	switch (op) {
+	case CCK_OP_LEAKY_RELU:
+		return t_ps_leaky[i];
+	case CCK_OP_ELU:
+		return t_ps_elu[i];
+	case CCK_OP_SCALE:
+		return t_ps_scale[i];
+	case CCK_OP_ADD_SCALAR:
+		return t_ps_adds[i];
+	case CCK_OP_CLAMP:
+		return t_ps_clamp[i];
+	case CCK_OP_LAYER_NORM:
+		return t_ps_ln[i];
+	case CCK_OP_RMS_NORM:
+		return t_ps_rms[i];
+	default:
+		return NULL;
+	}
+}

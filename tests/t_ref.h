@@ -88,4 +88,16 @@ void t_guard_fini(struct t_guard *g);
 float *t_guard_end(const struct t_guard *g, size_t n);
 float *t_guard_start(const struct t_guard *g, size_t n);
 
+/* Inputs of element-wise ops: mostly ordinary values of several scales, some arbitrary bit patterns and specials. */
+void t_gen_mixed(struct t_rng *r, float *x, size_t n);
+/* Finite data sets of several scales and offsets for the whole-vector ops and the reductions: set which % T_NDATA;
+ * returns its name. */
+#define T_NDATA 6
+const char *t_gen_data(struct t_rng *r, float *x, size_t n, int which);
+
+/* Parameter sets the tests use per op (t_npsets of them, >= 1; small-n tests cycle through them): set i % t_npsets
+ * of op, or NULL for an op without params. */
+int t_npsets(int op);
+const float *t_pset(int op, int i);
+
 #endif /* T_REF_H */
