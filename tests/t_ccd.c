@@ -13,6 +13,8 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1088,4 +1090,68 @@ int t_write_no_tokenizer(const char *src, const char *dst)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Run $CCCTL --endpoint EP ARGS... (NULL-terminated), its stdout and stderr into out. Returns its exit status,
+ * or -1 when there is no ccctl (out then says so).
+ */
+int t_ccctl(const struct t_ccd *dd, char *out, size_t outlen, ...)
+{
+	const char *ccctl = t_ccctl_path();
+	char *argv[16], path[256];
+	posix_spawn_file_actions_t fa;
+	double end = t_now() + 60 * t_scale();
+	int argc = 0, st = 0, fd, timed_out = 0;
+	ssize_t got;
+	va_list ap;
+	pid_t pid;
+
+	out[0] = 0;
+	if (!ccctl) {
+		snprintf(out, outlen, "no ccctl ($CCCTL)");
+		return -1;
+	}
+	argv[argc++] = (char *)ccctl;
+	argv[argc++] = (char *)"--endpoint";
+	argv[argc++] = (char *)dd->endpoint;
+	va_start(ap, outlen);
+	while (argc < 15 && (argv[argc] = va_arg(ap, char *)))
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	snprintf(path, sizeof(path), "%s/ccctl.out", dd->dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(out, outlen, "cannot create %s: %s", path, strerror(errno));
+		return 125;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fd, 1);
+	posix_spawn_file_actions_adddup2(&fa, fd, 2);
+	st = posix_spawn(&pid, ccctl, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (st != 0) {
+		close(fd);
+		snprintf(out, outlen, "cannot run %s: %s", ccctl, strerror(st));
+		return 126;
+	}
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		if (t_now() > end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			timed_out = 1;
+			break;
+		}
+		t_msleep(5);
+	}
+	got = pread(fd, out, outlen - 1, 0);
+	out[got > 0 ? got : 0] = 0;
+	close(fd);
+	unlink(path);
+	if (timed_out) {
+		snprintf(out, outlen, "ccctl %s did not exit within 60 s", argc > 3 ? argv[3] : "");
+		return 124;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }

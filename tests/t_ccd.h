@@ -179,4 +179,9 @@ const char *t_smollm2(char *buf, size_t size);
  */
 int t_write_no_tokenizer(const char *src, const char *dst);
 
+/* Run $CCCTL --endpoint EP ARGS... (NULL-terminated), its stdout and stderr into out. Returns its exit status, or -1
+ * when there is no ccctl (out then says so); 124 when it ran past 60 s (scaled: killed), 125/126 when it could not be
+ * started (out says why). */
+int t_ccctl(const struct t_ccd *d, char *out, size_t outlen, ...);
+
 #endif /* T_CCD_H */

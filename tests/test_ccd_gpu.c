@@ -95,53 +95,6 @@ static void t_mismatch(unsigned *nfail, const char *fmt, ...)
 
 /* ---- ccctl ---------------------------------------------------------------------------------------------------- */
 
-/* Run $CCCTL --endpoint EP ARGS... (NULL-terminated), stdout and stderr into out. Its exit status, -1 without ccctl. */
-static int t_ccctl(const struct t_ccd *d, char *out, size_t outlen, ...)
-{
-	const char *ccctl = t_ccctl_path();
-	char *argv[16], path[256];
-	posix_spawn_file_actions_t fa;
-	double end = t_now() + 60 * t_scale();
-	int argc = 0, st = 0, fd;
-	ssize_t got;
-	va_list ap;
-	pid_t pid;
-
-	out[0] = 0;
-	if (!ccctl)
-		return -1;
-	argv[argc++] = (char *)ccctl;
-	argv[argc++] = (char *)"--endpoint";
-	argv[argc++] = (char *)d->endpoint;
-	va_start(ap, outlen);
-	while (argc < 15 && (argv[argc] = va_arg(ap, char *)))
-		argc++;
-	va_end(ap);
-	argv[argc] = NULL;
-	snprintf(path, sizeof(path), "%s/ccctl.out", d->dir);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fd, 1);
-	posix_spawn_file_actions_adddup2(&fa, fd, 2);
-	if (posix_spawn(&pid, ccctl, &fa, NULL, argv, environ) != 0)
-		fail_msg("cannot run %s", ccctl);
-	posix_spawn_file_actions_destroy(&fa);
-	while (waitpid(pid, &st, WNOHANG) == 0) {
-		if (t_now() > end) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			close(fd);
-			fail_msg("ccctl did not exit within 60 s");
-		}
-		t_msleep(5);
-	}
-	got = pread(fd, out, outlen - 1, 0);
-	out[got > 0 ? got : 0] = 0;
-	close(fd);
-	unlink(path);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 /* `ccctl --json kernels` parsed (libcc's cc_admin_json, the same document, where there is no ccctl). */
 static struct t_json *kernels_json(struct rig *g)
@@ -842,15 +795,18 @@ static size_t greedy(struct rig *g, cc_client *c, const char *prompt, int32_t **
 	return n;
 }
 
-/* gpu_layers=-1: every layer on the device, the greedy tokens of a ccd without a device. */
+/* gpu_layers=-1: every layer on the device, the greedy tokens of a ccd without a device. Every model's matrices are
+ * of a type the device multiplies (f32, f16, q8_0, q4_0): all its layers must be offloaded. */
 static void test_offload_greedy(void **state)
 {
-	/* the f32 model has no weight type the device multiplies: it stays on the CPU, and must say so */
 	static const struct {
 		const char *rel;
-		int quant;
-	} models[] = {
-	    {"stories260K.gguf", 0}, {"derived/stories260K-Q8_0.gguf", 1}, {"derived/stories260K-Q4_0.gguf", 1}};
+		int64_t n_layer;
+	} models[] = {{"stories260K.gguf", 5},
+	              {"derived/stories260K-F16.gguf", 5},
+	              {"llama-2-tiny-random.gguf", 1},
+	              {"derived/stories260K-Q8_0.gguf", 5},
+	              {"derived/stories260K-Q4_0.gguf", 5}};
 	static const char *const prompts[] = {"Once upon a time", "The little dog", "Lily and Ben went to the park"};
 	static const char *const dev_args[] = {"-o", "gpu_layers=-1", "-o", "backend=auto", NULL};
 	static const char *const cpu_args[] = {"-o", "opencl_device=none", NULL};
@@ -882,10 +838,10 @@ static void test_offload_greedy(void **state)
 		model_offload(&g_a, "m", &layers, &bytes, engine, sizeof(engine));
 		printf("# %s: %lld layers on the device (%lld bytes): %s\n", models[i].rel, (long long)layers,
 		       (long long)bytes, engine);
-		if (g_a.have_dev && models[i].quant && (layers <= 0 || bytes <= 0))
-			fail_msg("%s: gpu_layers=-1 put no layer on the device: %s", models[i].rel, engine);
-		if ((!g_a.have_dev || !models[i].quant) &&
-		    (layers != 0 || bytes != 0 || !strstr(engine, "no layer on OpenCL")))
+		if (g_a.have_dev && (layers != models[i].n_layer || bytes <= 0))
+			fail_msg("%s: gpu_layers=-1 put %lld of %lld layers on the device: %s", models[i].rel,
+			         (long long)layers, (long long)models[i].n_layer, engine);
+		if (!g_a.have_dev && (layers != 0 || bytes != 0 || !strstr(engine, "no layer on OpenCL")))
 			fail_msg("%s: %lld layers offloaded, expected none and why (%s)", models[i].rel,
 			         (long long)layers, engine);
 		model_offload(&g_b, "m", &layers, &bytes, engine, sizeof(engine));

@@ -563,58 +563,6 @@ static unsigned t_admin_sessions_of(cc_client *cl, pid_t pid)
 	return n;
 }
 
-/*
- * Run $CCCTL --endpoint EP ARGS... (NULL-terminated), its stdout and stderr into out. Returns its exit status,
- * or -1 when there is no ccctl (out then says so).
- */
-static int t_ccctl(const struct t_ccd *dd, char *out, size_t outlen, ...)
-{
-	const char *ccctl = t_ccctl_path();
-	char *argv[16], path[256];
-	posix_spawn_file_actions_t fa;
-	double end = t_now() + 60 * t_scale();
-	int argc = 0, st = 0, fd;
-	ssize_t got;
-	va_list ap;
-	pid_t pid;
-
-	out[0] = 0;
-	if (!ccctl) {
-		snprintf(out, outlen, "no ccctl ($CCCTL)");
-		return -1;
-	}
-	argv[argc++] = (char *)ccctl;
-	argv[argc++] = (char *)"--endpoint";
-	argv[argc++] = (char *)dd->endpoint;
-	va_start(ap, outlen);
-	while (argc < 15 && (argv[argc] = va_arg(ap, char *)))
-		argc++;
-	va_end(ap);
-	argv[argc] = NULL;
-	snprintf(path, sizeof(path), "%s/ccctl.out", dd->dir);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fd, 1);
-	posix_spawn_file_actions_adddup2(&fa, fd, 2);
-	if (posix_spawn(&pid, ccctl, &fa, NULL, argv, environ) != 0)
-		fail_msg("cannot run %s", ccctl);
-	posix_spawn_file_actions_destroy(&fa);
-	while (waitpid(pid, &st, WNOHANG) == 0) {
-		if (t_now() > end) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			close(fd);
-			fail_msg("ccctl %s did not exit within 60 s", argv[3]);
-		}
-		t_msleep(5);
-	}
-	got = pread(fd, out, outlen - 1, 0);
-	out[got > 0 ? got : 0] = 0;
-	close(fd);
-	unlink(path);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 /* Sessions of pid in `ccctl --json sessions` (which must succeed and print JSON). */
 static unsigned t_ccctl_sessions_of(const struct t_ccd *dd, pid_t pid)
