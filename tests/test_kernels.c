@@ -1523,6 +1523,47 @@ static void test_variance_large_mean(void **state)
 }
 
 /*
+ * cumsum near FLT_MAX: every tier keeps the running total in double, so a prefix that passes FLT_MAX and comes back
+ * (3e38, 3e38, -3e38, -3e38: inf, then 3e38 and 0) gives the scalar tier's values; the SIMD tiers' in-vector float
+ * prefix once made inf - inf = NaN of it. In place too, and at every offset inside a vector.
+ */
+static void test_cumsum_overflow(void **state)
+{
+	const size_t n = 70;
+	float *x = t_alloc(n * sizeof(float)), *want = t_alloc(n * sizeof(float)), *y = t_alloc(n * sizeof(float));
+	size_t fails = 0;
+
+	(void)state;
+	for (size_t off = 0; off < 17; off++) {
+		for (size_t i = 0; i < n; i++)
+			x[i] = i < off ? 1.0f : ((i - off) % 4 < 2 ? 3e38f : -3e38f);
+		t_force(CCK_TIER_SCALAR);
+		assert_int_equal(cck_unary_f32(CCK_OP_CUMSUM, x, want, n, NULL), 0);
+		for (int t = CCK_TIER_SCALAR; t <= t_host; t++) {
+			t_force(t);
+			for (int inplace = 0; inplace < 2; inplace++) {
+				if (inplace)
+					memcpy(y, x, n * sizeof(float));
+				assert_int_equal(cck_unary_f32(CCK_OP_CUMSUM, inplace ? y : x, y, n, NULL), 0);
+				for (size_t i = 0; i < n; i++)
+					if (memcmp(&y[i], &want[i], sizeof(float))) {
+						if (fails++ < 10)
+							print_message("FAIL cumsum %s%s offset %zu: y[%zu] = %g, scalar %g\n",
+							              t_tier_names[t], inplace ? " in place" : "", off, i,
+							              (double)y[i], (double)want[i]);
+						break;
+					}
+			}
+		}
+	}
+	t_restore();
+	free(x);
+	free(want);
+	free(y);
+	t_expect_none(fails, __func__);
+}
+
+/*
  * Magnitudes where float accumulation would overflow or underflow although
  * the double result is fine (squares of 1e20 and of 1e-25, sums past
  * FLT_MAX), and inputs whose head misrepresents the whole (a ramp, a step)
@@ -1954,6 +1995,7 @@ int main(int argc, char **argv)
 	    T_TEST(test_big_sums),
 	    T_TEST(test_variance_large_mean),
 	    T_TEST(test_reduce_magnitudes),
+	    T_TEST(test_cumsum_overflow),
 	    T_TEST(test_concurrent_callers),
 	    T_TEST(test_bad_sizes),
 	};
