@@ -66,9 +66,11 @@ int ccg_cl_reduce_f32(int op, const float *x, size_t n, double *ret);
 int ccg_cl_reduce2_f32(int op, const float *a, const float *b, size_t n, double *ret);
 int ccg_cl_matvec_f32(const float *A, const float *x, float *y, size_t rows, size_t cols);
 int ccg_cl_matmul_f32(const float *A, const float *B, float *C, size_t m, size_t k, size_t n);
-/* Quantized: types q4_0, q4_1, q8_0, q4_k, q6_k (ccg_type_supported); the activations are quantized on the
- * device to the type's dot format (q8_0 / q8_1 / q8_k, as libcck and ggml do), so integer parts match libcck
- * exactly and only the float summation order differs. -EOPNOTSUPP for another type. */
+/* Weight types f32, f16, q4_0, q4_1, q8_0, q4_k, q6_k (ccg_type_supported). The activations are made the type's dot
+ * format on the device as libcck (and ggml) make them: q8_0 / q8_1 / q8_k quants, f16 (rounded to nearest even), or
+ * f32 as they are; so the integer parts match libcck exactly, and f32, f16, q4_0, q4_1 and q8_0 rows are summed in
+ * libcck's order (its bits, on its avx2/avx512 tiers); q4_k and q6_k only differ in the float order across
+ * super-blocks. -EOPNOTSUPP for another type. */
 int ccg_type_supported(int type);
 int ccg_cl_qmatvec(int type, const void *W, size_t row_stride, const float *x, float *y, size_t rows, size_t cols);
 int ccg_cl_qmatmul(int type, const void *W, size_t row_stride, const float *X, float *Y, size_t rows, size_t cols,

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * quant.c: the quantized matrix products on the device (ccg_cl_qmatvec, ccg_cl_qmatmul) and resident weight
- * matrices (ccg_mat) for q4_0, q4_1, q8_0, q4_K and q6_K. The activations are quantized by a kernel of
- * gpu/cl/quant.cl to the weight type's dot format with libcck's arithmetic (same scales, same integer quants), then
- * the dot kernel of the type runs over Q_BATCH columns per launch (rows_layout() picks its work-item layout). q4_0,
- * q4_1 and q8_0 sum in libcck's order (its bits); q4_K and q6_K only differ from it by the float order over
- * super-blocks.
+ * matrices (ccg_mat) for q4_0, q4_1, q8_0, q4_K, q6_K, f32 and f16. The activations are quantized by a kernel of
+ * gpu/cl/quant.cl to the weight type's dot format with libcck's arithmetic (same scales, same integer quants; f16:
+ * x rounded to f16; f32: x as it is), then the dot kernel of the type runs over Q_BATCH columns per launch
+ * (rows_layout() picks its work-item layout). q4_0, q4_1, q8_0, f16 and f32 (on a device with fp64) sum in
+ * libcck's order (its bits); q4_K and q6_K only differ from it by the float order over super-blocks.
  */
 #include "config.h"
 
@@ -27,12 +27,12 @@
 
 #define MAX_BYTES ((size_t)PTRDIFF_MAX)
 
-enum act { ACT_Q8_0, ACT_Q8_1, ACT_Q8_K };
+enum act { ACT_Q8_0, ACT_Q8_1, ACT_Q8_K, ACT_F16, ACT_F32 };
 
 struct qtype {
 	int type;
 	enum act act;
-	size_t blck;           /* elements per block (32 or 256) */
+	size_t blck;           /* elements per block (32 or 256; 1 for f32, f16) */
 	const char *kern;      /* the dot kernel: Q_LANES work-items per row */
 	const char *kern_rows; /* one work-item per row (for CPU devices), or NULL */
 };
@@ -43,6 +43,8 @@ static const struct qtype qtypes[] = {
     {CCK_TYPE_Q8_0, ACT_Q8_0, 32, "q_mm_q8_0", "q_mm_q8_0_rows"},
     {CCK_TYPE_Q4_K, ACT_Q8_K, 256, "q_mm_q4_k", NULL},
     {CCK_TYPE_Q6_K, ACT_Q8_K, 256, "q_mm_q6_k", NULL},
+    {CCK_TYPE_F32, ACT_F32, 1, "q_mm_f32", "q_mm_f32_rows"},
+    {CCK_TYPE_F16, ACT_F16, 1, "q_mm_f16", "q_mm_f16_rows"},
 };
 
 static const struct qtype *qtype(int type)
@@ -137,7 +139,24 @@ static void acts_free(struct acts *a)
 	ccg_buf_free(a->aux);
 }
 
-/* Quantize X (batch x cols, at x) into a (the device's q_act_* kernel). 0 or -errno. */
+/* X rounded to f16 (as floats) into a->q: libcck's f16 activation rows. 0 or -errno. */
+static int act_f16(struct ccg_dev *d, cl_mem x, size_t n, struct acts *a)
+{
+	cl_ulong nn = (cl_ulong)n;
+	cl_kernel k;
+	int rc = 0;
+
+	if (!(a->q = ccg_buf_tmp(d, n * sizeof(float), &rc)))
+		return rc;
+	if (!(k = ccg_kernel(d, "q_act_f16")))
+		return -EIO;
+	if ((rc = CCG_ARG(k, 0, x)) || (rc = CCG_ARG(k, 1, nn)) || (rc = CCG_ARG(k, 2, a->q)))
+		return rc;
+	return ccg_run(d, k, 1, &n, NULL);
+}
+
+/* Quantize X (batch x cols, at x) into a (the device's q_act_* kernel); f32 leaves a empty (X is used as it is).
+ * 0 or -errno. */
 static int quantize(struct ccg_dev *d, const struct qmat *m, cl_mem x, size_t batch, struct acts *a)
 {
 	const size_t nb = m->cols / m->t->blck;
@@ -146,6 +165,10 @@ static int quantize(struct ccg_dev *d, const struct qmat *m, cl_mem x, size_t ba
 	cl_kernel k;
 	int rc = 0;
 
+	if (m->t->act == ACT_F32)
+		return 0;
+	if (m->t->act == ACT_F16)
+		return act_f16(d, x, batch * m->cols, a);
 	aux = m->t->act == ACT_Q8_1 ? batch * nb * sizeof(float) : m->t->act == ACT_Q8_K ? batch * nb * 16 * 2 : 0;
 	a->q = ccg_buf_tmp(d, batch * m->cols, &rc);
 	if (a->q)
@@ -169,9 +192,12 @@ static int quantize(struct ccg_dev *d, const struct qmat *m, cl_mem x, size_t ba
 	return ccg_run(d, k, 1, &gws, NULL);
 }
 
-/* The dot kernel over every row, Q_BATCH columns per launch, into y. */
-static int dots(struct ccg_dev *d, const struct qmat *m, cl_mem w, const struct acts *a, cl_mem y, size_t batch)
+/* The dot kernel over every row, Q_BATCH columns per launch, into y; x: X itself (f32 reads it, a being empty). */
+static int dots(struct ccg_dev *d, const struct qmat *m, cl_mem w, const struct acts *a, cl_mem x, cl_mem y,
+                size_t batch)
 {
+	/* the float types' kernels read only aq: the other two get a valid buffer they ignore */
+	cl_mem aq = a->q ? a->q : x, ad = a->d ? a->d : aq, aux = a->aux ? a->aux : aq;
 	int by_row = m->t->kern_rows && rows_layout(d);
 	cl_kernel k = ccg_kernel(d, by_row ? m->t->kern_rows : m->t->kern);
 	cl_ulong stride = m->stride;
@@ -194,8 +220,8 @@ static int dots(struct ccg_dev *d, const struct qmat *m, cl_mem w, const struct 
 	if (!gws[by_row ? 0 : 1])
 		return -EIO; /* a device that cannot run the work-group: none known */
 	if ((rc = CCG_ARG(k, 0, w)) || (rc = CCG_ARG(k, 1, stride)) || (rc = CCG_ARG(k, 2, nb)) ||
-	    (rc = CCG_ARG(k, 3, rows)) || (rc = CCG_ARG(k, 4, a->q)) || (rc = CCG_ARG(k, 5, a->d)) ||
-	    (rc = CCG_ARG(k, 6, a->aux)) || (rc = CCG_ARG(k, 7, y)))
+	    (rc = CCG_ARG(k, 3, rows)) || (rc = CCG_ARG(k, 4, aq)) || (rc = CCG_ARG(k, 5, ad)) ||
+	    (rc = CCG_ARG(k, 6, aux)) || (rc = CCG_ARG(k, 7, y)))
 		return rc;
 	for (size_t b0 = 0; b0 < batch; b0 += Q_BATCH) {
 		cl_uint cb0 = (cl_uint)b0, nbat = (cl_uint)(batch - b0 < Q_BATCH ? batch - b0 : Q_BATCH);
@@ -226,7 +252,7 @@ static int run(struct ccg_dev *d, const struct qmat *m, cl_mem w, const void *W,
 		x = ccg_buf_in(d, X, batch * m->cols * sizeof(float), &rc);
 	if (x)
 		y = ccg_buf_out(d, Y, ybytes, &rc);
-	if (y && (rc = quantize(d, m, x, batch, &a)) == 0 && (rc = dots(d, m, w, &a, y, batch)) == 0)
+	if (y && (rc = quantize(d, m, x, batch, &a)) == 0 && (rc = dots(d, m, w, &a, x, y, batch)) == 0)
 		rc = ccg_buf_get(d, y, Y, ybytes);
 	if (rc)
 		clFinish(d->q); /* nothing enqueued may still use the buffers' host memory */

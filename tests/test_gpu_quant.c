@@ -5,14 +5,19 @@
  * What is checked, per output y[b][r] (W's row r, column b of X):
  *  - q4_0, q4_1, q8_0: bit for bit libcck's value (the device quantizes X as libcck does and sums in its order, ggml's
  *    x86 lanes);
+ *  - f16: bit for bit libcck's value where libcck runs its avx2 or avx512 tier (x rounded to f16, ggml's
+ *    vec_dot_f16 lanes: its F16C order); on libcck's scalar tier (its sum in double) within Q_BOUND * S;
+ *  - f32: bit for bit on a device with fp64 (libcck sums the float products in double, in order); without fp64 the
+ *    device sums in a float pair: within Q_BOUND * S;
  *  - q4_K, q6_K: |gpu - cck| <= Q_BOUND * S, S = sum_i |w_i x_i| (w the dequantized row): the integer part of every
  *    super-block is the same, only the float order over super-blocks differs (see Q_BOUND);
  *  - ccg_mat_mul gives ccg_cl_qmatmul's bits (the same kernels), from several threads at once too, in both kernel
  *    layouts (CCG_QLAYOUT=rows and lanes);
- *  - argument errors as libcck's, -EOPNOTSUPP for the types without a kernel (q5_0, f16, ...), -ENODEV without a
+ *  - argument errors as libcck's, -EOPNOTSUPP for the types without a kernel (q5_0, bf16, ...), -ENODEV without a
  *    device (then the device checks skip and print ccg_why()).
  * Batches 1, 2, 7 and 33 (more than one launch of Q_BATCH = 32 columns), odd row counts, padded strides and rows
- * at 2-byte (not 4- or 32-byte) addresses; activations with NaN, infinities, subnormal, tiny, huge and zero blocks and exact rounding ties
+ * at 2-byte (not 4- or 32-byte) addresses; f32 and f16 rows of 1, 13, 40, 96 and 577 columns (every path of the
+ * f16 lanes: whole 32s, 8s, a tail); activations with NaN, infinities, subnormal, tiny, huge and zero blocks and exact rounding ties
  * (the device's quants must be libcck's there too).
  */
 #include <errno.h>
@@ -50,14 +55,23 @@
  * by about S / cols (>= 6e-4 S here), far above it.
  */
 #define Q_BOUND (1.0 / 65536.0)
+/*
+ * The float types where they are not bit-exact (above) are within the same bound: f16 on libcck's scalar tier
+ * (double sum) against the device's 32 float lanes: each lane adds at most cols / 32 + 1 terms, then 5 additions
+ * and the tail, so |error| <= (cols / 32 + 7 + tail) u S (u = 2^-24), below 2^-16 S up to ~ 8000 columns; f32
+ * without fp64: a float pair sum (about cols 2^-47 S) rounded (one ulp of the result, <= 2^-23 S).
+ */
 
-static const int gpu_types[] = {CCK_TYPE_Q4_0, CCK_TYPE_Q4_1, CCK_TYPE_Q8_0, CCK_TYPE_Q4_K, CCK_TYPE_Q6_K};
+static const int gpu_types[] = {CCK_TYPE_Q4_0, CCK_TYPE_Q4_1, CCK_TYPE_Q8_0, CCK_TYPE_Q4_K,
+                                CCK_TYPE_Q6_K, CCK_TYPE_F32,  CCK_TYPE_F16};
 static const size_t batches[] = {1, 2, 7, 33};
 /* libccgpu's two kernel layouts of the 32-element types (CCG_QLAYOUT): one work-item per row (its default on CPU
  * devices) and 8 per row (GPUs); both are checked on whatever device there is. */
 static const char *const layouts[] = {"rows", "lanes"};
 
 static int have_dev;
+/* f16 is bit-exact where libcck runs its F16C kernel (avx2, avx512); f32 where the device has fp64. */
+static int f16_exact, f32_exact;
 
 /* Per type: the largest normalized difference seen, the outputs compared, those not bit-identical. */
 static struct {
@@ -67,7 +81,13 @@ static struct {
 
 static int exact_type(int type)
 {
-	return type == CCK_TYPE_Q4_0 || type == CCK_TYPE_Q4_1 || type == CCK_TYPE_Q8_0;
+	return type == CCK_TYPE_Q4_0 || type == CCK_TYPE_Q4_1 || type == CCK_TYPE_Q8_0 ||
+	       (type == CCK_TYPE_F16 && f16_exact) || (type == CCK_TYPE_F32 && f32_exact);
+}
+
+static int float_type(int type)
+{
+	return type == CCK_TYPE_F32 || type == CCK_TYPE_F16;
 }
 
 /* ---- random data ------------------------------------------------------------------------------------------------ */
@@ -247,14 +267,16 @@ static void test_random(void **state)
 {
 	static const size_t rows_32[] = {1, 7, 33, 130}, cols_32[] = {32, 96, 576};
 	static const size_t rows_k[] = {1, 9, 67}, cols_k[] = {256, 1536};
+	static const size_t cols_f[] = {1, 13, 40, 96, 577};
 
 	(void)state;
 	if (!device_or_skip())
 		skip();
 	for (size_t t = 0; t < NELEM(gpu_types); t++) {
 		int type = gpu_types[t], k = type >= CCK_TYPE_Q2_K;
-		const size_t *rs = k ? rows_k : rows_32, *cs = k ? cols_k : cols_32;
-		size_t nr = k ? NELEM(rows_k) : NELEM(rows_32), nc = k ? NELEM(cols_k) : NELEM(cols_32);
+		const size_t *rs = k ? rows_k : rows_32, *cs = k ? cols_k : float_type(type) ? cols_f : cols_32;
+		size_t nr = k ? NELEM(rows_k) : NELEM(rows_32);
+		size_t nc = k ? NELEM(cols_k) : float_type(type) ? NELEM(cols_f) : NELEM(cols_32);
 
 		for (size_t ri = 0; ri < nr; ri++)
 			for (size_t ci = 0; ci < nc; ci++)
@@ -355,9 +377,13 @@ static size_t check_file(const char *path, const char *const *prefixes, const si
 	return done;
 }
 
+/* Every 2-D tensor of the vendored models: stories260K (f32), its q4_0 / q8_0 / f16 versions, and
+ * llama-2-tiny-random (f16 matrices, f32 token embeddings). */
 static void test_stories(void **state)
 {
-	static const char *const files[] = {"derived/stories260K-Q4_0.gguf", "derived/stories260K-Q8_0.gguf"};
+	static const char *const files[] = {"derived/stories260K-Q4_0.gguf", "derived/stories260K-Q8_0.gguf",
+	                                    "stories260K.gguf", "derived/stories260K-F16.gguf",
+	                                    "llama-2-tiny-random.gguf"};
 
 	(void)state;
 	if (!device_or_skip())
@@ -628,8 +654,8 @@ static void expect_both(int type, const void *W, size_t stride, const float *X, 
 
 static void test_args(void **state)
 {
-	static const int other[] = {CCK_TYPE_Q5_0, CCK_TYPE_Q5_1, CCK_TYPE_F16,  CCK_TYPE_F32,
-	                            CCK_TYPE_Q2_K, CCK_TYPE_Q3_K, CCK_TYPE_Q5_K, CCK_TYPE_BF16};
+	static const int other[] = {CCK_TYPE_Q5_0, CCK_TYPE_Q5_1, CCK_TYPE_Q2_K,
+	                            CCK_TYPE_Q3_K, CCK_TYPE_Q5_K, CCK_TYPE_BF16};
 	unsigned char W[4 * 144] = {0};
 	float X[2 * 512] = {0}, Y[64];
 	struct ccg_mat *mat = NULL;
@@ -649,6 +675,17 @@ static void test_args(void **state)
 	expect_both(CCK_TYPE_Q8_0, W, 0, X, NULL, 2, 32, 1, -EINVAL);
 	expect_both(CCK_TYPE_Q8_0, W, SIZE_MAX / 2, X, Y, 4, 32, 1, -EOVERFLOW); /* rows past the address space */
 	expect_both(CCK_TYPE_Q8_0, W, 0, X, Y, SIZE_MAX / 2, 32, 2, -EOVERFLOW);
+	/* the float types: any column count; the stride, NULLs and sizes as for the others */
+	expect_both(CCK_TYPE_F32, W, 0, X, Y, 3, 7, 2, 0);
+	expect_both(CCK_TYPE_F16, W, 0, X, Y, 3, 7, 2, 0);
+	expect_both(CCK_TYPE_F32, W, 27, X, Y, 2, 7, 1, -EINVAL); /* stride below the row (28 bytes) */
+	expect_both(CCK_TYPE_F16, W, 13, X, Y, 2, 7, 1, -EINVAL); /* (14 bytes) */
+	expect_both(CCK_TYPE_F16, W, 16, X, Y, 2, 7, 1, 0);       /* a padded stride */
+	expect_both(CCK_TYPE_F16, NULL, 0, X, Y, 2, 7, 1, -EINVAL);
+	expect_both(CCK_TYPE_F32, W, 0, NULL, Y, 2, 7, 1, -EINVAL);
+	expect_both(CCK_TYPE_F32, W, 0, X, Y, 2, SIZE_MAX / 2, 1, -EOVERFLOW);
+	expect_both(CCK_TYPE_F16, W, SIZE_MAX / 4, X, Y, 3, 7, 1, -EOVERFLOW);
+	expect_both(CCK_TYPE_F16, W, 0, X, Y, SIZE_MAX / 4, 7, 4, -EOVERFLOW);
 	/* nothing to do: 0 before any pointer is looked at (without a device: -ENODEV first) */
 	expect_both(CCK_TYPE_Q8_0, NULL, 0, NULL, NULL, 0, 32, 1, 0);
 	expect_both(CCK_TYPE_Q8_0, NULL, 0, NULL, NULL, 3, 32, 0, 0);
@@ -702,6 +739,8 @@ static void test_report(void **state)
 			       cck_type_name(type), stats[type].n, stats[type].max_err,
 			       exact_type(type) ? "bit-exact" : "2^-16", stats[type].differ);
 	}
+	printf("    (libcck tier %s: f16 %s; device fp64 %s: f32 %s)\n", cck_tier(),
+	       f16_exact ? "bit-exact" : "bounded", f32_exact ? "yes" : "no", f32_exact ? "bit-exact" : "bounded");
 }
 
 int main(void)
@@ -714,5 +753,12 @@ int main(void)
 
 	have_dev = ccg_init() == 0;
 	printf("device: %s\n", ccg_why());
+	f16_exact = !strcmp(cck_tier(), "avx2") || !strcmp(cck_tier(), "avx512");
+	for (int i = 0; have_dev && i < ccg_device_count(); i++) {
+		struct ccg_device_info info;
+
+		if (ccg_device_info(i, &info) == 0 && info.selected)
+			f32_exact = info.fp64;
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -503,3 +503,160 @@ kernel void q_mm_q8_0_rows(global const uchar *W, ulong stride, uint nb, uint ro
 	for (uint b = 0; b < nbat; b++)
 		Y[(size_t)(b0 + b) * rows + row] = q_hsum8(acc[b]);
 }
+
+/* ---- float weights (f32, f16) --------------------------------------------------------------------------------------
+ * As libcck's vdot of these types (the x86 tiers'; its scalar tier sums f16 in double):
+ *  - f32 (quant_scalar.c's vdot_f32, on every tier): each product w_i x_i rounded to float, summed in double in
+ *    element order, the sum rounded to float. X is used as it is (no activation kernel).
+ *  - f16 (quant_simd.inc's qs_vdot_f16, ggml's vec_dot_f16): x rounded to f16 first (q_act_f16, kept as the float
+ *    it is), then 4 accumulators of 8 lanes: element 32c + 8k + l goes to fma into accumulator k, lane l; the
+ *    elements past the last whole 32 by 8s into accumulator 0; the lanes of (a0 + a1) + (a2 + a3) added as
+ *    hsum_float_8; plus the last n % 8 products, each rounded, summed in float in order.
+ * Weights are read as bytes (vload of uchar): a row may start at any byte, as libcck allows.
+ */
+
+/* The float of each element of x rounded to f16 (libcck's f16 activation row, cck__f32_to_f16). */
+kernel void q_act_f16(global const float *x, ulong n, global float *ah)
+{
+	size_t i = get_global_id(0);
+
+	if (i < n)
+		ah[i] = q_as_half(x[i]);
+}
+
+/* 8 halves (their bits) to floats, exactly: ccg_half_to_float on a vector. */
+static inline float8 q_half8(ushort8 h)
+{
+	uint8 x = convert_uint8(h), sign = (x & 0x8000u) << 16, exp = (x >> 10) & 0x1fu, man = x & 0x3ffu;
+	uint8 nrm = sign | ((exp + 112u) << 23) | (man << 13), inf = sign | 0x7f800000u | (man << 13);
+	uint8 sub = sign | as_uint8(convert_float8(man) * 0x1p-24f); /* man * 2^-24: exact */
+
+	return as_float8(select(select(nrm, inf, exp == (uint8)0x1fu), sub, exp == (uint8)0));
+}
+
+/* The f32 at p + 4 i and the f16 at p + 2 i, p any byte address. */
+static inline float q_f32_at(global const uchar *p, size_t i)
+{
+	return as_float(vload4(i, p));
+}
+
+static inline float q_f16_at(global const uchar *p, size_t i)
+{
+	return ccg_half_to_float(as_ushort(vload2(i, p)));
+}
+
+/* The f32 dot of the row at w with x (n floats) in libcck's order; without fp64 a float pair (TwoSum) stands in
+ * for the double (not bit-exact then: within an ulp of the result and about n 2^-48 sum |w x|). */
+static inline float q_dot_f32(global const uchar *w, global const float *x, uint n)
+{
+#ifdef CCG_FP64
+	double s = 0.0;
+
+	for (uint i = 0; i < n; i++)
+		s += (double)(q_f32_at(w, i) * x[i]);
+	return (float)s;
+#else
+	float hi = 0.0f, lo = 0.0f;
+
+	for (uint i = 0; i < n; i++) {
+		float p = q_f32_at(w, i) * x[i], s = hi + p, bp = s - hi, e = (hi - (s - bp)) + (p - bp);
+
+		hi = s;
+		lo += e;
+	}
+	return hi + lo;
+#endif
+}
+
+/* f32, a work-item per row: the columns one after the other (each a sequential sum). */
+kernel void q_mm_f32_rows(global const uchar *W, ulong stride, uint nb, uint rows, global const float *aq,
+                          global const float *ad, global const float *aux, global float *Y, uint b0, uint nbat)
+{
+	const size_t row = get_global_id(0);
+
+	if (row >= rows)
+		return;
+	for (uint b = 0; b < nbat; b++)
+		Y[(size_t)(b0 + b) * rows + row] = q_dot_f32(W + row * stride, aq + (size_t)(b0 + b) * nb, nb);
+}
+
+/* f32, Q_LANES work-items per row: libcck's sum is sequential, so the lanes split the columns (u, u + Q_LANES, ..),
+ * not the row. */
+kernel void q_mm_f32(global const uchar *W, ulong stride, uint nb, uint rows, global const float *aq,
+                     global const float *ad, global const float *aux, global float *Y, uint b0, uint nbat)
+{
+	const uint u = get_local_id(0);
+	const size_t row = get_group_id(1) * get_local_size(1) + get_local_id(1);
+
+	if (row >= rows)
+		return;
+	for (uint b = u; b < nbat; b += Q_LANES)
+		Y[(size_t)(b0 + b) * rows + row] = q_dot_f32(W + row * stride, aq + (size_t)(b0 + b) * nb, nb);
+}
+
+/* The last n % 8 products of an f16 row from element i, each rounded, summed in order (qs_vdot_f16's tail). */
+static inline float q_tail_f16(global const uchar *w, global const float *x, uint i, uint n)
+{
+	float t = 0.0f;
+
+	for (; i < n; i++)
+		t += q_f16_at(w, i) * x[i];
+	return t;
+}
+
+/* f16, a work-item per row: the 4 accumulators as float8s, per column. */
+kernel void q_mm_f16_rows(global const uchar *W, ulong stride, uint nb, uint rows, global const float *aq,
+                          global const float *ad, global const float *aux, global float *Y, uint b0, uint nbat)
+{
+	const size_t row = get_global_id(0);
+	global const uchar *w = W + row * stride;
+
+	if (row >= rows)
+		return;
+	for (uint b = 0; b < nbat; b++) {
+		global const float *x = aq + (size_t)(b0 + b) * nb;
+		float8 a0 = (float8)(0.0f), a1 = a0, a2 = a0, a3 = a0;
+		uint i = 0;
+
+		for (; nb - i >= 32; i += 32) {
+			a0 = fma(q_half8(as_ushort8(vload16(0, w + 2 * i))), vload8(0, x + i), a0);
+			a1 = fma(q_half8(as_ushort8(vload16(0, w + 2 * i + 16))), vload8(0, x + i + 8), a1);
+			a2 = fma(q_half8(as_ushort8(vload16(0, w + 2 * i + 32))), vload8(0, x + i + 16), a2);
+			a3 = fma(q_half8(as_ushort8(vload16(0, w + 2 * i + 48))), vload8(0, x + i + 24), a3);
+		}
+		for (; nb - i >= 8; i += 8)
+			a0 = fma(q_half8(as_ushort8(vload16(0, w + 2 * i))), vload8(0, x + i), a0);
+		Y[(size_t)(b0 + b) * rows + row] = q_hsum8((a0 + a1) + (a2 + a3)) + q_tail_f16(w, x, i, nb);
+	}
+}
+
+/* f16, Q_LANES work-items per row: lane u holds lane u of the 4 accumulators; lane 0 also sums the tail. */
+kernel void q_mm_f16(global const uchar *W, ulong stride, uint nb, uint rows, global const float *aq,
+                     global const float *ad, global const float *aux, global float *Y, uint b0, uint nbat)
+{
+	local float tails[Q_ROWS][Q_BATCH];
+
+	Q_PROLOGUE;
+	if (row < rows) {
+		global const uchar *w = W + row * stride;
+
+		for (uint b = 0; b < nbat; b++) {
+			global const float *x = aq + (size_t)(b0 + b) * nb;
+			float4 a = (float4)(0.0f);
+			uint i = 0;
+
+			for (; nb - i >= 32; i += 32) {
+				a.s0 = fma(q_f16_at(w, i + u), x[i + u], a.s0);
+				a.s1 = fma(q_f16_at(w, i + 8 + u), x[i + 8 + u], a.s1);
+				a.s2 = fma(q_f16_at(w, i + 16 + u), x[i + 16 + u], a.s2);
+				a.s3 = fma(q_f16_at(w, i + 24 + u), x[i + 24 + u], a.s3);
+			}
+			for (; nb - i >= 8; i += 8)
+				a.s0 = fma(q_f16_at(w, i + u), x[i + u], a.s0);
+			acc[b] = (a.s0 + a.s1) + (a.s2 + a.s3);
+			if (u == 0)
+				tails[lr][b] = q_tail_f16(w, x, i, nb);
+		}
+	}
+	Q_EPILOGUE(+tails[lr][b]);
+}
