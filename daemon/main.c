@@ -512,8 +512,9 @@ static void opencl_log(int rc, const char *why)
 		ccd_info("OpenCL: none: %s; ops run on the CPU", why);
 	else
 		ccd_info("OpenCL: %s; backend %s: %s", why, ccg_backend_name(ccg_get_backend()),
-		         ccg_get_backend() == CCG_BACKEND_AUTO ? "an op goes to the device from its measured crossover size"
-		                                               : "every op runs on the device");
+		         ccg_get_backend() == CCG_BACKEND_AUTO   ? "an op goes to the device from its measured crossover size"
+		         : ccg_get_backend() == CCG_BACKEND_CPU ? "ops and model layers run on the CPU"
+		                                                : "every op runs on the device");
 }
 
 static void opencl_setup(const struct ccd_conf *conf)

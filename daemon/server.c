@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,10 @@ struct ccd_server {
 	struct ccd_sess *sessions;
 	uint64_t next_sess;
 	unsigned turns_running;
+	/* kernels_set calibrate: the thread measuring the crossovers (joined at the next one, or at the end) */
+	pthread_t calib;
+	int calib_joinable;
+	atomic_int calib_running, calib_stop;
 };
 
 /* The sender of a request: its ZeroMQ routing id. */
@@ -294,6 +300,7 @@ static void begin_stop(struct ccd_server *s, const char *why)
 	if (s->stopping)
 		return;
 	s->stopping = 1;
+	atomic_store(&s->calib_stop, 1); /* a calibration ends after the op it measures; ccd_server_free joins it */
 	ccd_info("shutting down (%s): %u jobs running, %u queued", why, ccd_pool_running(s->pool),
 	         ccd_pool_queued(s->pool));
 	cancel_queued(s);
@@ -734,9 +741,172 @@ static int h_kernels(struct ccd_server *s, const struct peer *p, struct ccd_clie
 	k->threads = ccd_pool_workers(s->pool);
 	if (kernels_opencl(k, r) < 0)
 		return fail(r, -ENOMEM, "kernels: out of memory");
+	k->calibrating = atomic_load(&s->calib_running) != 0;
 	r->msg.body_case = CC__REPLY__BODY_KERNELS;
 	r->msg.kernels = k;
 	return 0;
+}
+
+/* ---- kernels_set: the backend, the OpenCL device and the crossovers, at run time ------------------------------ */
+
+static int admin_check(const struct peer *p, struct reply *r, const char *what);
+
+/*
+ * Measure every crossover again, off the front end (tens of seconds on PoCL). With one thread per op, as ccd's
+ * kernel jobs run libcck (a crossover measured at an op's first large call in ccd is measured so too). Shutdown
+ * sets calib_stop: the thread ends after the op it is measuring.
+ */
+static void *calibrate_main(void *arg)
+{
+	struct ccd_server *s = arg;
+	double t0 = ccd_now_s();
+	int done = 0, failed = 0, rc;
+	size_t i;
+
+	cck_set_local_threads(1);
+	for (i = 0; i < CCK_OP_COUNT + CCD_ARRAY_SIZE(xo_qtypes) && !atomic_load(&s->calib_stop); i++) {
+		int op = i < CCK_OP_COUNT ? (int)i : CCG_QOP(xo_qtypes[i - CCK_OP_COUNT]);
+
+		if (i < CCK_OP_COUNT && !cck_op_name(op))
+			continue;
+		rc = ccg_calibrate(op, 1);
+		if (rc == -EINVAL)
+			continue; /* an op without a crossover of its own */
+		if (rc < 0) {
+			ccd_warn("OpenCL: calibrating %s: %s",
+			         i < CCK_OP_COUNT ? cck_op_name(op) : "a quantized matvec", strerror(-rc));
+			failed++;
+		} else {
+			done++;
+		}
+	}
+	if (atomic_load(&s->calib_stop))
+		ccd_info("OpenCL: calibration stopped by the shutdown after %d crossovers", done);
+	else
+		ccd_info("OpenCL: calibrated %d crossovers in %.1f s%s", done, ccd_now_s() - t0,
+		         failed ? " (some failed: see above)" : "");
+	atomic_store(&s->calib_running, 0);
+	return NULL;
+}
+
+/* Stop a calibration (after its current op) and wait for it. */
+static void calibrate_join(struct ccd_server *s)
+{
+	if (!s->calib_joinable)
+		return;
+	atomic_store(&s->calib_stop, 1);
+	pthread_join(s->calib, NULL);
+	s->calib_joinable = 0;
+}
+
+static int calibrate_start(struct ccd_server *s, const struct ccd_client *c, struct reply *r)
+{
+	int rc;
+
+	if (ccg_init() < 0)
+		return fail(r, -ENODEV, "calibrate: no OpenCL device: %s", ccg_why());
+	if (atomic_load(&s->calib_running)) {
+		ccd_info("client %" PRIu64 ": calibrate: a calibration is running already", c->id);
+		return 0;
+	}
+	if (s->calib_joinable) { /* the last one is done: collect its thread */
+		pthread_join(s->calib, NULL);
+		s->calib_joinable = 0;
+	}
+	atomic_store(&s->calib_stop, 0);
+	atomic_store(&s->calib_running, 1);
+	rc = pthread_create(&s->calib, NULL, calibrate_main, s);
+	if (rc) {
+		atomic_store(&s->calib_running, 0);
+		return fail(r, -rc, "calibrate: cannot start a thread: %s", strerror(rc));
+	}
+	s->calib_joinable = 1;
+	ccd_info("client %" PRIu64 ": measuring every op's crossover on %s (in the background)", c->id, ccg_why());
+	return 0;
+}
+
+/* Whether selection sel (as CC_OPENCL_DEVICE takes it) names the device in use ("none": whether there is none). */
+static int device_in_use(const char *sel)
+{
+	struct ccg_device_info in;
+	const char *env = getenv("CC_OPENCL_DEVICE");
+	int i;
+
+	if (!strcasecmp(sel, "auto") && env && *env)
+		sel = env; /* what auto meant when OpenCL was set up */
+	i = ccg_match(sel);
+	if (i == -ENODEV)
+		return !ccg_available();
+	return i >= 0 && ccg_device_info(i, &in) == 0 && in.selected;
+}
+
+/*
+ * The device: ccg_select works until OpenCL is set up (at its first use: main.c), and the kernels reply sets it up
+ * at once. After that a device cannot change under the clients' resident weights: -EBUSY unless it is the same.
+ */
+static int kernels_device(const struct ccd_client *c, const char *sel, struct reply *r)
+{
+	int rc;
+
+	if (strlen(sel) > 127) /* ccg_select's limit (one built without OpenCL takes anything) */
+		return fail(r, -EINVAL, "device: a selection is at most 127 characters, not %zu", strlen(sel));
+	rc = ccg_select(strcasecmp(sel, "auto") ? sel : NULL);
+	if (rc == -EBUSY) {
+		ccg_init(); /* a set-up under way (another thread) finishes first */
+		if (device_in_use(sel))
+			return 0;
+		if (!ccg_available())
+			return fail(r, -EBUSY,
+			            "device: OpenCL is already set up, without a device (%s): restart ccd with "
+			            "-o opencl_device=%.128s",
+			            ccg_why(), sel);
+		return fail(r, -EBUSY,
+		            "device: the OpenCL device is already set up (%s): restart ccd with "
+		            "-o opencl_device=%.128s",
+		            ccg_why(), sel);
+	}
+	if (rc < 0)
+		return fail(r, rc, "device: '%.64s': %s", sel, strerror(-rc));
+	ccd_info("client %" PRIu64 ": OpenCL device selection '%s'", c->id, sel);
+	if (ccg_init() < 0 && strcasecmp(sel, "none"))
+		return fail(r, -ENODEV,
+		            "device: '%.128s' gives no OpenCL device: %s; ops run on the CPU until ccd restarts", sel,
+		            ccg_why());
+	return 0;
+}
+
+static int h_kernels_set(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
+                         struct reply *r)
+{
+	const Cc__KernelsSet *ks = req->kernels_set;
+	int backend = -1, rc;
+
+	if (!ks)
+		return fail(r, -EBADMSG, "kernels_set: missing");
+	rc = admin_check(p, r, "kernels_set");
+	if (rc)
+		return rc;
+	if (ks->backend && ks->backend[0]) {
+		backend = ccg_backend_lookup(ks->backend);
+		if (backend < 0)
+			return fail(r, -EINVAL, "backend: '%.64s' is not auto, cpu or opencl", ks->backend);
+	}
+	if (ks->device && ks->device[0]) {
+		rc = kernels_device(c, ks->device, r);
+		if (rc)
+			return rc;
+	}
+	if (backend >= 0 && backend != ccg_get_backend()) {
+		ccd_info("client %" PRIu64 " (pid %ld): backend %s (was %s), for every client's later ops", c->id,
+		         (long)c->pid, ccg_backend_name(backend), ccg_backend_name(ccg_get_backend()));
+		ccg_set_backend(backend);
+	}
+	if (ks->calibrate) {
+		rc = calibrate_start(s, c, r);
+		if (rc)
+			return rc;
+	}
+	return h_kernels(s, p, c, req, r);
 }
 
 static int h_shutdown(struct ccd_server *s, const struct peer *p, struct ccd_client *c, const Cc__Request *req,
@@ -1612,6 +1782,7 @@ static const struct handler {
     [CC__REQUEST__BODY_SESSION_FREE] = {h_session_free, H_STOPPING, "session_free"},
     [CC__REQUEST__BODY_CANCEL] = {h_cancel, H_STOPPING, "cancel"},
     [CC__REQUEST__BODY_SESSIONS] = {h_sessions, H_STOPPING, "sessions"},
+    [CC__REQUEST__BODY_KERNELS_SET] = {h_kernels_set, 0, "kernels_set"},
 };
 
 /* Check and dispatch one request; answer it unless its handler deferred the reply. */
@@ -1920,6 +2091,7 @@ void ccd_server_free(struct ccd_server *s)
 
 	if (!s)
 		return;
+	calibrate_join(s);
 	if (s->pool) {
 		/* Jobs on workers use mapped regions: wait for them before unmapping anything. */
 		cancel_queued(s);

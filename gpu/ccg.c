@@ -214,37 +214,43 @@ static int ci_contains(const char *hay, const char *needle)
 	return n == 0;
 }
 
-/* The index the selection names, or -1 (g_why says why). */
-static int choose(const char *spec)
+int ccg_match(const char *spec)
 {
 	char *end;
+	long v;
 
 	if (!spec || !*spec || !strcasecmp(spec, "auto")) {
 		for (int i = 0; i < g_ndev; i++)
 			if (!strcmp(g_info[i].type, "gpu"))
 				return i;
-		return 0;
+		return g_ndev > 0 ? 0 : -ENOENT;
 	}
-	if (!strcasecmp(spec, "none")) {
-		snprintf(g_why, sizeof(g_why), "OpenCL disabled by the device selection \"none\"");
-		return -1;
-	}
-	long v = strtol(spec, &end, 10);
-	if (*end == '\0') {
-		if (v >= 0 && v < g_ndev)
-			return (int)v;
-		snprintf(g_why, sizeof(g_why), "OpenCL device %ld selected, but there are %d", v, g_ndev);
-		return -1;
-	}
+	if (!strcasecmp(spec, "none"))
+		return -ENODEV;
+	v = strtol(spec, &end, 10);
+	if (*end == '\0')
+		return v >= 0 && v < g_ndev ? (int)v : -ENOENT;
 	for (int i = 0; i < g_ndev; i++) {
-		char full[256];
+		char full[512];
 
-		snprintf(full, sizeof(full), "%s: %s", g_info[i].platform, g_info[i].name);
+		snprintf(full, sizeof(full), "%s: %s (%s, %s)", g_info[i].platform, g_info[i].name, g_info[i].vendor,
+		         g_info[i].version);
 		if (ci_contains(full, spec))
 			return i;
 	}
-	snprintf(g_why, sizeof(g_why), "no OpenCL device matches \"%s\" (%d found)", spec, g_ndev);
-	return -1;
+	return -ENOENT;
+}
+
+/* The index the selection names, or -1 (g_why says why). */
+static int choose(const char *spec)
+{
+	int i = ccg_match(spec);
+
+	if (i == -ENODEV)
+		snprintf(g_why, sizeof(g_why), "OpenCL disabled by the device selection \"none\"");
+	else if (i < 0)
+		snprintf(g_why, sizeof(g_why), "no OpenCL device matches \"%s\" (%d found)", spec ? spec : "", g_ndev);
+	return i < 0 ? -1 : i;
 }
 
 /* ---- the program: built once per device, binary cached --------------------------------------------------------- */

@@ -38,7 +38,7 @@ struct ccg_device_info {
  * Find the OpenCL devices and select one; idempotent and thread-safe (the first call does the work, later calls
  * return its result). The device is chosen by, first to last: ccg_select() called before, the environment
  * variable CC_OPENCL_DEVICE, else the first GPU, else the first device. A selection is "none" (no device: CPU
- * only), a device index ("1"), or a case-insensitive substring of "platform: name" ("nvidia", "pocl").
+ * only), a device index ("1"), or a case-insensitive part of "platform: name (vendor, version)" ("nvidia", "pocl").
  * Returns 0 with a device, else -ENODEV (built without OpenCL, no ICD or platform, no device, selection
  * "none" or matching nothing, the device failed to build our kernels): ccg_why() tells which.
  */
@@ -46,6 +46,9 @@ int ccg_init(void);
 /* Call fn(result of ccg_init, ccg_why()) once, when the first ccg_init finishes (in the thread that ran it): a server
  * logs the device it got at its first use. Set it before anything can call ccg_init. */
 void ccg_on_init(void (*fn)(int rc, const char *why));
+/* The device a selection names, by the rule above (a name part is looked for in "platform: name (vendor, version)"),
+ * among the devices found: its index, -ENODEV for "none", -ENOENT when it names none. */
+int ccg_match(const char *spec);
 /* Set the selection before ccg_init (later: -EBUSY). NULL = the default rule. */
 int ccg_select(const char *spec);
 /* Why there is no device, or a one-line description of the one in use ("PoCL: cpu-... (cpu, 2 CU)"). */

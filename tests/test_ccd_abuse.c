@@ -1243,6 +1243,54 @@ static void test_limits(void **state)
 
 #define T_TEST(f) cmocka_unit_test_setup(f, t_setup)
 
+/* kernels_set: only after hello; a bad backend or an overlong device selection is refused and changes nothing. */
+static void test_kernels_set_bad(void **state)
+{
+	static const char *const backends[] = {"gpu", "cpu ", "opencl;cpu", "auto\x01"};
+	Cc__Request req = CC__REQUEST__INIT;
+	Cc__KernelsSet ks = CC__KERNELS_SET__INIT;
+	char longsel[300], backend[16];
+	struct t_raw r;
+	Cc__Reply *rep;
+	size_t i;
+
+	(void)state;
+	req.body_case = CC__REQUEST__BODY_KERNELS_SET;
+	req.kernels_set = &ks;
+	assert_int_equal(t_raw_empty(&t_r, CC__REQUEST__BODY_KERNELS, &rep), 0);
+	assert_int_equal(rep->code, 0);
+	snprintf(backend, sizeof(backend), "%s", rep->kernels->backend);
+	cc__reply__free_unpacked(rep, NULL);
+	ks.backend = (char *)"cpu";
+	assert_int_equal(t_raw_open(&r, t_d.endpoint), 0);
+	assert_int_equal(t_raw_call(&r, &req, &rep), 0);
+	t_expect("kernels_set before hello", rep->code, -EPROTO, rep->error, "hello", NULL);
+	cc__reply__free_unpacked(rep, NULL);
+	t_raw_close(&r);
+	for (i = 0; i < T_NELEM(backends); i++) {
+		ks.backend = (char *)backends[i];
+		assert_int_equal(t_raw_call(&t_r, &req, &rep), 0);
+		t_expect("kernels_set with a bad backend", rep->code, -EINVAL, rep->error, "backend",
+		         "auto, cpu or opencl", NULL);
+		cc__reply__free_unpacked(rep, NULL);
+	}
+	memset(longsel, 'x', sizeof(longsel) - 1);
+	longsel[sizeof(longsel) - 1] = 0;
+	ks.backend = (char *)"cpu";
+	ks.device = longsel;
+	assert_int_equal(t_raw_call(&t_r, &req, &rep), 0);
+	t_expect("kernels_set with a 299-character device", rep->code, -EINVAL, rep->error, "at most 127", NULL);
+	cc__reply__free_unpacked(rep, NULL);
+	/* nothing changed: not even the valid backend of the refused request */
+	assert_int_equal(t_raw_empty(&t_r, CC__REQUEST__BODY_KERNELS, &rep), 0);
+	assert_int_equal(rep->code, 0);
+	if (strcmp(rep->kernels->backend, backend))
+		t_bad("the refused kernels_set requests changed the backend from %s to %s", backend,
+		      rep->kernels->backend);
+	cc__reply__free_unpacked(rep, NULL);
+	t_finish();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1264,6 +1312,7 @@ int main(void)
 	    T_TEST(test_oversized_frame),
 	    T_TEST(test_bad_options),
 	    T_TEST(test_limits),
+	    T_TEST(test_kernels_set_bad),
 	};
 	double t0;
 	int rc;

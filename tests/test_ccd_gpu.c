@@ -23,6 +23,7 @@
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
@@ -35,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -871,6 +873,328 @@ static void test_offload_greedy(void **state)
 	rig_down(&g_b);
 }
 
+/* ---- kernels_set: the backend, the device and the crossovers at run time (ccctl kernels --backend/--device/
+ * --calibrate) ------------------------------------------------------------------------------------------------- */
+
+/*
+ * `ccctl --json kernels OPT [VAL]` on ccd d (libcc's cc_kernels_set where there is no ccctl): its exit status, with
+ * the kernels document (exit 0) or the error text in out.
+ */
+static int kernels_set(const struct t_ccd *d, const char *opt, const char *val, char *out, size_t outlen)
+{
+	int r = t_ccctl(d, out, outlen, "--json", "kernels", opt, val, NULL);
+
+	if (r < 0) {
+		cc_client *c = NULL;
+		char *doc = NULL;
+
+		assert_int_equal(t_ccd_connect(d, &c), 0);
+		r = cc_kernels_set(c, !strcmp(opt, "--backend") ? val : NULL, !strcmp(opt, "--device") ? val : NULL,
+		                   !strcmp(opt, "--calibrate"), &doc);
+		snprintf(out, outlen, "%s", r ? cc_last_error(c) : doc);
+		free(doc);
+		cc_close(c);
+		r = r ? 1 : 0;
+	}
+	return r;
+}
+
+/* kernels_set that must succeed: its kernels document. */
+static struct t_json *kernels_set_ok(const struct t_ccd *d, const char *opt, const char *val)
+{
+	static char out[T_OUT_MAX];
+	struct t_json *j;
+	char err[256];
+	int r = kernels_set(d, opt, val, out, sizeof(out));
+
+	if (r != 0)
+		fail_msg("ccctl kernels %s %s exited %d: %s", opt, val ? val : "", r, out);
+	j = t_json_parse(out, strlen(out), err, sizeof(err));
+	if (!j)
+		fail_msg("ccctl --json kernels %s: not JSON (%s): %.300s", opt, err, out);
+	return j;
+}
+
+/* kernels_set that must fail (exit != 0) saying want (and want2 if not NULL). */
+static void kernels_set_fails(const struct t_ccd *d, const char *opt, const char *val, const char *want,
+                              const char *want2)
+{
+	static char out[T_OUT_MAX];
+	int r = kernels_set(d, opt, val, out, sizeof(out));
+
+	if (r == 0 || r >= 124)
+		fail_msg("ccctl kernels %s %s exited %d, not an error: %.300s", opt, val ? val : "", r, out);
+	if (!strstr(out, want) && (!want2 || !strstr(out, want2)))
+		fail_msg("ccctl kernels %s %s: the error does not say '%s'%s%s: %s", opt, val ? val : "", want,
+		         want2 ? " or " : "", want2 ? want2 : "", out);
+	printf("# kernels %s %s: %s", opt, val ? val : "", out);
+}
+
+/* How many of a few reductions at 65537 elements give other bits than libcck (0 when every one ran on libcck). */
+static unsigned reductions_differing(struct rig *g)
+{
+	static const int ops[] = {CCK_OP_SUM,     CCK_OP_MEAN,     CCK_OP_SUM_OF_SQUARES,
+	                          CCK_OP_NORM_L2, CCK_OP_VARIANCE, CCK_OP_DOT};
+	unsigned nfail = 0, before = g_nprinted;
+
+	g_exact_all = 1;
+	g_nprinted = T_PRINT_MAX; /* quiet: differing is what is counted here */
+	for (size_t i = 0; i < NELEM(ops); i++)
+		check_vector_op(g, ops[i], 65537, 700 + i, &nfail);
+	g_exact_all = 0;
+	g_nprinted = before;
+	return nfail;
+}
+
+/* A client of another user is refused kernels_set (and may still read kernels). */
+static void kernels_set_needs_admin(struct t_ccd *d)
+{
+	pid_t pid;
+	int status;
+
+	if (geteuid() != 0) {
+		printf("# not root: cannot run a client as another user here\n");
+		return;
+	}
+	assert_int_equal(chmod(d->dir, 0711), 0);
+	assert_int_equal(chmod(d->sock, 0777), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		cc_client *cc;
+		char *json = NULL;
+
+		if (setgid(65534) || setuid(65534))
+			_exit(10);
+		if (cc_connect(d->endpoint, &cc))
+			_exit(11);
+		if (cc_kernels_set(cc, "cpu", NULL, 0, &json) != -EPERM || !strstr(cc_last_error(cc), "uid"))
+			_exit(12);
+		if (cc_kernels_set(cc, NULL, "none", 1, &json) != -EPERM)
+			_exit(13);
+		if (cc_admin_json(cc, "kernels", &json))
+			_exit(14); /* reading is for everyone */
+		free(json);
+		cc_close(cc);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	chmod(d->dir, 0700);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("the uid-65534 client failed at step %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	printf("# kernels_set: a client of uid 65534 is refused\n");
+}
+
+/*
+ * --backend at run time: from opencl (the reductions' bits differ from libcck's: they ran on the device) to cpu
+ * (every op gives libcck's bits) and back; a bad name is an error; only ccd's user or root may.
+ */
+static void test_kernels_set_backend(void **state)
+{
+	static const char *const args[] = {"-o", "backend=opencl", NULL};
+	static char out[T_OUT_MAX];
+	struct t_json *k;
+	unsigned nfail = 0;
+	int fd, r;
+	ssize_t got;
+
+	(void)state;
+	rig_up(&g_a, args, NULL);
+	t_watchdog(300, "kernels --backend");
+	if (g_a.have_dev && !reductions_differing(&g_a))
+		fail_msg("backend opencl: every reduction gave libcck's bits: did they run on the device?");
+
+	k = kernels_set_ok(&g_a.d, "--backend", "cpu");
+	assert_string_equal(t_json_str(k, "backend"), "cpu");
+	t_json_free(k);
+	k = kernels_json(&g_a);
+	assert_string_equal(t_json_str(k, "backend"), "cpu");
+	t_json_free(k);
+	g_exact_all = 1;
+	for (int op = 0; op < CCK_OP_COUNT; op++)
+		if (op != CCK_OP_MATVEC && op != CCK_OP_MATMUL)
+			check_vector_op(&g_a, op, 65537, 800 + (uint64_t)op, &nfail);
+	check_matrix(&g_a, 256, 256, 0, 801, &nfail);
+	check_matrix(&g_a, 64, 64, 64, 802, &nfail);
+	g_exact_all = 0;
+	if (nfail)
+		fail_msg("backend cpu: %u results are not libcck's bits", nfail);
+
+	k = kernels_set_ok(&g_a.d, "--backend", "opencl");
+	assert_string_equal(t_json_str(k, "backend"), "opencl");
+	t_json_free(k);
+	if (g_a.have_dev && !reductions_differing(&g_a))
+		fail_msg("back to backend opencl: every reduction gave libcck's bits: did they run on the device?");
+	check_all_ops(&g_a, (const size_t[]){4097}, 1, &nfail);
+	if (nfail)
+		fail_msg("back to backend opencl: %u results differ from libcck beyond their bounds", nfail);
+
+	kernels_set_fails(&g_a.d, "--backend", "gpu", "not auto, cpu or opencl", NULL);
+	k = kernels_json(&g_a);
+	assert_string_equal(t_json_str(k, "backend"), "opencl"); /* unchanged by the refusals */
+	t_json_free(k);
+	/* the table, and the log line naming the client */
+	r = t_ccctl(&g_a.d, out, sizeof(out), "kernels", "--backend", "auto", NULL);
+	if (r >= 0 && (r != 0 || !strstr(out, "backend:  auto")))
+		fail_msg("ccctl kernels --backend auto exited %d, or does not show the backend:\n%s", r, out);
+	fd = open(g_a.d.log, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	got = read(fd, out, sizeof(out) - 1);
+	close(fd);
+	out[got > 0 ? got : 0] = 0;
+	if (!strstr(out, "backend cpu (was opencl), for every client's later ops") || !strstr(out, "client "))
+		fail_msg("ccd's log does not say which client changed the backend:\n%s", out);
+	kernels_set_needs_admin(&g_a.d);
+	rig_down(&g_a);
+}
+
+/*
+ * --device: before OpenCL is set up ("none" on a fresh ccd: no device, and why), and after (-EBUSY, saying how to
+ * restart, unless it names the device in use).
+ */
+static void test_kernels_set_device(void **state)
+{
+	static const char *const args[] = {"-o", "backend=auto", NULL};
+	static char out[T_OUT_MAX];
+	const struct t_json *sel;
+	struct t_json *k;
+	char name[160];
+
+	(void)state;
+	t_watchdog(300, "kernels --device");
+	/* a fresh ccd: nothing has set OpenCL up */
+	memset(&g_b, 0, sizeof(g_b));
+	g_b.fd = -1;
+	if (t_ccd_start(&g_b.d, args, NULL))
+		fail_msg("ccd did not start");
+	g_b.up = 1;
+	k = kernels_set_ok(&g_b.d, "--device", "none");
+	assert_null(selected_device(k));
+	assert_non_null(t_json_str(k, "opencl"));
+	assert_true(strlen(t_json_str(k, "opencl")) > 0);
+	printf("# kernels --device none: %s\n", t_json_str(k, "opencl"));
+	for (size_t i = 0; i < t_json_len(t_json_get(k, "crossovers")); i++)
+		assert_string_equal(t_json_str(t_json_at(t_json_get(k, "crossovers"), i), "state"), "never");
+	t_json_free(k);
+	if (t_ccctl(&g_b.d, out, sizeof(out), "kernels", NULL) == 0 && !strstr(out, "opencl:   none: "))
+		fail_msg("ccctl kernels after --device none does not say why there is no device:\n%s", out);
+	/* set up (without a device): another device is refused, "none" again is fine */
+	kernels_set_fails(&g_b.d, "--device", "0", "already set up", "gives no OpenCL device");
+	k = kernels_set_ok(&g_b.d, "--device", "none");
+	assert_null(selected_device(k));
+	t_json_free(k);
+	rig_down(&g_b);
+
+	/* a ccd whose device is set up (rig_up lists the kernels) */
+	rig_up(&g_a, args, NULL);
+	if (!g_a.have_dev) {
+		printf("# SKIP device switching: ccd has no OpenCL device: %s\n", g_a.device);
+		kernels_set_fails(&g_a.d, "--device", "0", "already set up", "gives no OpenCL device");
+		rig_down(&g_a);
+		return;
+	}
+	k = kernels_json(&g_a);
+	sel = selected_device(k);
+	assert_non_null(sel);
+	snprintf(name, sizeof(name), "%s", t_json_str(sel, "name"));
+	if (t_json_get(sel, "index")->i == 0)
+		t_json_free(kernels_set_ok(&g_a.d, "--device", "0"));
+	else
+		kernels_set_fails(&g_a.d, "--device", "0", "already set up", NULL);
+	t_json_free(k);
+	t_json_free(kernels_set_ok(&g_a.d, "--device", name)); /* the device in use, by name */
+	kernels_set_fails(&g_a.d, "--device", "none", "the OpenCL device is already set up (", NULL);
+	kernels_set_fails(&g_a.d, "--device", "none", "restart ccd with -o opencl_device=none", NULL);
+	kernels_set_fails(&g_a.d, "--device", "no-such-device-anywhere", "already set up", NULL);
+	k = kernels_json(&g_a);
+	sel = selected_device(k);
+	assert_non_null(sel);
+	assert_string_equal(t_json_str(sel, "name"), name); /* still the same device */
+	t_json_free(k);
+	rig_down(&g_a);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/*
+ * --calibrate: the reply comes at once (calibrating, crossovers still unknown: a fresh cache directory), the
+ * crossovers land while kernels is polled, every one known (measured or never) when it is done, and kept in the
+ * cache file. A shutdown during a calibration stops cleanly.
+ */
+static void test_kernels_set_calibrate(void **state)
+{
+	static const char *const args[] = {"-o", "backend=auto", NULL};
+	char cache[64] = "/tmp/cc-test-calib-XXXXXX", env0[96];
+	const char *env[] = {env0, NULL};
+	struct t_json *k;
+	const char *file;
+	size_t unknown = 0, n;
+	double t0;
+	int polls = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(cache));
+	snprintf(env0, sizeof(env0), "XDG_CACHE_HOME=%s", cache);
+	rig_up(&g_a, args, env);
+	if (!g_a.have_dev) {
+		printf("# SKIP calibration: ccd has no OpenCL device: %s\n", g_a.device);
+		kernels_set_fails(&g_a.d, "--calibrate", NULL, "no OpenCL device", NULL);
+		rig_down(&g_a);
+		nftw(cache, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+		return;
+	}
+	t_watchdog(600, "kernels --calibrate");
+	t0 = t_now();
+	k = kernels_set_ok(&g_a.d, "--calibrate", NULL);
+	assert_true(t_json_get(k, "calibrating") && t_json_get(k, "calibrating")->b);
+	n = t_json_len(t_json_get(k, "crossovers"));
+	assert_int_equal(n, CCK_OP_COUNT + 5);
+	for (size_t i = 0; i < n; i++)
+		unknown += !strcmp(t_json_str(t_json_at(t_json_get(k, "crossovers"), i), "state"), "unknown");
+	printf("# kernels --calibrate answered in %.2f s, %zu crossovers unknown\n", t_now() - t0, unknown);
+	if (!unknown)
+		fail_msg("a fresh cache, yet every crossover is known as the calibration starts");
+	t_json_free(k);
+	/* poll until it is done (the watchdog bounds it) */
+	for (;;) {
+		const struct t_json *c;
+
+		k = kernels_json(&g_a);
+		c = t_json_get(k, "calibrating");
+		polls++;
+		if (!c || !c->b)
+			break;
+		t_json_free(k);
+		t_msleep(500);
+	}
+	printf("# calibrated in %.1f s (%d polls)\n", t_now() - t0, polls);
+	for (size_t i = 0; i < t_json_len(t_json_get(k, "crossovers")); i++) {
+		const struct t_json *x = t_json_at(t_json_get(k, "crossovers"), i);
+		const char *st = t_json_str(x, "state");
+
+		if (strcmp(st, "measured") && strcmp(st, "never"))
+			fail_msg("calibrated, yet the crossover of %s is %s", t_json_str(x, "op"), st);
+	}
+	file = t_json_str(k, "crossover_cache");
+	assert_non_null(file);
+	if (strncmp(file, cache, strlen(cache)) || access(file, R_OK))
+		fail_msg("the crossovers are not kept in %s/...: '%s'", cache, file);
+	t_json_free(k);
+	/* again, and stop ccd while it runs: a clean exit (rig_down checks) */
+	k = kernels_set_ok(&g_a.d, "--calibrate", NULL);
+	assert_true(t_json_get(k, "calibrating")->b);
+	t_json_free(k);
+	rig_down(&g_a);
+	nftw(cache, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -878,6 +1202,9 @@ int main(void)
 	    cmocka_unit_test_teardown(test_auto_around_crossover, teardown),
 	    cmocka_unit_test_teardown(test_no_device, teardown),
 	    cmocka_unit_test_teardown(test_offload_greedy, teardown),
+	    cmocka_unit_test_teardown(test_kernels_set_backend, teardown),
+	    cmocka_unit_test_teardown(test_kernels_set_device, teardown),
+	    cmocka_unit_test_teardown(test_kernels_set_calibrate, teardown),
 	};
 
 	t_ccd_path();

@@ -568,6 +568,37 @@ out:
 	return r;
 }
 
+int cc_kernels_set(cc_client *c, const char *backend, const char *device, int calibrate, char **ret_json)
+{
+	Cc__Request req = CC__REQUEST__INIT;
+	Cc__KernelsSet ks = CC__KERNELS_SET__INIT;
+	Cc__Reply *rep = NULL;
+	struct sb b = {0};
+	int r;
+
+	if (!c || !ret_json)
+		return -EINVAL;
+	ks.backend = (char *)(backend ? backend : "");
+	ks.device = (char *)(device ? device : "");
+	ks.calibrate = calibrate != 0;
+	req.body_case = CC__REQUEST__BODY_KERNELS_SET;
+	req.kernels_set = &ks;
+	r = cc__call(c, &req, c->control_timeout_ms, &rep);
+	if (r < 0)
+		goto out;
+	if (rep->body_case != CC__REPLY__BODY_KERNELS || !rep->kernels) {
+		cc__set_error(c, "ccd answered a kernels_set request with the wrong reply");
+		r = -EBADMSG;
+		goto out;
+	}
+	kernels_json(&b, rep->kernels);
+	r = sb_finish(&b, ret_json);
+out:
+	if (rep)
+		cc__reply__free_unpacked(rep, NULL);
+	return r;
+}
+
 int cc_admin_json(cc_client *c, const char *what, char **ret_json)
 {
 	Cc__Request req = CC__REQUEST__INIT;

@@ -129,6 +129,17 @@ CC_EXPORT int cc_ping(cc_client *c);
  */
 CC_EXPORT int cc_admin_json(cc_client *c, const char *what, char **ret_json);
 /*
+ * Change where the daemon's ops run (only for its own user or root), then
+ * *ret_json = the "kernels" document. backend: "auto", "cpu" or "opencl"
+ * (every client's later ops); device: an OpenCL selection as
+ * CC_OPENCL_DEVICE takes it ("none", an index, a part of "platform: name"),
+ * only until the daemon has set OpenCL up (-EBUSY after, unless it names the
+ * device in use); NULL or "" leaves a setting as it is. calibrate: measure
+ * every op's crossover again in the background (the document says
+ * "calibrating": true; `kernels` shows the crossovers as they land).
+ */
+CC_EXPORT int cc_kernels_set(cc_client *c, const char *backend, const char *device, int calibrate, char **ret_json);
+/*
  * Models (load and unload: only for the daemon's own user or root).
  * cc_model_load asks ccd to load the GGUF file path (made absolute here) as
  * name; mode "uring" (NULL: default) or "mmap"; placement "interleave"

@@ -47,8 +47,12 @@ static void usage(FILE *f)
 	        "             sessions; per model: sessions, generating, tokens generated, tokens/s over the last\n"
 	        "             minute\n"
 	        "  clients    connected clients: id, pid, uid, name, regions, bytes, jobs\n"
-	        "  kernels    kernel tier in use, tiers the host supports, ops by kind; the backend, the OpenCL\n"
-	        "             devices (the one in use, or why none) and each op's crossover size to the device\n"
+	        "  kernels [--backend auto|cpu|opencl] [--device SEL] [--calibrate]\n"
+	        "             kernel tier in use, tiers the host supports, ops by kind; the backend, the OpenCL\n"
+	        "             devices (the one in use, or why none) and each op's crossover size to the device;\n"
+	        "             the options change them first (ccd's user or root): --backend for every client's\n"
+	        "             later ops; --device (none, an index, a part of the name) until ccd has set OpenCL up;\n"
+	        "             --calibrate measures every crossover again in the background\n"
 	        "  models     loaded models: name, state, arch, parameters, bytes, mode, NUMA placement, users,\n"
 	        "             sessions, generating, tokens generated, tokens/s over the last minute\n"
 	        "  sessions   inference sessions: id, client, pid, model, context used, KV cache, state, tokens, idle\n"
@@ -670,6 +674,8 @@ static void print_kernels(const struct jv *doc)
 	}
 	print_opencl(doc);
 	print_crossovers(doc);
+	if (jget(doc, "calibrating")->t == J_BOOL && jget(doc, "calibrating")->b)
+		printf("calibrating: measuring every crossover now (`ccctl kernels` shows them as they land)\n");
 }
 
 /* ---- commands ---------------------------------------------------------------------------- */
@@ -694,6 +700,9 @@ struct opts {
 	const char *stop[16];
 	int no_bos;
 	long top;
+	const char *backend; /* kernels: change the backend, the device, calibrate first */
+	const char *device;
+	int calibrate;
 };
 
 /* Report a failed request: the daemon's own words when it gave some, else libcc's. */
@@ -741,7 +750,10 @@ static int cmd_admin(cc_client *c, const struct opts *o, const char *what)
 	char *json = NULL;
 	int r;
 
-	r = cc_admin_json(c, what, &json);
+	if (strcmp(what, "kernels") == 0 && (o->backend || o->device || o->calibrate))
+		r = cc_kernels_set(c, o->backend, o->device, o->calibrate, &json);
+	else
+		r = cc_admin_json(c, what, &json);
 	r = take_json(c, o, what, r, json, &doc);
 	if (r)
 		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
@@ -1717,6 +1729,9 @@ int main(int argc, char **argv)
 	    {"no-bos", no_argument, NULL, 10},
 	    {"top", required_argument, NULL, 11},
 	    {"ignore-eos", no_argument, NULL, 12},
+	    {"backend", required_argument, NULL, 13},
+	    {"device", required_argument, NULL, 14},
+	    {"calibrate", no_argument, NULL, 15},
 	    {NULL, 0, NULL, 0},
 	};
 	static const struct {
@@ -1834,6 +1849,15 @@ int main(int argc, char **argv)
 		case 12:
 			o.gen.ignore_eos = 1;
 			break;
+		case 13:
+			o.backend = optarg;
+			break;
+		case 14:
+			o.device = optarg;
+			break;
+		case 15:
+			o.calibrate = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_SUCCESS;
@@ -1882,6 +1906,10 @@ int main(int argc, char **argv)
 	}
 	for (opt = 0; opt < nargs; opt++)
 		args[opt] = argv[optind + 1 + opt];
+	if ((o.backend || o.device || o.calibrate) && strcmp(cmd, "kernels") != 0) {
+		die_msg("--backend, --device and --calibrate go with kernels, not %s", cmd);
+		return EXIT_USAGE;
+	}
 	if (o.mode && strcmp(o.mode, "uring") != 0 && strcmp(o.mode, "mmap") != 0) {
 		die_msg("--mode must be uring or mmap, not '%s'", o.mode);
 		return EXIT_USAGE;
