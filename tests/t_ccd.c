@@ -1003,59 +1003,7 @@ out:
 
 /* ---- test models ----------------------------------------------------------------------------- */
 
-static int t_readable(const char *path)
-{
-	return access(path, R_OK) == 0;
-}
-
-const char *t_models_dir(void)
-{
-	static char dir[PATH_MAX];
-	const char *env = getenv("CC_MODELS_DIR"), *src = getenv("T_SRCDIR");
-	char probe[PATH_MAX + 32];
-
-	if (dir[0])
-		return dir;
-	if (env && *env)
-		snprintf(dir, sizeof(dir), "%s", env);
-	else if (src && *src &&
-	         (snprintf(probe, sizeof(probe), "%s/../shared/models/stories260K.gguf", src), t_readable(probe)))
-		snprintf(dir, sizeof(dir), "%s/../shared/models", src);
-	else
-		snprintf(dir, sizeof(dir), "/work/shared/models");
-	snprintf(probe, sizeof(probe), "%s/stories260K.gguf", dir);
-	if (!t_readable(probe)) {
-		fprintf(stderr, "test models not found: no %s (set CC_MODELS_DIR)\n", probe);
-		dir[0] = '\0';
-		return NULL;
-	}
-	return dir;
-}
-
-const char *t_model(const char *rel, char *buf, size_t size)
-{
-	const char *dir = t_models_dir();
-
-	if (!dir)
-		return NULL;
-	snprintf(buf, size, "%s/%s", dir, rel);
-	return t_readable(buf) ? buf : NULL;
-}
-
-const char *t_smollm2(char *buf, size_t size)
-{
-	const char *env = getenv("CC_SMOLLM2"), *home = getenv("HOME");
-
-	if (env && *env)
-		snprintf(buf, size, "%s", env);
-	else
-		snprintf(buf, size, "%s/.cache/cc/models/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : "/root");
-	if (!t_readable(buf)) {
-		fprintf(stderr, "SmolLM2 not found at %s (scripts/install-deps fetches it; or set CC_SMOLLM2)\n", buf);
-		return NULL;
-	}
-	return buf;
-}
+/* t_models_dir(), t_model() and t_smollm2() are in t_models.c (the in-process tests share them). */
 
 int t_write_no_tokenizer(const char *src, const char *dst)
 {

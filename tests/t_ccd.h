@@ -9,6 +9,7 @@
 
 #include "cc.h"
 #include "cc.pb-c.h"
+#include "t_models.h" /* t_models_dir(), t_model(), t_smollm2() */
 
 /* Exit status of a test program that cannot run here (automake's SKIP). */
 #define T_EXIT_SKIP 77
@@ -163,16 +164,7 @@ int t_fixture_down(struct t_ccd *d, cc_client **c, struct t_raw *r);
  */
 const char *t_healthy_check(struct t_ccd *d, cc_client *c, size_t n);
 
-/* ---- test models ----------------------------------------------------------------------------- */
-/*
- * The vendored test models' directory: $CC_MODELS_DIR, else $T_SRCDIR/../shared/models, else
- * /work/shared/models; NULL (after printing where it looked) when none holds stories260K.gguf.
- */
-const char *t_models_dir(void);
-/* path of a vendored model (e.g. "stories260K.gguf", "derived/stories260K-Q4_0.gguf") into buf, or NULL. */
-const char *t_model(const char *rel, char *buf, size_t size);
-/* SmolLM2-135M-Instruct Q4_1: $CC_SMOLLM2, else ~/.cache/cc/models/...; NULL (printed) if absent. */
-const char *t_smollm2(char *buf, size_t size);
+/* ---- test models (where they are: t_models.h) ------------------------------------------------ */
 /*
  * Write a copy of the GGUF file src to dst with its tokenizer.ggml.model key renamed (tokenizer.ggml.mode_): a model
  * that loads but has no tokenizer. Returns 0, or -1 after printing why (no such key exactly once, I/O).

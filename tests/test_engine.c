@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <setjmp.h>
 #include <cmocka.h>
@@ -23,6 +22,7 @@
 #include "gguf.h"
 #include "load.h"
 #include "t_json.h"
+#include "t_models.h"
 
 #ifndef T_TOP_SRCDIR
 #define T_TOP_SRCDIR "."
@@ -65,32 +65,6 @@ static const struct tmodel tmodels[] = {
 
 /* ---- model files and references ---------------------------------------------------------------------------------- */
 
-static const char *models_dir(void)
-{
-	static char buf[PATH_MAX / 2];
-	const char *e = getenv("CC_MODELS_DIR");
-	struct stat st;
-
-	if (e && *e)
-		return e;
-	snprintf(buf, sizeof(buf), "%s/../shared/models", T_TOP_SRCDIR);
-	if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
-		return buf;
-	return "/work/shared/models";
-}
-
-static void model_path(const struct tmodel *tm, char *buf, size_t len)
-{
-	const char *e = getenv("CC_SMOLLM2"), *home = getenv("HOME");
-
-	if (tm->rel)
-		snprintf(buf, len, "%s/%s", models_dir(), tm->rel);
-	else if (e && *e)
-		snprintf(buf, len, "%s", e);
-	else
-		snprintf(buf, len, "%s/.cache/cc/models/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : "");
-}
-
 static void ref_path(const struct tmodel *tm, char *buf, size_t len)
 {
 	const char *e = getenv("CC_REF_DIR");
@@ -123,12 +97,11 @@ static int lm_open(const struct tmodel *tm, struct lmodel *lm)
 	int fd, rc;
 
 	memset(lm, 0, sizeof(*lm));
-	model_path(tm, path, sizeof(path));
-	ref_path(tm, rpath, sizeof(rpath));
-	if (access(path, R_OK) != 0) {
+	if (!(tm->rel ? t_model(tm->rel, path, sizeof(path)) : t_smollm2(path, sizeof(path)))) {
 		printf("    SKIP %s: model %s not found (set CC_MODELS_DIR / CC_SMOLLM2)\n", tm->stem, path);
 		return 1;
 	}
+	ref_path(tm, rpath, sizeof(rpath));
 	lm->ref = t_json_load(rpath, err, sizeof(err));
 	if (!lm->ref) {
 		printf("    SKIP %s: reference %s: %s (tests/ref/make_refs.py makes it)\n", tm->stem, rpath, err);
@@ -1584,8 +1557,7 @@ static void test_chat_smollm2_file(void **state)
 	struct ccm_gguf *g;
 	struct ccm_str t;
 
-	model_path(&tmodels[T_NELEM(tmodels) - 1], path, sizeof(path));
-	if (access(path, R_OK) != 0) {
+	if (!t_smollm2(path, sizeof(path))) {
 		printf("    SKIP: %s not found\n", path);
 		skip();
 	}

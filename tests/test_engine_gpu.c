@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -41,10 +40,7 @@
 #include "engine.h"
 #include "gguf.h"
 #include "load.h"
-
-#ifndef T_TOP_SRCDIR
-#define T_TOP_SRCDIR "."
-#endif
+#include "t_models.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define GEN_TOKENS 32
@@ -95,32 +91,6 @@ static int is_exact(const struct tmodel *tm)
 }
 
 /* ---- models ------------------------------------------------------------------------------------------------------ */
-
-static const char *models_dir(void)
-{
-	static char buf[PATH_MAX / 2];
-	const char *e = getenv("CC_MODELS_DIR");
-	struct stat st;
-
-	if (e && *e)
-		return e;
-	snprintf(buf, sizeof(buf), "%s/../shared/models", T_TOP_SRCDIR);
-	if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
-		return buf;
-	return "/work/shared/models";
-}
-
-static void model_path(const struct tmodel *tm, char *buf, size_t len)
-{
-	const char *e = getenv("CC_SMOLLM2"), *home = getenv("HOME");
-
-	if (tm->rel)
-		snprintf(buf, len, "%s/%s", models_dir(), tm->rel);
-	else if (e && *e)
-		snprintf(buf, len, "%s", e);
-	else
-		snprintf(buf, len, "%s/.cache/cc/models/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : "");
-}
 
 /* A model loaded as ccd does (header parsed, data mmapped, bound) with its vocabulary. */
 struct lmodel {
@@ -330,8 +300,7 @@ static int lm_open(const struct tmodel *tm, struct lmodel *lm)
 		lm->n_layer = cce_model_hparams(lm->m)->n_layer;
 		return 0;
 	}
-	model_path(tm, path, sizeof(path));
-	if (access(path, R_OK) != 0) {
+	if (!(tm->rel ? t_model(tm->rel, path, sizeof(path)) : t_smollm2(path, sizeof(path)))) {
 		printf("    SKIP %s: model %s not found (set CC_MODELS_DIR / CC_SMOLLM2)\n", tm->stem, path);
 		return 1;
 	}

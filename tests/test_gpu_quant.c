@@ -33,17 +33,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "cck.h"
 #include "ccg.h"
 #include "gguf.h"
-
-#ifndef T_TOP_SRCDIR
-#define T_TOP_SRCDIR "."
-#endif
+#include "t_models.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -302,30 +298,6 @@ static void test_random(void **state)
 
 /* ---- real tensors ------------------------------------------------------------------------------------------------ */
 
-static const char *models_dir(void)
-{
-	static char buf[PATH_MAX / 2];
-	const char *e = getenv("CC_MODELS_DIR");
-	struct stat st;
-
-	if (e && *e)
-		return e;
-	snprintf(buf, sizeof(buf), "%s/../shared/models", T_TOP_SRCDIR);
-	if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
-		return buf;
-	return "/work/shared/models";
-}
-
-static void smollm2_path(char *buf, size_t len)
-{
-	const char *e = getenv("CC_SMOLLM2"), *home = getenv("HOME");
-
-	if (e && *e)
-		snprintf(buf, len, "%s", e);
-	else
-		snprintf(buf, len, "%s/.cache/cc/models/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : "");
-}
-
 /* A tensor's bytes read from the file (malloc'd). */
 static unsigned char *read_tensor(const char *path, const struct ccm_gguf *g, const struct ccm_tensor *t)
 {
@@ -392,7 +364,7 @@ static void test_stories(void **state)
 		char path[PATH_MAX];
 		size_t n;
 
-		snprintf(path, sizeof(path), "%s/%s", models_dir(), files[f]);
+		t_model(files[f], path, sizeof(path)); /* NULL or not: check_file prints the skip */
 		n = check_file(path, NULL, batches, NELEM(batches));
 		printf("    %s: %zu tensors\n", files[f], n);
 	}
@@ -409,7 +381,7 @@ static void test_smollm2(void **state)
 	(void)state;
 	if (!device_or_skip())
 		skip();
-	smollm2_path(path, sizeof(path));
+	t_smollm2(path, sizeof(path)); /* NULL or not: check_file prints the skip */
 	n = check_file(path, layer0, batches, NELEM(batches));
 	if (n)
 		n += check_file(path, embd, few, NELEM(few));
@@ -428,8 +400,7 @@ static void test_kquant_real(void **state)
 	(void)state;
 	if (!device_or_skip())
 		skip();
-	smollm2_path(path, sizeof(path));
-	if (access(path, R_OK) != 0) {
+	if (!t_smollm2(path, sizeof(path))) {
 		printf("    SKIP %s: not found\n", path);
 		skip();
 	}
