@@ -149,14 +149,17 @@ static const char usage_text[] =
     "  (auto) in the same run (each twice, the lower median kept; cpu and auto\n"
     "  back to back):\n"
     "    {\"op\":\"add\",\"n\":100000,\"crossover\":65536,\"threads\":1,\"cpu_s\":..,\n"
-    "     \"opencl_s\":..,\"auto_s\":..,\"auto_vs_cpu\":..,\"device\":\"...\"}\n"
+    "     \"opencl_s\":..,\"auto_s\":..,\"auto_vs_cpu\":..,\"cpu_vs_cpu\":..,\"device\":\"...\"}\n"
     "  then one summary line:\n"
     "    {\"crossover_table\":{\"add\":65536,\"exp\":null,...},\"device\":\"...\",\n"
-    "     \"threads\":1,\"worst_auto_vs_cpu\":..}\n"
+    "     \"threads\":1,\"worst_auto_vs_cpu\":..,\"worst_auto_vs_cpu_over_noise\":..}\n"
     "  crossover: elements from which the device was faster at every size\n"
     "  measured (matvec and qmatvec: elements of the matrix; matmul: multiply-\n"
     "  adds), null when it never was. auto_vs_cpu = auto_s / cpu_s: the\n"
     "  dispatch is never meant to be slower than libcck alone (1 within noise).\n"
+    "  cpu_vs_cpu: libcck's two timings of the same call in this run, the larger\n"
+    "  over the smaller: the noise of the moment (1 on a quiet machine);\n"
+    "  worst_auto_vs_cpu_over_noise: the worst auto_vs_cpu / cpu_vs_cpu.\n"
     "  --ops: libcck op names and qmatvec_<type> (q4_0, q4_1, q8_0, q4_k, q6_k);\n"
     "  default: every op but matmul, and qmatvec of those five types. --sizes:\n"
     "  element counts, default 1K,10K,100K,1M,10M; matvec uses a square matrix\n"
@@ -1701,7 +1704,7 @@ static void xo_q_free(struct xo_q *q)
 	free(q->y);
 }
 
-/* --ops for crossover: libcck op names and qmatvec_<type> of the types the device has. */
+/* --ops for crossover: libcck op names and qmatvec_<type> of the types the dispatch measures. */
 static int xo_parse_ops(const char *arg, struct xo_op *xo)
 {
 	int ops[CCK_OP_COUNT], nops, nq = 0, n = 0;
@@ -1713,8 +1716,12 @@ static int xo_parse_ops(const char *arg, struct xo_op *xo)
 	for (int i = 0; i < nq; i++) {
 		if (q[i].batch || q[i].pair)
 			usage_error("crossover: of the quantized ops only qmatvec_<type> has a crossover");
-		if (!ccg_type_supported(q[i].type))
-			usage_error("crossover: the OpenCL backend has no %s", cck_type_name(q[i].type));
+		int known = 0;
+
+		for (int k = 0; k < XO_QTYPES; k++)
+			known |= xo_qtypes[k] == q[i].type;
+		if (!known) /* the types the dispatch measures, device or not */
+			usage_error("crossover: the dispatch has no crossover for qmatvec_%s", cck_type_name(q[i].type));
 		xo[n++] = (struct xo_op){.op = -1, .qtype = q[i].type, .xop = CCG_QOP(q[i].type)};
 	}
 	return n;
@@ -1728,6 +1735,8 @@ static void xo_name(struct xo_op *x)
 		snprintf(x->name, sizeof(x->name), "%s", cck_op_name(x->op));
 }
 
+static double g_xo_cpu_spread; /* of the last xo_measure: its two libcck timings, the larger over the smaller */
+
 /*
  * Times of one call on each backend, the lower median of two measurements each: the device first (a driver's
  * threads may still spin for a moment after it), then libcck and the dispatch back to back, in the order
@@ -1738,6 +1747,7 @@ static int xo_measure(call_fn fn, void *ctx, const struct backend **slot, int de
 {
 	static const int order[] = {BE_OPENCL, BE_OPENCL, BE_CPU, BE_AUTO, BE_AUTO, BE_CPU};
 	int seen[BE_COUNT] = {0};
+	double cpu[2] = {0, 0};
 
 	for (int b = 0; b < BE_COUNT; b++) {
 		ns[b] = 0;
@@ -1753,9 +1763,13 @@ static int xo_measure(call_fn fn, void *ctx, const struct backend **slot, int de
 			continue;
 		*slot = &backends[b];
 		errs[b] = measure(fn, ctx, budget_ns / 2, &t);
+		if (b == BE_CPU && !errs[b])
+			cpu[seen[b] ? 1 : 0] = t;
 		if (!errs[b] && (!seen[b]++ || t < ns[b]))
 			ns[b] = t;
 	}
+	/* the same code timed twice in the same moment: how far apart two timings of one thing land here and now */
+	g_xo_cpu_spread = cpu[0] > 0 && cpu[1] > 0 ? fmax(cpu[0], cpu[1]) / fmin(cpu[0], cpu[1]) : 0;
 	return errs[BE_CPU] ? errs[BE_CPU] : errs[BE_AUTO];
 }
 
@@ -1786,6 +1800,8 @@ static double xo_print(const struct xo_op *x, size_t n, const double ns[BE_COUNT
 		printf(",\"auto_vs_cpu\":%.3f", ratio);
 	else
 		printf(",\"auto_vs_cpu\":null");
+	if (g_xo_cpu_spread > 0)
+		printf(",\"cpu_vs_cpu\":%.3f", g_xo_cpu_spread);
 	printf(",\"device\":");
 	print_json_string(device);
 	for (int b = 0; b < BE_COUNT; b++) {
@@ -1856,7 +1872,7 @@ static int cmd_crossover(int argc, char **argv)
 	size_t sizes[MAX_SIZES], shapes[MAX_SIZES][2];
 	int nxo = 0, nsizes = 0, threads = 1, reps_ms = DEF_REPS_MS, failed = 0, device, ch, i, j;
 	const char *ops_arg = NULL;
-	double worst = 0;
+	double worst = 0, worst_noise = 0;
 	char devname[320];
 
 	optind = 1;
@@ -1934,6 +1950,8 @@ static int cmd_crossover(int argc, char **argv)
 
 			if (r > worst)
 				worst = r;
+			if (r > 0 && g_xo_cpu_spread > 0 && r / g_xo_cpu_spread > worst_noise)
+				worst_noise = r / g_xo_cpu_spread;
 		}
 	printf("{\"crossover_table\":{");
 	for (i = 0; i < nxo; i++) {
@@ -1945,7 +1963,8 @@ static int cmd_crossover(int argc, char **argv)
 	}
 	printf("},\"device\":");
 	print_json_string(devname);
-	printf(",\"threads\":%d,\"worst_auto_vs_cpu\":%.3f}\n", threads, worst);
+	printf(",\"threads\":%d,\"worst_auto_vs_cpu\":%.3f,\"worst_auto_vs_cpu_over_noise\":%.3f}\n", threads, worst,
+	       worst_noise);
 	return failed ? 1 : 0;
 }
 
