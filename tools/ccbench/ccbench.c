@@ -2098,6 +2098,7 @@ static int cmd_matmul(int argc, char **argv)
 		fill_uniform(A, n * n, -5.0f, 5.0f, 0);
 		fill_uniform(B, n * n, -5.0f, 5.0f, 0);
 		memset(&c, 0, sizeof(c));
+		c.be = &backends[BE_CPU]; /* libcck's matmul: OpenBLAS's peer */
 		c.A = A;
 		c.B = B;
 		c.C = C;
