@@ -326,7 +326,11 @@ static void write_file(const char *path, const void *data, size_t len)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
-	if (write(fd, data, len) == (ssize_t)len && close(fd) == 0)
+	int ok = write(fd, data, len) == (ssize_t)len;
+
+	if (close(fd) != 0)
+		ok = 0;
+	if (ok)
 		rename(tmp, path);
 	else
 		unlink(tmp);
@@ -360,8 +364,11 @@ static cl_program from_binary(struct ccg_dev *d, const char *path, const char *o
 		return NULL;
 	p = clCreateProgramWithBinary(d->ctx, 1, &d->dev, &len, &cb, &status, &e);
 	free(bin);
-	if (e != CL_SUCCESS || status != CL_SUCCESS)
+	if (e != CL_SUCCESS || status != CL_SUCCESS) {
+		if (p)
+			clReleaseProgram(p);
 		return NULL;
+	}
 	if (clBuildProgram(p, 1, &d->dev, opts, NULL, NULL) != CL_SUCCESS) {
 		clReleaseProgram(p);
 		return NULL;

@@ -89,8 +89,8 @@ static int check(int type, size_t row_stride, size_t rows, size_t cols, size_t b
 		return -EOPNOTSUPP; /* a type libcck knows (cck_type_row_bytes checked it), without a kernel here */
 	if (batch && (rows > MAX_BYTES / sizeof(float) / batch || cols > MAX_BYTES / sizeof(float) / batch))
 		return -EOVERFLOW; /* Y, X */
-	/* the kernels index rows and blocks per row with 32 bits */
-	if (rows > UINT32_MAX - Q_ROWS || cols / m->t->blck > UINT32_MAX)
+	/* the kernels index rows, blocks per row and batch columns with 32 bits */
+	if (rows > UINT32_MAX - Q_ROWS || cols / m->t->blck > UINT32_MAX || batch > UINT32_MAX - Q_BATCH)
 		return -EOVERFLOW;
 	m->rows = rows;
 	m->cols = cols;
@@ -361,6 +361,8 @@ int ccg_mat_mul(struct ccg_mat *mat, const float *X, float *Y, size_t batch)
 		return -EINVAL;
 	m = &mat->m;
 	if (batch && (m->rows > MAX_BYTES / sizeof(float) / batch || m->cols > MAX_BYTES / sizeof(float) / batch))
+		return -EOVERFLOW;
+	if (batch > UINT32_MAX - Q_BATCH) /* the kernels' batch columns are 32-bit */
 		return -EOVERFLOW;
 	if (trivial(m, mat->w, X, Y, batch, &rc))
 		return rc;

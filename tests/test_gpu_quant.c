@@ -646,6 +646,14 @@ static void test_args(void **state)
 	expect_both(CCK_TYPE_Q8_0, W, 0, X, NULL, 2, 32, 1, -EINVAL);
 	expect_both(CCK_TYPE_Q8_0, W, SIZE_MAX / 2, X, Y, 4, 32, 1, -EOVERFLOW); /* rows past the address space */
 	expect_both(CCK_TYPE_Q8_0, W, 0, X, Y, SIZE_MAX / 2, 32, 2, -EOVERFLOW);
+	/* a batch past the kernels' 32-bit column index: refused before anything is read (libcck, which has no such
+	 * limit, would read the 2^32 columns: not called) */
+	{
+		int rc = ccg_cl_qmatmul(CCK_TYPE_F32, W, 0, X, Y, 1, 1, (size_t)UINT32_MAX + 1);
+
+		if (rc != -EOVERFLOW && !(rc == -ENODEV && !have_dev))
+			fail_msg("a batch of 2^32 columns: %d, want -EOVERFLOW", rc);
+	}
 	/* the float types: any column count; the stride, NULLs and sizes as for the others */
 	expect_both(CCK_TYPE_F32, W, 0, X, Y, 3, 7, 2, 0);
 	expect_both(CCK_TYPE_F16, W, 0, X, Y, 3, 7, 2, 0);
@@ -690,6 +698,7 @@ static void test_args(void **state)
 	}
 	assert_int_equal(ccg_mat_bytes(mat), 4 * 144);
 	assert_int_equal(ccg_mat_mul(mat, NULL, Y, 1), -EINVAL);
+	assert_int_equal(ccg_mat_mul(mat, X, Y, (size_t)UINT32_MAX + 1), -EOVERFLOW); /* 32-bit batch columns */
 	assert_int_equal(ccg_mat_mul(mat, X, NULL, 1), -EINVAL);
 	assert_int_equal(ccg_mat_mul(mat, NULL, NULL, 0), 0);
 	assert_int_equal(ccg_mat_mul(mat, X, Y, SIZE_MAX / 8), -EOVERFLOW);
