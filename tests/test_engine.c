@@ -22,6 +22,7 @@
 #include "gguf.h"
 #include "load.h"
 #include "t_json.h"
+#include "t_gguf_w.h"
 #include "t_models.h"
 
 #ifndef T_TOP_SRCDIR
@@ -710,74 +711,8 @@ static void test_resident(void **state)
 /* ---- a tiny model written in memory (binding errors, limits) ------------------------------------------------------
  */
 
-struct buf {
-	unsigned char *p;
-	size_t len, cap;
-};
-
-static void put(struct buf *b, const void *s, size_t n)
-{
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 4096;
-
-		while (cap < b->len + n)
-			cap *= 2;
-		b->p = realloc(b->p, cap);
-		assert_non_null(b->p);
-		b->cap = cap;
-	}
-	if (n)
-		memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void put_u32(struct buf *b, uint32_t v)
-{
-	put(b, &v, 4);
-}
-
-static void put_u64(struct buf *b, uint64_t v)
-{
-	put(b, &v, 8);
-}
-
-static void put_str(struct buf *b, const char *s)
-{
-	put_u64(b, strlen(s));
-	put(b, s, strlen(s));
-}
-
-struct gguf_w {
-	struct buf kv, ti, data;
-	uint64_t n_kv, n_t;
-};
-
-static void kv_u32(struct gguf_w *w, const char *key, uint32_t v)
-{
-	put_str(&w->kv, key);
-	put_u32(&w->kv, CCM_U32);
-	put_u32(&w->kv, v);
-	w->n_kv++;
-}
-
-static void kv_f32(struct gguf_w *w, const char *key, float v)
-{
-	put_str(&w->kv, key);
-	put_u32(&w->kv, CCM_F32);
-	put(&w->kv, &v, 4);
-	w->n_kv++;
-}
-
-static void kv_str(struct gguf_w *w, const char *key, const char *v)
-{
-	put_str(&w->kv, key);
-	put_u32(&w->kv, CCM_STRING);
-	put_str(&w->kv, v);
-	w->n_kv++;
-}
-
 /* A tensor of ne0 x ne1 (ne1 0: 1-D) elements of type; f32 data from vals (or pseudo-random), else zeros. */
-static void tensor(struct gguf_w *w, const char *name, uint64_t ne0, uint64_t ne1, int type, float val)
+static void tensor(struct t_gguf_w *w, const char *name, uint64_t ne0, uint64_t ne1, int type, float val)
 {
 	static uint64_t x = 0x9e3779b97f4a7c15ULL;
 	size_t rb, n;
@@ -785,13 +720,7 @@ static void tensor(struct gguf_w *w, const char *name, uint64_t ne0, uint64_t ne
 
 	assert_int_equal(cck_type_row_bytes(type, ne0, &rb), 0);
 	n = rb * (ne1 ? ne1 : 1);
-	put_str(&w->ti, name);
-	put_u32(&w->ti, ne1 ? 2 : 1);
-	put_u64(&w->ti, ne0);
-	if (ne1)
-		put_u64(&w->ti, ne1);
-	put_u32(&w->ti, (uint32_t)type);
-	put_u64(&w->ti, w->data.len);
+	t_gguf_tensor_begin(w, name, ne0, ne1, type);
 	if (type == CCK_TYPE_F32) {
 		for (size_t i = 0; i < n / 4; i++) {
 			float f = val;
@@ -802,38 +731,15 @@ static void tensor(struct gguf_w *w, const char *name, uint64_t ne0, uint64_t ne
 				x ^= x >> 27;
 				f = (float)((x * 0x2545F4914F6CDD1DULL) >> 40) / (float)(1 << 24) - 0.5f;
 			}
-			put(&w->data, &f, 4);
+			t_put(&w->data, &f, 4);
 		}
 	} else {
 		for (size_t i = 0; i < n; i += sizeof(zero))
-			put(&w->data, zero, n - i < sizeof(zero) ? n - i : sizeof(zero));
+			t_put(&w->data, zero, n - i < sizeof(zero) ? n - i : sizeof(zero));
 	}
-	while (w->data.len % 32)
-		put(&w->data, zero, 1);
-	w->n_t++;
+	t_gguf_tensor_end(w);
 }
 
-/* The whole file: header, padding, data. */
-static struct buf gguf_finish(struct gguf_w *w)
-{
-	struct buf f = {0};
-	static const unsigned char zero[32];
-
-	put(&f, "GGUF", 4);
-	put_u32(&f, 3);
-	put_u64(&f, w->n_t);
-	put_u64(&f, w->n_kv);
-	put(&f, w->kv.p, w->kv.len);
-	put(&f, w->ti.p, w->ti.len);
-	while (f.len % 32)
-		put(&f, zero, 1);
-	put(&f, w->data.p, w->data.len);
-	free(w->kv.p);
-	free(w->ti.p);
-	free(w->data.p);
-	memset(w, 0, sizeof(*w));
-	return f;
-}
 
 /* What to change in the tiny model. */
 struct tiny {
@@ -856,7 +762,7 @@ struct tiny {
 #define T_LAYER 2
 #define T_VOCAB 32
 
-static void tiny_tensor(struct gguf_w *w, const struct tiny *t, const char *name, uint64_t ne0, uint64_t ne1, float v)
+static void tiny_tensor(struct t_gguf_w *w, const struct tiny *t, const char *name, uint64_t ne0, uint64_t ne1, float v)
 {
 	int type = CCK_TYPE_F32;
 
@@ -869,35 +775,35 @@ static void tiny_tensor(struct gguf_w *w, const struct tiny *t, const char *name
 	tensor(w, name, ne0, ne1, type, v);
 }
 
-static struct buf tiny_model(const struct tiny *t)
+static struct t_buf tiny_model(const struct tiny *t)
 {
-	struct gguf_w w = {0};
+	struct t_gguf_w w = {0};
 	const char *arch = t->arch ? t->arch : "llama";
 	const uint32_t ne = t->embd ? t->embd : T_EMBD, nh = t->heads ? t->heads : T_HEAD;
 	const uint32_t nkv = t->heads_kv ? t->heads_kv : T_HEAD_KV, hd = ne / nh, kvd = hd * nkv;
 	char key[128];
 
-	kv_str(&w, "general.architecture", arch);
+	t_kv_str(&w, "general.architecture", arch);
 #define KEY(k) (snprintf(key, sizeof(key), "%s.%s", arch, k), key)
 #define KEEP(k) (!t->drop_key || strcmp(t->drop_key, k) != 0)
 	if (KEEP("context_length"))
-		kv_u32(&w, KEY("context_length"), 128);
+		t_kv_u32(&w, KEY("context_length"), 128);
 	if (KEEP("embedding_length"))
-		kv_u32(&w, KEY("embedding_length"), ne);
+		t_kv_u32(&w, KEY("embedding_length"), ne);
 	if (KEEP("block_count"))
-		kv_u32(&w, KEY("block_count"), T_LAYER);
+		t_kv_u32(&w, KEY("block_count"), T_LAYER);
 	if (KEEP("feed_forward_length"))
-		kv_u32(&w, KEY("feed_forward_length"), T_FF);
+		t_kv_u32(&w, KEY("feed_forward_length"), T_FF);
 	if (KEEP("attention.head_count"))
-		kv_u32(&w, KEY("attention.head_count"), nh);
-	kv_u32(&w, KEY("attention.head_count_kv"), nkv);
+		t_kv_u32(&w, KEY("attention.head_count"), nh);
+	t_kv_u32(&w, KEY("attention.head_count_kv"), nkv);
 	if (KEEP("attention.layer_norm_rms_epsilon"))
-		kv_f32(&w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
-	kv_f32(&w, KEY("rope.freq_base"), 10000.0f);
+		t_kv_f32(&w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+	t_kv_f32(&w, KEY("rope.freq_base"), 10000.0f);
 	if (t->scaling)
-		kv_str(&w, KEY("rope.scaling.type"), t->scaling);
+		t_kv_str(&w, KEY("rope.scaling.type"), t->scaling);
 	if (t->factor)
-		kv_f32(&w, KEY("rope.scaling.factor"), t->factor);
+		t_kv_f32(&w, KEY("rope.scaling.factor"), t->factor);
 #undef KEEP
 #undef KEY
 	tiny_tensor(&w, t, "token_embd.weight", ne, T_VOCAB, NAN);
@@ -925,11 +831,11 @@ static struct buf tiny_model(const struct tiny *t)
 			tiny_tensor(&w, t, name, ts[i].ne0, ts[i].ne1, strstr(name, "norm") ? 1.0f : NAN);
 		}
 	}
-	return gguf_finish(&w);
+	return t_gguf_finish(&w);
 }
 
 /* Parse and bind a tiny model; returns cce_model_init's result (model in *m when 0). */
-static int tiny_init(const struct tiny *t, struct ccm_gguf **g, struct buf *f, struct cce_model **m, char *err,
+static int tiny_init(const struct tiny *t, struct ccm_gguf **g, struct t_buf *f, struct cce_model **m, char *err,
                      size_t errlen)
 {
 	char perr[256];
@@ -944,7 +850,7 @@ static void expect_error(const struct tiny *t, int rc_want, const char *s1, cons
 {
 	struct ccm_gguf *g;
 	struct cce_model *m = NULL;
-	struct buf f;
+	struct t_buf f;
 	char err[256] = "";
 	int rc = tiny_init(t, &g, &f, &m, err, sizeof(err));
 
@@ -992,7 +898,7 @@ static void test_tiny_model(void **state)
 	struct ccm_gguf *g;
 	struct cce_model *m;
 	struct cce_ctx *c;
-	struct buf f;
+	struct t_buf f;
 	char err[256];
 	const struct cce_hparams *hp;
 	int32_t ids[9] = {1, 5, 9, 30, 2, 7, 31, 0, 3}, bad[2] = {4, T_VOCAB};
@@ -1153,7 +1059,7 @@ static void test_batch_api(void **state)
 	struct cce_model *m, *m2;
 	struct cce_ctx *c1, *c2, *c3, *other, *big;
 	struct cce_work *w;
-	struct buf f, f2;
+	struct t_buf f, f2;
 	char err[256];
 	int32_t ids[4] = {3, 1, 4, 1};
 	float a[T_VOCAB], b[T_VOCAB];
@@ -1235,7 +1141,7 @@ static void test_avx512_tiny(void **state)
 	for (size_t i = 0; i < T_NELEM(shapes); i++) {
 		struct ccm_gguf *g;
 		struct cce_model *m;
-		struct buf f;
+		struct t_buf f;
 		char err[256];
 
 		assert_int_equal(tiny_init(&shapes[i], &g, &f, &m, err, sizeof(err)), 0);
@@ -1483,16 +1389,16 @@ static const struct cce_msg chat[] = {
 /* cce_chat_apply on a header holding only tokenizer.chat_template = tmpl (NULL: no such key). */
 static int apply(const char *tmpl, const struct cce_msg *msgs, size_t n, char **out)
 {
-	struct gguf_w w = {0};
+	struct t_gguf_w w = {0};
 	struct ccm_gguf *g;
-	struct buf f;
+	struct t_buf f;
 	char err[256];
 	int rc;
 
-	kv_str(&w, "general.architecture", "llama");
+	t_kv_str(&w, "general.architecture", "llama");
 	if (tmpl)
-		kv_str(&w, "tokenizer.chat_template", tmpl);
-	f = gguf_finish(&w);
+		t_kv_str(&w, "tokenizer.chat_template", tmpl);
+	f = t_gguf_finish(&w);
 	if (ccm_gguf_parse(f.p, f.len, &g, err, sizeof(err)))
 		fail_msg("%s", err);
 	rc = cce_chat_apply(g, msgs, n, out);

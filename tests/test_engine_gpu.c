@@ -40,6 +40,7 @@
 #include "engine.h"
 #include "gguf.h"
 #include "load.h"
+#include "t_gguf_w.h"
 #include "t_models.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -114,82 +115,25 @@ static struct lmodel L; /* freed by the teardown, also after a failed assertion 
 /* Prompt tokens at most (one id per byte of the prompt's text): more than a launch of 32 columns on the device. */
 #define K_PROMPT 48
 
-struct buf {
-	unsigned char *p;
-	size_t len, cap;
-};
-
-static void put(struct buf *b, const void *s, size_t n)
-{
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 4096;
-
-		while (cap < b->len + n)
-			cap *= 2;
-		b->p = realloc(b->p, cap);
-		assert_non_null(b->p);
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void put_u32(struct buf *b, uint32_t v)
-{
-	put(b, &v, 4);
-}
-
-static void put_u64(struct buf *b, uint64_t v)
-{
-	put(b, &v, 8);
-}
-
-static void put_str(struct buf *b, const char *s)
-{
-	put_u64(b, strlen(s));
-	put(b, s, strlen(s));
-}
-
-struct gguf_w {
-	struct buf kv, ti, data;
-	uint64_t n_kv, n_t;
-	uint64_t rng;
-};
-
-static void kv_u32(struct gguf_w *w, const char *key, uint32_t v)
-{
-	put_str(&w->kv, key);
-	put_u32(&w->kv, CCM_U32);
-	put_u32(&w->kv, v);
-	w->n_kv++;
-}
-
-static void kv_f32(struct gguf_w *w, const char *key, float v)
-{
-	put_str(&w->kv, key);
-	put_u32(&w->kv, CCM_F32);
-	put(&w->kv, &v, 4);
-	w->n_kv++;
-}
+static uint64_t g_rng; /* the random k-quant model's generator */
 
 /* Gaussian-ish (sum of 4 uniforms, centred) times scale. */
-static float w_rand(struct gguf_w *w, float scale)
+static float w_rand(float scale)
 {
 	float s = 0.0f;
 
 	for (int i = 0; i < 4; i++) {
-		w->rng ^= w->rng << 13;
-		w->rng ^= w->rng >> 7;
-		w->rng ^= w->rng << 17;
-		s += (float)(w->rng >> 40) / (float)(1 << 24) - 0.5f;
+		g_rng ^= g_rng << 13;
+		g_rng ^= g_rng >> 7;
+		g_rng ^= g_rng << 17;
+		s += (float)(g_rng >> 40) / (float)(1 << 24) - 0.5f;
 	}
 	return s * scale;
 }
 
 /* A tensor of ne0 x ne1 (ne1 0: a vector of ones) of type: random values of scale 1 / sqrt(ne0), quantized. */
-static void k_tensor(struct gguf_w *w, const char *name, uint64_t ne0, uint64_t ne1, int type)
+static void k_tensor(struct t_gguf_w *w, const char *name, uint64_t ne0, uint64_t ne1, int type)
 {
-	static const unsigned char zero[32];
 	size_t rb, rows = ne1 ? ne1 : 1;
 	float *row = malloc(ne0 * sizeof(float));
 	unsigned char *q;
@@ -197,48 +141,36 @@ static void k_tensor(struct gguf_w *w, const char *name, uint64_t ne0, uint64_t 
 	assert_int_equal(cck_type_row_bytes(type, ne0, &rb), 0);
 	q = malloc(rb);
 	assert_true(row && q);
-	put_str(&w->ti, name);
-	put_u32(&w->ti, ne1 ? 2 : 1);
-	put_u64(&w->ti, ne0);
-	if (ne1)
-		put_u64(&w->ti, ne1);
-	put_u32(&w->ti, (uint32_t)type);
-	put_u64(&w->ti, w->data.len);
+	t_gguf_tensor_begin(w, name, ne0, ne1, type);
 	for (size_t r = 0; r < rows; r++) {
 		for (size_t i = 0; i < ne0; i++)
-			row[i] = ne1 ? w_rand(w, 2.0f / sqrtf((float)ne0)) : 1.0f;
+			row[i] = ne1 ? w_rand(2.0f / sqrtf((float)ne0)) : 1.0f;
 		assert_int_equal(cck_quantize(type, row, q, ne0), 0);
-		put(&w->data, q, rb);
+		t_put(&w->data, q, rb);
 	}
-	while (w->data.len % 32)
-		put(&w->data, zero, 1);
-	w->n_t++;
+	t_gguf_tensor_end(w);
 	free(row);
 	free(q);
 }
 
 /* The file: llama, K_LAYER layers; q4_K matrices, q6_K attn_v, ffn_down and output (as llama.cpp's Q4_K_M), f32
  * token embeddings and norms. */
-static struct buf kquant_model(void)
+static struct t_buf kquant_model(void)
 {
-	static const unsigned char zero[32];
-	struct gguf_w w = {.rng = 0x2545f4914f6cdd1dull};
+	struct t_gguf_w w = {0};
 	const uint32_t kvd = K_EMBD / K_HEAD * K_HEAD_KV;
-	struct buf f = {0};
 	char name[64];
 
-	put_str(&w.kv, "general.architecture");
-	put_u32(&w.kv, CCM_STRING);
-	put_str(&w.kv, "llama");
-	w.n_kv++;
-	kv_u32(&w, "llama.context_length", 256);
-	kv_u32(&w, "llama.embedding_length", K_EMBD);
-	kv_u32(&w, "llama.block_count", K_LAYER);
-	kv_u32(&w, "llama.feed_forward_length", K_FF);
-	kv_u32(&w, "llama.attention.head_count", K_HEAD);
-	kv_u32(&w, "llama.attention.head_count_kv", K_HEAD_KV);
-	kv_f32(&w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-	kv_f32(&w, "llama.rope.freq_base", 10000.0f);
+	g_rng = 0x2545f4914f6cdd1dull;
+	t_kv_str(&w, "general.architecture", "llama");
+	t_kv_u32(&w, "llama.context_length", 256);
+	t_kv_u32(&w, "llama.embedding_length", K_EMBD);
+	t_kv_u32(&w, "llama.block_count", K_LAYER);
+	t_kv_u32(&w, "llama.feed_forward_length", K_FF);
+	t_kv_u32(&w, "llama.attention.head_count", K_HEAD);
+	t_kv_u32(&w, "llama.attention.head_count_kv", K_HEAD_KV);
+	t_kv_f32(&w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+	t_kv_f32(&w, "llama.rope.freq_base", 10000.0f);
 	k_tensor(&w, "token_embd.weight", K_EMBD, K_VOCAB, CCK_TYPE_F32);
 	k_tensor(&w, "output_norm.weight", K_EMBD, 0, CCK_TYPE_F32);
 	k_tensor(&w, "output.weight", K_EMBD, K_VOCAB, CCK_TYPE_Q6_K);
@@ -264,24 +196,12 @@ static struct buf kquant_model(void)
 			k_tensor(&w, name, ts[i].ne0, ts[i].ne1, ts[i].type);
 		}
 	}
-	put(&f, "GGUF", 4);
-	put_u32(&f, 3);
-	put_u64(&f, w.n_t);
-	put_u64(&f, w.n_kv);
-	put(&f, w.kv.p, w.kv.len);
-	put(&f, w.ti.p, w.ti.len);
-	while (f.len % 32)
-		put(&f, zero, 1);
-	put(&f, w.data.p, w.data.len);
-	free(w.kv.p);
-	free(w.ti.p);
-	free(w.data.p);
-	return f;
+	return t_gguf_finish(&w);
 }
 
 /* ---- loading --------------------------------------------------------------------------------------------------- */
 
-static struct buf kfile; /* the k-quant model's bytes while it is open */
+static struct t_buf kfile; /* the k-quant model's bytes while it is open */
 
 /* 0: loaded; 1: skipped (why printed). lm->v stays NULL for the k-quant model (no tokenizer: prompts are ids). */
 static int lm_open(const struct tmodel *tm, struct lmodel *lm)
