@@ -252,6 +252,24 @@ CCK_EXPORT int cck_qmatvec(int type, const void *W, size_t row_stride, const flo
  */
 CCK_EXPORT int cck_qmatmul(int type, const void *W, size_t row_stride, const float *X, float *Y, size_t rows,
                            size_t cols, size_t batch);
+/* One weight matrix of cck_qmatmul_n: rows x (the call's cols) of type, row r at (const char *)W + r * row_stride
+ * (0: packed), and its output Y (batch x rows). */
+struct cck_qmat {
+	int type;
+	const void *W;
+	size_t row_stride, rows;
+	float *Y;
+};
+#define CCK_QMAT_MAX 8
+/*
+ * Several matrices of one type and the same cols times the same activations
+ * (a layer's Q, K and V; its gate and up): m[i].Y = what cck_qmatmul(m[i].type,
+ * m[i].W, m[i].row_stride, X, m[i].Y, m[i].rows, cols, batch) gives, bit for
+ * bit, with X quantized once and the rows of all of them shared out among the
+ * threads as one job. 1 <= n <= CCK_QMAT_MAX, every m[i].type the same, else
+ * -EINVAL; the other errors as cck_qmatmul's.
+ */
+CCK_EXPORT int cck_qmatmul_n(const struct cck_qmat *m, size_t n, const float *X, size_t cols, size_t batch);
 
 #ifdef __cplusplus
 }

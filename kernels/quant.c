@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -286,53 +287,83 @@ static size_t batch_cost(size_t batch, int batched)
 	return batch <= 4 ? 2 : (batch / 8 + (batch % 8 != 0)) * 4;
 }
 
-struct qjob {
-	const struct qk *k;
+/* One matrix of a job: its rows are rows row0 .. row0 + rows - 1 of the job. */
+struct qjob_mat {
 	const char *W;
-	size_t stride, rows, cols, batch;
-	const char *act; /* batch activation rows of k->act_bytes (or f32 rows of cols) */
-	size_t act_stride;
-	const void *prep; /* k->mprep's layout of act, when the batched kernel is used; else NULL */
-	float *Y;         /* batch x rows */
+	size_t stride, rows, row0;
+	float *Y; /* batch x rows */
 };
 
-/* First row of part i of nt: floor(rows * i / nt) without overflowing. */
-static size_t part_start(size_t rows, int i, int nt)
-{
-	size_t ui = (size_t)i, un = (size_t)nt;
-
-	return rows / un * ui + rows % un * ui / un;
-}
+struct qjob {
+	const struct qk *k;
+	const struct qjob_mat *m;
+	size_t nm, rows, cols, batch; /* rows: of all the matrices */
+	const char *act;              /* batch activation rows of k->act_bytes (or f32 rows of cols) */
+	size_t act_stride;
+	const void *prep;    /* k->mprep's layout of act, when the batched kernel is used; else NULL */
+	size_t chunk;        /* rows a thread takes at a time (a multiple of 4), when threaded */
+	_Atomic size_t next; /* the first row nobody has taken yet */
+};
 
 /*
- * Part i of nt: a contiguous range of rows. Every y[b][r] is what one vdot
- * call gives (vdot4 gives each of its rows exactly that), so the result does
- * not depend on the split. For each row (or group of 4 rows) all the batch
- * dots are done while the rows are in cache.
+ * Rows lo..hi-1 of matrix m. Every y[b][r] is what one vdot call gives (vdot4
+ * gives each of its rows exactly that), so the result does not depend on the
+ * split. For each row (or group of 4 rows) all the batch dots are done while
+ * the rows are in cache.
  */
-static void qjob_part(void *arg, int i, int nt)
+static void qjob_mat_rows(const struct qjob *j, const struct qjob_mat *m, size_t lo, size_t hi)
 {
-	const struct qjob *j = arg;
-	size_t lo = part_start(j->rows, i, nt), hi = part_start(j->rows, i + 1, nt), r = lo;
+	size_t r = lo;
 
 	if (j->prep) {
-		j->k->vdotm(j->cols, j->W + lo * j->stride, j->stride, hi - lo, j->prep, j->batch, j->Y + lo, j->rows);
+		j->k->vdotm(j->cols, m->W + lo * m->stride, m->stride, hi - lo, j->prep, j->batch, m->Y + lo, m->rows);
 		return;
 	}
 	if (j->k->vdot4) {
 		for (; r + 4 <= hi; r += 4) {
-			const void *wr = j->W + r * j->stride;
+			const void *wr = m->W + r * m->stride;
 
 			for (size_t b = 0; b < j->batch; b++)
-				j->k->vdot4(j->cols, wr, j->stride, j->act + b * j->act_stride, j->Y + b * j->rows + r);
+				j->k->vdot4(j->cols, wr, m->stride, j->act + b * j->act_stride, m->Y + b * m->rows + r);
 		}
 	}
 	for (; r < hi; r++) {
-		const void *wr = j->W + r * j->stride;
+		const void *wr = m->W + r * m->stride;
 
 		for (size_t b = 0; b < j->batch; b++)
-			j->Y[b * j->rows + r] = j->k->vdot(j->cols, wr, j->act + b * j->act_stride);
+			m->Y[b * m->rows + r] = j->k->vdot(j->cols, wr, j->act + b * j->act_stride);
 	}
+}
+
+/* Rows lo..hi-1 of the job: the parts of them in each matrix. */
+static void qjob_rows(const struct qjob *j, size_t lo, size_t hi)
+{
+	for (size_t i = 0; i < j->nm && lo < hi; i++) {
+		const struct qjob_mat *m = &j->m[i];
+		const size_t end = m->row0 + m->rows;
+
+		if (lo >= end)
+			continue;
+		qjob_mat_rows(j, m, lo - m->row0, (hi < end ? hi : end) - m->row0);
+		lo = end;
+	}
+}
+
+/*
+ * A thread of a threaded job: chunks of rows taken from a shared counter
+ * until none are left. A thread that the machine runs late (a busy host, a
+ * worker still waking) then holds up the job by one chunk, not by its fixed
+ * share of the rows.
+ */
+static void qjob_part(void *arg, int i, int nt)
+{
+	struct qjob *j = arg;
+	size_t lo;
+
+	(void)i;
+	(void)nt;
+	while ((lo = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed)) < j->rows)
+		qjob_rows(j, lo, j->rows - lo < j->chunk ? j->rows : lo + j->chunk);
 }
 
 /* Validates a rows x cols matrix of type at row_stride (0: packed); sets *stride. */
@@ -374,34 +405,49 @@ static size_t mm_prep_bytes(const struct qk *k, size_t cols, size_t batch)
 	return CCK_MM_PREP_BYTES(cols, batch);
 }
 
-static int qmm(int type, const void *W, size_t row_stride, const float *X, float *Y, size_t rows, size_t cols,
-               size_t batch)
+/* The matrices m[0..nm) (all of type, cols columns) times the same batch x cols activations X: one job. */
+static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, size_t cols, size_t batch)
 {
 	alignas(64) unsigned char stack[ACT_STACK];
+	struct qjob_mat jm[CCK_QMAT_MAX];
 	struct qjob job;
 	struct qk k;
 	void *heap = NULL;
-	size_t stride, work, batch_eq, prep_bytes, need;
+	size_t rows = 0, work, batch_eq, prep_bytes, need;
 	int rc, nt;
 
-	rc = check_matrix(type, rows, cols, row_stride, &stride);
-	if (rc)
+	if (nm == 0 || nm > CCK_QMAT_MAX || !m)
+		return -EINVAL;
+	rc = 0;
+	for (size_t i = 0; i < nm && rc == 0; i++) {
+		if (m[i].type != type)
+			return -EINVAL;
+		rc = check_matrix(type, m[i].rows, cols, m[i].row_stride, &jm[i].stride);
+		if (rc == 0 && batch && m[i].rows > MAX_BYTES / sizeof(float) / batch)
+			rc = -EOVERFLOW; /* Y */
+		jm[i].W = m[i].W;
+		jm[i].rows = m[i].rows;
+		jm[i].row0 = rows;
+		jm[i].Y = m[i].Y;
+		if (rc == 0 && m[i].rows > SIZE_MAX / 2 - rows)
+			rc = -EOVERFLOW;
+		rows += m[i].rows;
+	}
+	if (rc || (rc = qk_init(&k, type, cols)))
 		return rc;
-	rc = qk_init(&k, type, cols);
-	if (rc)
-		return rc;
-	if (batch && rows > MAX_BYTES / sizeof(float) / batch)
-		return -EOVERFLOW; /* Y */
 	if (batch && cols > MAX_BYTES / sizeof(float) / batch)
 		return -EOVERFLOW; /* X */
 	if (k.quant && batch && k.act_bytes > MAX_BYTES / batch)
 		return -EOVERFLOW;
 	if (rows == 0 || batch == 0)
 		return 0;
-	if (!Y || (cols && (!W || !X)))
-		return -EINVAL;
+	for (size_t i = 0; i < nm; i++)
+		if (m[i].rows && (!m[i].Y || (cols && (!m[i].W || !X))))
+			return -EINVAL;
 	if (cols == 0) {
-		memset(Y, 0, rows * batch * sizeof(float));
+		for (size_t i = 0; i < nm; i++)
+			if (m[i].rows)
+				memset(m[i].Y, 0, m[i].rows * batch * sizeof(float));
 		return 0;
 	}
 	prep_bytes = mm_prep_bytes(&k, cols, batch);
@@ -409,8 +455,8 @@ static int qmm(int type, const void *W, size_t row_stride, const float *X, float
 	if (k.quant && need > sizeof(stack) && !(heap = malloc(need)))
 		return -ENOMEM;
 	job.k = &k;
-	job.W = W;
-	job.stride = stride;
+	job.m = jm;
+	job.nm = nm;
 	job.rows = rows;
 	job.cols = cols;
 	job.batch = batch;
@@ -423,7 +469,6 @@ static int qmm(int type, const void *W, size_t row_stride, const float *X, float
 		job.prep = (void *)((p + 63) & ~(uintptr_t)63);
 		k.mprep(cols, job.act, job.act_stride, batch, (void *)job.prep);
 	}
-	job.Y = Y;
 
 	/* rows * cols * the batch's cost in columns, saturated */
 	work = rows > SIZE_MAX / cols ? SIZE_MAX : rows * cols;
@@ -439,9 +484,17 @@ static int qmm(int type, const void *W, size_t row_stride, const float *X, float
 			nt = (int)rows;
 	}
 	if (nt <= 1)
-		qjob_part(&job, 0, 1);
-	else
+		qjob_rows(&job, 0, rows);
+	else {
+		/* about 8 chunks a thread, of at least QMV_PART_MIN / 4 work each, whole groups of 4 rows */
+		size_t per_row = work / rows ? work / rows : 1, c = rows / ((size_t)nt * 8);
+
+		if (c < QMV_PART_MIN / 4 / per_row)
+			c = QMV_PART_MIN / 4 / per_row;
+		job.chunk = c < 4 ? 4 : (c + 3) & ~(size_t)3;
+		atomic_init(&job.next, 0);
 		cck__pool_run(nt, qjob_part, &job);
+	}
 	free(heap);
 	return 0;
 }
@@ -449,11 +502,22 @@ static int qmm(int type, const void *W, size_t row_stride, const float *X, float
 CCK_EXPORT int cck_qmatvec(int type, const void *W, size_t row_stride, const float *x, float *y, size_t rows,
                            size_t cols)
 {
-	return qmm(type, W, row_stride, x, y, rows, cols, 1);
+	const struct cck_qmat m = {type, W, row_stride, rows, y};
+
+	return qmm(type, &m, 1, x, cols, 1);
 }
 
 CCK_EXPORT int cck_qmatmul(int type, const void *W, size_t row_stride, const float *X, float *Y, size_t rows,
                            size_t cols, size_t batch)
 {
-	return qmm(type, W, row_stride, X, Y, rows, cols, batch);
+	const struct cck_qmat m = {type, W, row_stride, rows, Y};
+
+	return qmm(type, &m, 1, X, cols, batch);
+}
+
+CCK_EXPORT int cck_qmatmul_n(const struct cck_qmat *m, size_t n, const float *X, size_t cols, size_t batch)
+{
+	if (!m || n == 0)
+		return -EINVAL;
+	return qmm(m[0].type, m, n, X, cols, batch);
 }

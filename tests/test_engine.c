@@ -1259,7 +1259,27 @@ static void test_sampler(void **state)
 	assert_int_equal(cnt[0], 50);
 	assert_int_equal(cce_sampler_new(&sp, 4, &s), 0);
 	assert_int_equal(cce_sampler_sample(s, (float[]){1.0f, 5.0f, 5.0f, -1.0f}), 1);
+	/* NaN logits are skipped, wherever they are (the first one too) */
+	assert_int_equal(cce_sampler_sample(s, (float[]){NAN, 2.0f, NAN, 3.0f}), 3);
+	assert_int_equal(cce_sampler_sample(s, (float[]){NAN, NAN, NAN, NAN}), 0);
 	cce_sampler_free(s);
+	{
+		/* a vocabulary of a real model's size: the first of equal maxima far apart, past any SIMD width */
+		const uint32_t nv = 49152;
+		float *big = malloc(nv * sizeof(*big));
+
+		assert_non_null(big);
+		for (uint32_t i = 0; i < nv; i++)
+			big[i] = (float)(i % 977) * 0.01f - 3.0f;
+		big[31000] = 40.0f;
+		big[45001] = 40.0f;
+		assert_int_equal(cce_sampler_new(&sp, nv, &s), 0);
+		assert_int_equal(cce_sampler_sample(s, big), 31000);
+		big[17] = NAN;
+		assert_int_equal(cce_sampler_sample(s, big), 31000);
+		cce_sampler_free(s);
+		free(big);
+	}
 
 	/* top_k: only the k best */
 	sp = plain();

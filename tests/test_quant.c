@@ -888,6 +888,86 @@ static void test_qmatmul_columns(void **state)
 }
 
 /*
+ * cck_qmatmul_n: 3 matrices of one type (rows 370, 4 and 1301: chunks of the threaded job that cross from one
+ * matrix into the next) times one batch, 1 and 2 threads, batch 1..9: each output bit for bit cck_qmatmul of its matrix
+ * alone; row strides of their own; a matrix of 0 rows; and its errors.
+ */
+static void test_qmatmul_n(void **state)
+{
+	static const int types[] = {CCK_TYPE_F32, CCK_TYPE_F16, CCK_TYPE_Q4_0, CCK_TYPE_Q4_1, CCK_TYPE_Q8_0, CCK_TYPE_Q4_K};
+	static const size_t rows[] = {370, 4, 1301, 0}; /* enough work to be threaded, in chunks */
+	int threads0 = cck_get_threads();
+
+	(void)state;
+	rng_state = 17;
+	for (size_t k = 0; k < NELEM(types); k++) {
+		const int t = types[k];
+		const size_t be = blck_of(t), cols = (be == 1 ? 8 : be == CCK_QK_K ? 2 : 9) * (be == 1 ? 32 : be);
+		const size_t rb = rowb(t, cols);
+		uint8_t *W[4];
+		float *X = xmalloc(9 * cols * sizeof(float)), *Y[4], *R[4];
+		struct cck_qmat m[4];
+
+		gen_x(X, 9 * cols);
+		for (size_t i = 0; i < 4; i++) {
+			const size_t stride = rb + 16 * i; /* 0, 16, ... spare bytes a row */
+
+			W[i] = xmalloc(stride * (rows[i] ? rows[i] : 1));
+			memset(W[i], 0, stride * (rows[i] ? rows[i] : 1));
+			for (size_t r = 0; r < rows[i]; r++) {
+				float *row = xmalloc(cols * sizeof(float));
+
+				gen_x(row, cols);
+				assert_int_equal(cck_quantize(t, row, W[i] + r * stride, cols), 0);
+				free(row);
+			}
+			Y[i] = xmalloc(9 * (rows[i] + 1) * sizeof(float));
+			R[i] = xmalloc(9 * (rows[i] + 1) * sizeof(float));
+			m[i] = (struct cck_qmat){t, W[i], stride, rows[i], Y[i]};
+		}
+		for (int nt = 1; nt <= 2; nt++) {
+			assert_int_equal(cck_set_threads(nt), nt);
+			for (size_t batch = 1; batch <= 9; batch++) {
+				for (size_t i = 0; i < 4; i++) {
+					memset(Y[i], 0xa5, 9 * (rows[i] + 1) * sizeof(float));
+					assert_int_equal(cck_qmatmul(t, W[i], m[i].row_stride, X, R[i], rows[i], cols, batch),
+					                 0);
+				}
+				assert_int_equal(cck_qmatmul_n(m, 4, X, cols, batch), 0);
+				for (size_t i = 0; i < 4; i++)
+					if (memcmp(Y[i], R[i], batch * rows[i] * sizeof(float)) != 0)
+						fail_msg("%s, %d threads, batch %zu: cck_qmatmul_n's matrix %zu differs from "
+						         "cck_qmatmul's",
+						         cck_type_name(t), nt, batch, i);
+			}
+		}
+		/* errors: none, too many, mixed types, NULL */
+		assert_int_equal(cck_qmatmul_n(m, 0, X, cols, 1), -EINVAL);
+		assert_int_equal(cck_qmatmul_n(NULL, 1, X, cols, 1), -EINVAL);
+		{
+			struct cck_qmat many[CCK_QMAT_MAX + 1];
+
+			for (size_t i = 0; i < NELEM(many); i++)
+				many[i] = m[0];
+			assert_int_equal(cck_qmatmul_n(many, NELEM(many), X, cols, 1), -EINVAL);
+			assert_int_equal(cck_qmatmul_n(many, CCK_QMAT_MAX, X, cols, 1), 0);
+			many[1].type = t == CCK_TYPE_F32 ? CCK_TYPE_F16 : CCK_TYPE_F32;
+			assert_int_equal(cck_qmatmul_n(many, 2, X, cols, 1), -EINVAL);
+			many[1] = m[0];
+			many[1].Y = NULL;
+			assert_int_equal(cck_qmatmul_n(many, 2, X, cols, 1), -EINVAL);
+		}
+		for (size_t i = 0; i < 4; i++) {
+			free(W[i]);
+			free(Y[i]);
+			free(R[i]);
+		}
+		free(X);
+	}
+	assert_int_equal(cck_set_threads(threads0), threads0);
+}
+
+/*
  * f16 / bf16 conversions through cck_quantize / cck_dequantize: widening exact
  * (checked against the fields of every half), narrowing to nearest even:
  * for every pair of adjacent finite halves, the midpoint goes to the even one
@@ -945,7 +1025,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_f16_conv),        cmocka_unit_test(test_dequant_random),
 	    cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_qdot_bound),
 	    cmocka_unit_test(test_act_quant),       cmocka_unit_test(test_qmatvec),
-	    cmocka_unit_test(test_qmatmul_columns),
+	    cmocka_unit_test(test_qmatmul_columns), cmocka_unit_test(test_qmatmul_n),
 	};
 
 	if (argc > 1)

@@ -359,17 +359,45 @@ FMA_CLONES static void swiglu_row(float *y, const float *g, const float *u, size
 		y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-static void rms_norm(const float *x, const float *w, float *y, size_t n, float eps)
+/*
+ * RMS norm of nr rows of n at x (row stride n) into y, as ggml_rms_norm: each row's sum of squares in double, in
+ * element order. Four rows at a time, their sums side by side: each row's arithmetic is the same as alone, but four
+ * chains of dependent double adds overlap instead of one waiting on the last.
+ */
+static void rms_norm_rows(const float *x, const float *w, float *y, size_t nr, size_t n, float eps)
 {
-	double sum = 0.0;
-	float mean, scale;
+	size_t r = 0;
 
-	for (size_t i = 0; i < n; i++)
-		sum += (double)(x[i] * x[i]);
-	mean = (float)(sum / (double)n);
-	scale = 1.0f / sqrtf(mean + eps);
-	for (size_t i = 0; i < n; i++)
-		y[i] = x[i] * scale * w[i];
+	for (; r + 4 <= nr; r += 4) {
+		const float *x0 = x + r * n, *x1 = x0 + n, *x2 = x1 + n, *x3 = x2 + n;
+		double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+		float sc[4];
+
+		for (size_t i = 0; i < n; i++) {
+			s0 += (double)(x0[i] * x0[i]);
+			s1 += (double)(x1[i] * x1[i]);
+			s2 += (double)(x2[i] * x2[i]);
+			s3 += (double)(x3[i] * x3[i]);
+		}
+		sc[0] = 1.0f / sqrtf((float)(s0 / (double)n) + eps);
+		sc[1] = 1.0f / sqrtf((float)(s1 / (double)n) + eps);
+		sc[2] = 1.0f / sqrtf((float)(s2 / (double)n) + eps);
+		sc[3] = 1.0f / sqrtf((float)(s3 / (double)n) + eps);
+		for (int k = 0; k < 4; k++)
+			for (size_t i = 0; i < n; i++)
+				y[(r + k) * n + i] = x[(r + k) * n + i] * sc[k] * w[i];
+	}
+	for (; r < nr; r++) {
+		const float *xr = x + r * n;
+		double sum = 0.0;
+		float scale;
+
+		for (size_t i = 0; i < n; i++)
+			sum += (double)(xr[i] * xr[i]);
+		scale = 1.0f / sqrtf((float)(sum / (double)n) + eps);
+		for (size_t i = 0; i < n; i++)
+			y[r * n + i] = xr[i] * scale * w[i];
+	}
 }
 
 static void add_bias(float *y, const float *b, size_t rows, size_t n)
@@ -392,6 +420,32 @@ static int matmul(const struct cce_mat *w, const float *bias, const float *X, fl
 	return rc;
 }
 
+/*
+ * Y_i = W_i x X for n matrices of the same input (Q, K, V; gate, up): on the CPU, one libcck job for all of them when
+ * they share a type (the activations quantized once, the rows of all shared out among the threads), bit for bit what
+ * the separate products give; else one by one.
+ */
+static int matmul_n(const struct cce_mat *const *w, const float *const *bias, const float *X, float *const *Y,
+                    size_t n, size_t batch)
+{
+	struct cck_qmat m[CCK_QMAT_MAX];
+	int rc = 0, same = n <= CCK_QMAT_MAX;
+
+	for (size_t i = 0; i < n && same; i++) {
+		same = !w[i]->dev && w[i]->type == w[0]->type && w[i]->cols == w[0]->cols;
+		m[i] = (struct cck_qmat){w[i]->type, w[i]->data, w[i]->row_bytes, w[i]->rows, Y[i]};
+	}
+	if (!same) {
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = matmul(w[i], bias[i], X, Y[i], batch);
+		return rc;
+	}
+	rc = cck_qmatmul_n(m, n, X, w[0]->cols, batch);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		add_bias(Y[i], bias[i], batch, w[i]->rows);
+	return rc;
+}
+
 /* cos/sin of every rotated pair at position pos (ggml_rope_cache_init with ext_factor 0, mscale 1). */
 static void rope_cache(const struct cce_model *m, uint32_t pos, float *cache)
 {
@@ -409,8 +463,8 @@ static void rope_cache(const struct cce_model *m, uint32_t pos, float *cache)
 	}
 }
 
-/* Rotate n_heads heads of head_dim at x. */
-static void rope_apply(const struct cce_hparams *hp, const float *cache, float *x, uint32_t n_heads)
+/* Rotate n_heads heads of head_dim at x (the FMA clones: fmaf inline, not a libm call per element). */
+FMA_CLONES static void rope_apply(const struct cce_hparams *hp, const float *cache, float *x, uint32_t n_heads)
 {
 	const uint32_t nd = hp->n_rot, half = nd / 2;
 
@@ -1023,10 +1077,9 @@ static int attn_out_ffn(struct cce_work *w, const struct cce_layer *L, size_t nr
 	if ((rc = matmul(&L->wo, L->bo, w->att, w->tmp, nr)))
 		return rc;
 	add_to(w->x, w->tmp, nr * ne);
-	for (size_t r = 0; r < nr; r++)
-		rms_norm(w->x + r * ne, L->ffn_norm, w->xn + r * ne, ne, hp->rms_eps);
-	if ((rc = matmul(&L->w_gate, L->b_gate, w->xn, w->gate, nr)) ||
-	    (rc = matmul(&L->w_up, L->b_up, w->xn, w->up, nr)))
+	rms_norm_rows(w->x, L->ffn_norm, w->xn, nr, ne, hp->rms_eps);
+	if ((rc = matmul_n((const struct cce_mat *[]){&L->w_gate, &L->w_up}, (const float *[]){L->b_gate, L->b_up}, w->xn,
+	                   (float *[]){w->gate, w->up}, 2, nr)))
 		return rc;
 	for (size_t r = 0; r < nr; r++) {
 #ifdef HAVE_AVX512_PATH
@@ -1051,10 +1104,9 @@ static int layer(struct cce_work *w, uint32_t il, int last)
 	const size_t ne = m->hp.n_embd;
 	int rc;
 
-	for (size_t r = 0; r < w->nb; r++)
-		rms_norm(w->x + r * ne, L->attn_norm, w->xn + r * ne, ne, m->hp.rms_eps);
-	if ((rc = matmul(&L->wq, L->bq, w->xn, w->q, w->nb)) || (rc = matmul(&L->wk, L->bk, w->xn, w->k, w->nb)) ||
-	    (rc = matmul(&L->wv, L->bv, w->xn, w->v, w->nb)))
+	rms_norm_rows(w->x, L->attn_norm, w->xn, w->nb, ne, m->hp.rms_eps);
+	if ((rc = matmul_n((const struct cce_mat *[]){&L->wq, &L->wk, &L->wv}, (const float *[]){L->bq, L->bk, L->bv},
+	                   w->xn, (float *[]){w->q, w->k, w->v}, 3, w->nb)))
 		return rc;
 	rope_store(w, il);
 	if (last) {
@@ -1127,8 +1179,7 @@ static int pass_logits(struct cce_work *w)
 	size_t k;
 	int rc;
 
-	for (size_t i = 0; i < w->nw; i++)
-		rms_norm(w->x + i * ne, m->output_norm, w->xn + i * ne, ne, m->hp.rms_eps);
+	rms_norm_rows(w->x, m->output_norm, w->xn, w->nw, ne, m->hp.rms_eps);
 	for (size_t i = 0; i < w->nw; i += k) {
 		k = w->nw - i < w->out_rows ? w->nw - i : w->out_rows;
 		if (k <= 1) {

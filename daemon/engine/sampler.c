@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cck.h"
 #include "engine.h"
 
 /* The order is llama.cpp's common sampler chain: penalties, top-k, top-p, min-p, temperature, then a draw. */
@@ -224,12 +225,16 @@ int32_t cce_sampler_sample(struct cce_sampler *s, float *logits)
 		return -EINVAL;
 	penalize(s, logits);
 	if (s->p.temp <= 0.0f) {
-		int32_t best = 0;
+		/* the first largest logit: libcck's SIMD argmax, unless it stopped at a NaN (which this skips) */
+		double at;
+		int32_t best = -1;
 
-		for (uint32_t i = 1; i < s->n_vocab; i++)
-			if (logits[i] > logits[best])
+		if (cck_reduce_f32(CCK_OP_ARGMAX, logits, s->n_vocab, &at) == 0 && !isnan(logits[(size_t)at]))
+			return (int32_t)at;
+		for (uint32_t i = 0; i < s->n_vocab; i++)
+			if (!isnan(logits[i]) && (best < 0 || logits[i] > logits[best]))
 				best = (int32_t)i;
-		return best;
+		return best < 0 ? 0 : best;
 	}
 	c = s->cand;
 	for (uint32_t i = 0; i < s->n_vocab; i++) {
