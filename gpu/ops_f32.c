@@ -484,12 +484,14 @@ static void fill(struct call *c, cl_mem y, size_t n, float v)
 }
 
 /*
- * libcck's affine(): y = (x + a) * f with f computed in double; where f is not a normal float (a denormal spread
- * makes 1/spread overflow, a huge one makes it denormal) in two steps through 2^64.
+ * libcck's affine(): y = (x + a) * f with a and f computed in double, the offset as two floats (hi, then lo: the
+ * part of a that hi rounds away); where f is not a normal float (a denormal spread makes 1/spread overflow, a huge
+ * one makes it denormal) in two steps through 2^64.
  */
-static void affine(struct call *c, cl_mem x, cl_mem y, size_t n, float a, double f)
+static void affine(struct call *c, cl_mem x, cl_mem y, size_t n, double a, double f)
 {
 	cl_kernel k = kernel(c, "f32_affine");
+	const float hi = (float)a, lo = isfinite(hi) ? (float)(a - (double)hi) : 0.0f;
 	float b = (float)f, post = 1;
 	cl_ulong nn = n;
 	cl_int mode;
@@ -501,8 +503,8 @@ static void affine(struct call *c, cl_mem x, cl_mem y, size_t n, float a, double
 		b = (float)(f * 0x1p64);
 		post = 0x1p-64f;
 	}
-	mode = (a != 0 ? 1 : 0) | (post != 1 ? 2 : 0);
-	args(c, k, 7, ARG(x), ARG(y), ARG(nn), ARG(a), ARG(b), ARG(post), ARG(mode));
+	mode = (hi != 0 ? 1 : 0) | (post != 1 ? 2 : 0);
+	args(c, k, 8, ARG(x), ARG(y), ARG(nn), ARG(hi), ARG(lo), ARG(b), ARG(post), ARG(mode));
 	run1(c, k, n, group_size(c, k));
 }
 
@@ -598,7 +600,7 @@ static void vector_op(struct call *c, int op, cl_mem x, cl_mem y, size_t n, floa
 		/* Constant input without eps divides 0 by 0. */
 		if (isnan(d) || d == 0)
 			break;
-		affine(c, x, y, n, (float)-mean, 1 / d);
+		affine(c, x, y, n, -mean, 1 / d);
 		return;
 	case CCK_OP_MINMAX_NORMALIZE:
 		extremes(c, x, n, &e);
@@ -608,7 +610,7 @@ static void vector_op(struct call *c, int op, cl_mem x, cl_mem y, size_t n, floa
 		if (isnan(d) || d == 0)
 			break;
 		/* An infinite range gives 0, and NaN where x is infinite, as NumPy does. */
-		affine(c, x, y, n, -lo, 1 / d);
+		affine(c, x, y, n, -(double)lo, 1 / d);
 		return;
 	case CCK_OP_RMS_NORM:
 		sums(c, SK_SUMSQ, x, x, n, 0, 0, &s);

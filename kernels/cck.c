@@ -791,13 +791,19 @@ static void fill_nan(float *y, size_t n)
 }
 
 /*
- * y = (x + a) * f with f computed in double. When f does not fit a normal
- * float (a denormal spread or norm makes 1/spread overflow; a huge one makes
- * it denormal), scale in two steps through 2^64 so f keeps its precision.
+ * y = (x + a) * f with a and f computed in double. The offset goes in as two
+ * floats, hi = (float)a and lo = (float)(a - hi), added one after the other:
+ * where x is near -a (data with a large mean and a small spread), x + hi is
+ * exact and lo restores the part of a that one float rounds away (up to half
+ * an ulp of the mean, which can be most of the spread). When f does not fit
+ * a normal float (a denormal spread or norm makes 1/spread overflow; a huge
+ * one makes it denormal), scale in two steps through 2^64 so f keeps its
+ * precision.
  */
-static void affine(const struct cck__tier_ops *tbl, int op, const float *x, float *y, size_t n, float a, double f)
+static void affine(const struct cck__tier_ops *tbl, int op, const float *x, float *y, size_t n, double a, double f)
 {
-	struct cck__param p = {.a = a, .b = (float)f};
+	const float hi = (float)a, lo = isfinite(hi) ? (float)(a - (double)hi) : 0.0f;
+	struct cck__param p = {.a = hi, .b = (float)f, .c = lo};
 	struct cck__param post = {.a = 1};
 
 	if (f > FLT_MAX && isfinite(f)) {
@@ -808,11 +814,13 @@ static void affine(const struct cck__tier_ops *tbl, int op, const float *x, floa
 		post.a = 0x1p-64f;
 	}
 	/* A zero offset goes through SCALE: x + 0 would turn -0 into +0. */
-	if (a == 0) {
+	if (hi == 0) {
 		p.a = p.b;
 		par_unary(op, tbl->unary[CCK_OP_SCALE], x, y, n, &p);
-	} else {
+	} else if (lo == 0) {
 		par_unary(op, tbl->prim[CCK__AFFINE], x, y, n, &p);
+	} else {
+		par_unary(op, tbl->prim[CCK__AFFINE2], x, y, n, &p);
 	}
 	if (post.a != 1)
 		par_unary(op, tbl->unary[CCK_OP_SCALE], y, y, n, &post);
@@ -950,7 +958,7 @@ static void vector_op(int op, const float *x, float *y, size_t n, const struct c
 		/* Constant input without eps divides 0 by 0. */
 		if (isnan(d) || d == 0)
 			break;
-		affine(tbl, op, x, y, n, (float)-mean, 1 / d);
+		affine(tbl, op, x, y, n, -mean, 1 / d);
 		return;
 	case CCK_OP_MINMAX_NORMALIZE:
 		lo = par_reduce(tbl, op, CCK__R_MIN, x, n, &p);
@@ -959,7 +967,7 @@ static void vector_op(int op, const float *x, float *y, size_t n, const struct c
 		if (isnan(d) || d == 0)
 			break;
 		/* An infinite range gives 0, and NaN where x is infinite, as NumPy does. */
-		affine(tbl, op, x, y, n, -lo.f, 1 / d);
+		affine(tbl, op, x, y, n, -(double)lo.f, 1 / d);
 		return;
 	case CCK_OP_RMS_NORM:
 		d = sqrt(par_reduce(tbl, op, CCK__R_SUMSQ, x, n, &p).s0 / (double)n + prm->a);

@@ -11,6 +11,7 @@
 struct cck__param {
 	float a; /* alpha, lo, scale, ... */
 	float b; /* hi, offset, ... */
+	float c; /* the low part of a two-float offset (CCK__AFFINE2) */
 };
 
 /*
@@ -43,6 +44,7 @@ enum cck__prim {
 	CCK__AFFINE = 0, /* unary: y = (x + p.a) * p.b */
 	CCK__EXPSUB,     /* unary: y = exp(x - p.a) */
 	CCK__SUB2,       /* unary: y = (x - p.a) - p.b, two roundings (log_softmax) */
+	CCK__AFFINE2,    /* unary: y = ((x + p.a) + p.c) * p.b: an offset of two floats (zscore, layer_norm) */
 	CCK__PRIM_COUNT
 };
 enum cck__rprim {

@@ -225,6 +225,13 @@ DEF_UNARY(affine)
 DEF_UNARY(expsub)
 DEF_UNARY(sub2)
 
+/* y = ((x + a) + c) * b: the offset's two parts one after the other (see affine() in cck.c). */
+static void u_affine2(const float *x, float *y, size_t n, const struct cck__param *p)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = ((x[i] + p->a) + p->c) * p->b;
+}
+
 static float f_add(float a, float b)
 {
 	return a + b;
@@ -431,7 +438,7 @@ const struct cck__tier_ops cck__ops_scalar = {
             [CCK_OP_ADD_SCALAR] = u_add_scalar,
             [CCK_OP_CLAMP] = u_clamp,
         },
-    .prim = {[CCK__AFFINE] = u_affine, [CCK__EXPSUB] = u_expsub, [CCK__SUB2] = u_sub2},
+    .prim = {[CCK__AFFINE] = u_affine, [CCK__EXPSUB] = u_expsub, [CCK__SUB2] = u_sub2, [CCK__AFFINE2] = u_affine2},
     .binary =
         {
             [CCK_OP_ADD] = b_add,

@@ -843,6 +843,11 @@ static void test_vector(void **state)
 			for (int ps = 0; ps < t_npsets(op); ps++)
 				t_run_vector(op, t_pset(op, ps), sp, n, 0, k == 3, names[k]);
 		}
+		/* a large mean and a small spread: the offset of zscore and layer_norm as two floats, as libcck's */
+		for (size_t i = 0; i < 4099; i++)
+			sp[i] = (float)(1e4 + t_rng_uniform(&r, -0.05, 0.05));
+		for (int ps = 0; ps < t_npsets(op); ps++)
+			t_run_vector(op, t_pset(op, ps), sp, 4099, 0, 1, "1e4 + uniform[-0.05,0.05]");
 	}
 	free(x);
 	free(sp);

@@ -1523,6 +1523,42 @@ static void test_variance_large_mean(void **state)
 }
 
 /*
+ * zscore and layer_norm of data with a large mean and a small spread (1e4 + uniform[-0.05, 0.05]: the mean's float
+ * rounds away up to 5e-4, a hundredth of the spread): within the vector ops' bound of the double reference on every
+ * tier (the offset goes in as two floats). With the mean as one float the error was 2e-3 on values of about 1.
+ * minmax_normalize (its offset, the minimum, is a float itself) and rms_norm on the same data.
+ */
+static void test_vector_large_mean(void **state)
+{
+	static const size_t sizes[] = {3, 130, 5000, 100003};
+	static const float eps[] = {0.0f, 1e-6f};
+	float *a = t_alloc(100003 * sizeof(float));
+	size_t fails = 0;
+	struct t_rng r;
+
+	(void)state;
+	t_rng_seed(&r, 61);
+	for (size_t s = 0; s < T_NELEM(sizes); s++) {
+		const size_t n = sizes[s];
+		const int *thr = n >= 100000 ? t_thr_both : t_thr_def;
+		const int nthr = n >= 100000 ? 2 : 1;
+
+		for (size_t i = 0; i < n; i++)
+			a[i] = (float)(1e4 + t_rng_uniform(&r, -0.05, 0.05));
+		fails += t_run_unary(CCK_OP_ZSCORE, NULL, a, n, T_LAY_MISALIGNED, thr, nthr, "1e4 + uniform[-0.05,0.05]");
+		for (size_t e = 0; e < T_NELEM(eps); e++)
+			fails += t_run_unary(CCK_OP_LAYER_NORM, &eps[e], a, n, T_LAY_MISALIGNED, thr, nthr,
+			                     "1e4 + uniform[-0.05,0.05]");
+		fails += t_run_unary(CCK_OP_MINMAX_NORMALIZE, NULL, a, n, T_LAY_MISALIGNED, thr, nthr,
+		                     "1e4 + uniform[-0.05,0.05]");
+		fails += t_run_unary(CCK_OP_RMS_NORM, &eps[1], a, n, T_LAY_MISALIGNED, thr, nthr,
+		                     "1e4 + uniform[-0.05,0.05]");
+	}
+	free(a);
+	t_expect_none(fails, __func__);
+}
+
+/*
  * cumsum near FLT_MAX: every tier keeps the running total in double, so a prefix that passes FLT_MAX and comes back
  * (3e38, 3e38, -3e38, -3e38: inf, then 3e38 and 0) gives the scalar tier's values; the SIMD tiers' in-vector float
  * prefix once made inf - inf = NaN of it. In place too, and at every offset inside a vector.
@@ -1994,6 +2030,7 @@ int main(int argc, char **argv)
 	    T_TEST(test_large_reduce),
 	    T_TEST(test_big_sums),
 	    T_TEST(test_variance_large_mean),
+	    T_TEST(test_vector_large_mean),
 	    T_TEST(test_reduce_magnitudes),
 	    T_TEST(test_cumsum_overflow),
 	    T_TEST(test_concurrent_callers),

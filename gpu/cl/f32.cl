@@ -281,16 +281,17 @@ F32_UNARY(clamp, f32_clamp_(x, a, b))
 F32_UNARY(sub2, (x - a) - b)
 
 /*
- * libcck's affine step of the whole-vector ops: y = (x + a) * b (mode & 1) or x * b (a zero offset: x + 0 would
- * turn -0 into +0), then times post (mode & 2) where b alone would not be a normal float.
+ * libcck's affine step of the whole-vector ops: y = ((x + a) + lo) * b (mode & 1: the offset as two floats, lo the
+ * part of it that a rounds away) or x * b (a zero offset: x + 0 would turn -0 into +0), then times post (mode & 2)
+ * where b alone would not be a normal float.
  */
-__kernel void f32_affine(__global const float *xs, __global float *ys, const ulong n, const float a, const float b,
-                         const float post, const int mode)
+__kernel void f32_affine(__global const float *xs, __global float *ys, const ulong n, const float a, const float lo,
+                         const float b, const float post, const int mode)
 {
 	const size_t i = get_global_id(0);
 
 	if (i < n) {
-		float v = (mode & 1) ? (xs[i] + a) * b : xs[i] * b;
+		float v = (mode & 1) ? ((xs[i] + a) + lo) * b : xs[i] * b;
 
 		ys[i] = (mode & 2) ? v * post : v;
 	}
