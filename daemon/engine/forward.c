@@ -1028,14 +1028,14 @@ static void att_plan(struct cce_work *w, const struct att_seg *segs, size_t nseg
 
 /* ---- a layer over the rows of a pass ------------------------------------------------------------------------ */
 
-/* RoPE at each row's position, then the row's K and V into its context's cache. */
-static void rope_store(struct cce_work *w, uint32_t il)
+/* RoPE at each row's position, then the row's K and V into its context's cache: rows r0..r1-1. */
+static void rope_store(const struct cce_work *w, uint32_t il, size_t r0, size_t r1)
 {
 	const struct cce_model *m = w->m;
 	const struct cce_hparams *hp = &m->hp;
 	const size_t kvd = m->kv_dim;
 
-	for (size_t r = 0; r < w->nb; r++) {
+	for (size_t r = r0; r < r1; r++) {
 		const struct cce_ctx *c = w->rctx[r];
 		const uint32_t pos = w->rpos[r];
 		const float *rope = w->rope + r * hp->n_rot, *vr = w->v + r * kvd;
@@ -1067,32 +1067,99 @@ static void add_to(float *restrict x, const float *restrict t, size_t n)
 		x[i] += t[i];
 }
 
-/* Attention output projection and the feed-forward block over rows [0, nr) of att and x. */
-static int attn_out_ffn(struct cce_work *w, const struct cce_layer *L, size_t nr)
+/*
+ * The per-row steps between a layer's matrix products, each over rows [0, nr) split among the pool's threads in
+ * groups of 4 rows (one part when there are 4 rows or fewer): every row's arithmetic is what it is alone, whichever
+ * thread does it.
+ */
+enum row_step {
+	RS_ATTN_NORM, /* xn = rms_norm(x) * attn_norm */
+	RS_ROPE,      /* RoPE of q and k, k and v into the cache */
+	RS_ADD_NORM,  /* x += tmp; xn = rms_norm(x) * ffn_norm */
+	RS_SWIGLU,    /* gate = silu(gate) * up */
+	RS_ADD,       /* x += tmp */
+};
+
+struct row_job {
+	const struct cce_work *w;
+	const struct cce_layer *L;
+	uint32_t il;
+	enum row_step step;
+	size_t nr;
+};
+
+static void row_steps(const struct row_job *j, size_t r0, size_t r1)
 {
+	const struct cce_work *w = j->w;
 	const struct cce_hparams *hp = &w->m->hp;
 	const size_t ne = hp->n_embd, nff = hp->n_ff;
+
+	switch (j->step) {
+	case RS_ATTN_NORM:
+		rms_norm_rows(w->x + r0 * ne, j->L->attn_norm, w->xn + r0 * ne, r1 - r0, ne, hp->rms_eps);
+		break;
+	case RS_ROPE:
+		rope_store(w, j->il, r0, r1);
+		break;
+	case RS_ADD_NORM:
+		add_to(w->x + r0 * ne, w->tmp + r0 * ne, (r1 - r0) * ne);
+		rms_norm_rows(w->x + r0 * ne, j->L->ffn_norm, w->xn + r0 * ne, r1 - r0, ne, hp->rms_eps);
+		break;
+	case RS_SWIGLU:
+		for (size_t r = r0; r < r1; r++) {
+#ifdef HAVE_AVX512_PATH
+			if (w->avx512) {
+				swiglu_512(w->gate + r * nff, w->gate + r * nff, w->up + r * nff, nff);
+				continue;
+			}
+#endif
+			swiglu_row(w->gate + r * nff, w->gate + r * nff, w->up + r * nff, nff);
+		}
+		break;
+	case RS_ADD:
+		add_to(w->x + r0 * ne, w->tmp + r0 * ne, (r1 - r0) * ne);
+		break;
+	}
+}
+
+static void row_part(void *arg, int part, int nparts)
+{
+	const struct row_job *j = arg;
+	const size_t groups = (j->nr + 3) / 4, g0 = groups * (size_t)part / (size_t)nparts,
+	             g1 = groups * (size_t)(part + 1) / (size_t)nparts;
+	const size_t r1 = 4 * g1 < j->nr ? 4 * g1 : j->nr;
+
+	if (4 * g0 < r1)
+		row_steps(j, 4 * g0, r1);
+}
+
+static void rows_run(const struct cce_work *w, const struct cce_layer *L, uint32_t il, enum row_step step, size_t nr)
+{
+	const struct row_job j = {w, L, il, step, nr};
+	const size_t groups = (nr + 3) / 4;
+	const int np = w->nparts < (int)groups ? w->nparts : (int)groups;
+
+	if (np <= 1)
+		row_steps(&j, 0, nr);
+	else
+		cck_parallel(np, row_part, (void *)&j);
+}
+
+/* Attention output projection and the feed-forward block over rows [0, nr) of att and x. */
+static int attn_out_ffn(struct cce_work *w, const struct cce_layer *L, uint32_t il, size_t nr)
+{
 	int rc;
 
 	if ((rc = matmul(&L->wo, L->bo, w->att, w->tmp, nr)))
 		return rc;
-	add_to(w->x, w->tmp, nr * ne);
-	rms_norm_rows(w->x, L->ffn_norm, w->xn, nr, ne, hp->rms_eps);
+	rows_run(w, L, il, RS_ADD_NORM, nr);
 	if ((rc = matmul_n((const struct cce_mat *[]){&L->w_gate, &L->w_up}, (const float *[]){L->b_gate, L->b_up}, w->xn,
 	                   (float *[]){w->gate, w->up}, 2, nr)))
 		return rc;
-	for (size_t r = 0; r < nr; r++) {
-#ifdef HAVE_AVX512_PATH
-		if (w->avx512) {
-			swiglu_512(w->gate + r * nff, w->gate + r * nff, w->up + r * nff, nff);
-			continue;
-		}
-#endif
-		swiglu_row(w->gate + r * nff, w->gate + r * nff, w->up + r * nff, nff);
-	}
+	rows_run(w, L, il, RS_SWIGLU, nr);
 	if ((rc = matmul(&L->w_down, L->b_down, w->gate, w->tmp, nr)))
 		return rc;
-	add_to(w->x, w->tmp, nr * ne);
+	rows_run(w, L, il, RS_ADD, nr);
 	return 0;
 }
 
@@ -1101,14 +1168,13 @@ static int layer(struct cce_work *w, uint32_t il, int last)
 {
 	const struct cce_model *m = w->m;
 	const struct cce_layer *L = &m->layers[il];
-	const size_t ne = m->hp.n_embd;
 	int rc;
 
-	rms_norm_rows(w->x, L->attn_norm, w->xn, w->nb, ne, m->hp.rms_eps);
+	rows_run(w, L, il, RS_ATTN_NORM, w->nb);
 	if ((rc = matmul_n((const struct cce_mat *[]){&L->wq, &L->wk, &L->wv}, (const float *[]){L->bq, L->bk, L->bv},
 	                   w->xn, (float *[]){w->q, w->k, w->v}, 3, w->nb)))
 		return rc;
-	rope_store(w, il);
+	rows_run(w, L, il, RS_ROPE, w->nb);
 	if (last) {
 		if (w->nw == 0)
 			return 0;
@@ -1117,7 +1183,7 @@ static int layer(struct cce_work *w, uint32_t il, int last)
 	}
 	if ((rc = attention(w, il)))
 		return rc;
-	return attn_out_ffn(w, L, last ? w->nw : w->nb);
+	return attn_out_ffn(w, L, il, last ? w->nw : w->nb);
 }
 
 /* ---- passes ------------------------------------------------------------------------------------------------- */
