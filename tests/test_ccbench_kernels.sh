@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# test_ccbench_kernels.sh: `ccbench kernels` (bench-check and bench/compare-numpy read its lines) prints a read_bw line
+# per size and a line per op and size with a positive time and rate, with ordinary pages and with --huge (the buffers
+# of 4 MB and more on transparent huge pages, as compare-numpy asks for: the 1.1M size is past that); --no-read-bw
+# leaves the read_bw lines out; an unknown op is an error (exit status not 0).
+set -u
+b=${T_BUILDDIR:-.}
+BENCH=$b/tools/ccbench/ccbench
+[ -x "$BENCH" ] || { echo "SKIP: no ccbench at $BENCH"; exit 77; }
+command -v python3 >/dev/null || { echo "SKIP: python3 is needed to check the JSON"; exit 77; }
+fail=0
+for flags in "" "--huge" "--huge --no-read-bw"; do
+	# shellcheck disable=SC2086
+	out=$(timeout 300 "$BENCH" kernels --ops sum,dot,zscore --sizes 1000,1100000 --reps-ms 5 $flags 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	[ "$rc" = 0 ] || { echo "FAIL: ccbench kernels $flags exited $rc"; fail=1; continue; }
+	printf '%s\n' "$out" | FLAGS="$flags" python3 -c '
+import json, os, sys
+lines = [json.loads(l) for l in sys.stdin if l.startswith("{")]
+want_read = "--no-read-bw" not in os.environ["FLAGS"]
+for n in (1000, 1100000):
+    ops = {l["op"]: l for l in lines if l["n"] == n}
+    assert set(ops) == ({"read_bw"} if want_read else set()) | {"sum", "dot", "zscore"}, (n, sorted(ops))
+    for l in ops.values():
+        assert l["ns"] > 0 and l["gbps"] > 0, l
+print("ok:", os.environ["FLAGS"] or "(ordinary pages)")
+' || fail=1
+done
+if "$BENCH" kernels --ops no_such_op --sizes 1000 >/dev/null 2>&1; then
+	echo "FAIL: an unknown op exited 0"
+	fail=1
+fi
+exit $fail
