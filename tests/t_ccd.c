@@ -1103,3 +1103,17 @@ int t_ccctl(const struct t_ccd *dd, char *out, size_t outlen, ...)
 	}
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
+
+void t_mismatch(unsigned *nfail, unsigned *nprinted, unsigned max, const char *fmt, ...)
+{
+	va_list ap;
+
+	(*nfail)++;
+	if ((*nprinted)++ >= max)
+		return;
+	va_start(ap, fmt);
+	fputs("MISMATCH: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}

@@ -18,6 +18,11 @@
  * Deadlines are multiplied by t_scale(): 1 for a plain build, 4 under ASan, times
  * $T_TIMEOUT_SCALE if set (e.g. for a ccd run under valgrind through $CCD_WRAPPER).
  */
+/* Counts a mismatch in *nfail and prints it to stderr ("MISMATCH: ...") while fewer than max have been printed
+ * (*nprinted counts them). */
+void t_mismatch(unsigned *nfail, unsigned *nprinted, unsigned max, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 double t_scale(void);
 /* CLOCK_MONOTONIC in seconds. */
 double t_now(void);

@@ -775,3 +775,12 @@ const float *t_pset(int op, int i)
 		return NULL;
 	}
 }
+
+int t_close(double got, double ref, double bound)
+{
+	if (isnan(ref))
+		return isnan(got);
+	if (got == ref)
+		return 1;
+	return fabs(got - ref) <= bound;
+}

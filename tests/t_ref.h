@@ -66,6 +66,8 @@ int t_ref_vector(int op, const float *x, size_t n, const float *params, double *
  * Double reference of a reduction and its error bound in *bound (0: exact). *bound < 0 means
  * the result is undefined on this data and is not checked. n == 0 gives the documented values.
  */
+/* |got - ref| <= bound, NaN matching NaN, infinities matching exactly (a reduction's result against its reference). */
+int t_close(double got, double ref, double bound);
 double t_ref_reduce(int op, const float *x, size_t n, double *bound);
 double t_ref_reduce2(int op, const float *a, const float *b, size_t n, double *bound);
 /* Double reference of C = A*B (m x k times k x n, row-major) and its bound per element:

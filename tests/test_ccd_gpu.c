@@ -29,7 +29,6 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,21 +78,8 @@ static int g_exact_all; /* every result must be libcck's bits (the CPU path) */
 static double g_worst[CCK_OP_COUNT];
 static size_t g_compared;
 
-static void t_mismatch(unsigned *nfail, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void t_mismatch(unsigned *nfail, const char *fmt, ...)
-{
-	va_list ap;
-
-	(*nfail)++;
-	if (g_nprinted++ >= T_PRINT_MAX)
-		return;
-	va_start(ap, fmt);
-	fputs("MISMATCH: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
+/* A counted mismatch, printed at most T_PRINT_MAX times (quiet once g_nprinted is set to it). */
+#define t_mismatch(nfail, ...) t_mismatch(nfail, &g_nprinted, T_PRINT_MAX, __VA_ARGS__)
 
 /* ---- ccctl ---------------------------------------------------------------------------------------------------- */
 

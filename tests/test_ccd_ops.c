@@ -9,7 +9,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,21 +37,7 @@ static struct t_raw t_r;
 static unsigned t_nprinted;
 static size_t t_ncompared;
 
-static void t_fail_msg(unsigned *nfail, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void t_fail_msg(unsigned *nfail, const char *fmt, ...)
-{
-	va_list ap;
-
-	(*nfail)++;
-	if (t_nprinted++ >= T_PRINT_MAX)
-		return;
-	va_start(ap, fmt);
-	fputs("MISMATCH: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
+#define t_fail_msg(nfail, ...) t_mismatch(nfail, &t_nprinted, T_PRINT_MAX, __VA_ARGS__)
 
 static int t_group_setup(void **state)
 {

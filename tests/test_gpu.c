@@ -385,16 +385,6 @@ out:
 	free(bd);
 }
 
-/* |got - ref| <= bound, NaN matching NaN, infinities matching exactly. */
-static int t_close(double got, double ref, double bound)
-{
-	if (isnan(ref))
-		return isnan(got);
-	if (got == ref)
-		return 1;
-	return fabs(got - ref) <= bound;
-}
-
 /* ccg_cl_reduce_f32 (b NULL) or ccg_cl_reduce2_f32 on a, b (misaligned by 1 and 2) against libcck and t_ref.c
  * (ref_ok: the data is finite; else only libcck is compared, within 1e-6 relative). */
 static void t_run_reduce(int op, const float *a, const float *b, size_t n, int ref_ok, const char *data)

@@ -616,16 +616,6 @@ static int t_reduce_needs_data(int op)
 	return op == CCK_OP_MIN || op == CCK_OP_MAX || op == CCK_OP_ARGMIN || op == CCK_OP_ARGMAX;
 }
 
-/* |got - ref| <= bound, NaN matching NaN, infinities matching exactly. */
-static int t_close(double got, double ref, double bound)
-{
-	if (isnan(ref))
-		return isnan(got);
-	if (got == ref)
-		return 1;
-	return fabs(got - ref) <= bound;
-}
-
 /* cck_reduce_f32 (b == NULL) or cck_reduce2_f32 on a, b placed per lay. */
 static size_t t_run_reduce(int op, const float *a, const float *b, size_t n, const struct t_lay *lay, const int *thr,
                            int nthr, const char *data)
