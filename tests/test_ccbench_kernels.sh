@@ -3,14 +3,17 @@
 # test_ccbench_kernels.sh: `ccbench kernels` (bench-check and bench/compare-numpy read its lines) prints a read_bw line
 # per size and a line per op and size with a positive time and rate, with ordinary pages and with --huge (the buffers
 # of 4 MB and more on transparent huge pages, as compare-numpy asks for: the 1.1M size is past that); --no-read-bw
-# leaves the read_bw lines out; an unknown op is an error (exit status not 0).
+# leaves the read_bw lines out; --resident dram makes every line of a size (read_bw too) take copies (at least 2) of its
+# buffers in turn and say so ("resident":"dram","copies"), while at these sizes (a binary op's vectors well inside any
+# last-level cache) the default reuses one set ("resident":"reuse"); an unknown op or --resident mode is an error (exit
+# status not 0).
 set -u
 b=${T_BUILDDIR:-.}
 BENCH=$b/tools/ccbench/ccbench
 [ -x "$BENCH" ] || { echo "SKIP: no ccbench at $BENCH"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to check the JSON"; exit 77; }
 fail=0
-for flags in "" "--huge" "--huge --no-read-bw"; do
+for flags in "" "--huge" "--huge --no-read-bw" "--resident dram" "--huge --resident dram"; do
 	# shellcheck disable=SC2086
 	out=$(timeout 300 "$BENCH" kernels --ops sum,dot,zscore --sizes 1000,1100000 --reps-ms 5 $flags 2>&1)
 	rc=$?
@@ -25,11 +28,19 @@ for n in (1000, 1100000):
     assert set(ops) == ({"read_bw"} if want_read else set()) | {"sum", "dot", "zscore"}, (n, sorted(ops))
     for l in ops.values():
         assert l["ns"] > 0 and l["gbps"] > 0, l
+        if "dram" in os.environ["FLAGS"]:
+            assert l["resident"] == "dram" and l["copies"] >= 2, l
+        else:
+            assert l["resident"] == "reuse" and "copies" not in l, l
 print("ok:", os.environ["FLAGS"] or "(ordinary pages)")
 ' || fail=1
 done
 if "$BENCH" kernels --ops no_such_op --sizes 1000 >/dev/null 2>&1; then
 	echo "FAIL: an unknown op exited 0"
+	fail=1
+fi
+if "$BENCH" kernels --ops sum --sizes 1000 --resident nowhere >/dev/null 2>&1; then
+	echo "FAIL: an unknown --resident mode exited 0"
 	fail=1
 fi
 exit $fail

@@ -91,6 +91,15 @@ static const char usage_text[] =
     "  --huge           buffers of 4 MB and more on transparent huge pages\n"
     "                   (madvise), as NumPy allocates its arrays of that size:\n"
     "                   bench/compare-numpy passes it. Default: ordinary pages.\n"
+    "  --resident M     where the vector ops' buffers are when a call starts:\n"
+    "                   reuse (every call the same buffers, as a loop over one\n"
+    "                   array), dram (each buffer in several copies, together at\n"
+    "                   least 4x the last-level cache, taken in turn: every call\n"
+    "                   streams from DRAM), or auto (default): dram where a binary\n"
+    "                   op's three vectors (12n bytes) are more than the last-level\n"
+    "                   cache, else reuse. read_bw is measured the same way, and\n"
+    "                   each line says \"resident\" (and \"copies\" with dram).\n"
+    "                   Matrix ops always reuse theirs.\n"
     "  --backend B      cpu (default): libcck (cck_*); opencl: the OpenCL device\n"
     "                   (ccg_cl_*; exit 1 if there is none, saying why); auto:\n"
     "                   libccgpu's dispatch (ccg_*: the device from the op's\n"
@@ -808,11 +817,6 @@ static void print_result_x(const char *op, size_t n, const char *tier, int threa
 	fflush(stdout);
 }
 
-static void print_result(const char *op, size_t n, const char *tier, int threads, double ns, double bytes)
-{
-	print_result_x(op, n, tier, threads, ns, bytes, NULL);
-}
-
 static void print_error(const char *op, size_t n, const char *tier, int threads, const char *what, int err)
 {
 	char msg[256];
@@ -897,6 +901,9 @@ struct qop {
 	int pair;
 };
 #define MAX_QOPS 64
+
+/* --resident: where the vector ops' buffers are when a call starts (resident_copies). */
+enum { RES_AUTO, RES_REUSE, RES_DRAM };
 
 /* qmatvec_<type>, qmatmul_<type>x<batch> or qmatmul8_<type> into *q: 1, or 0 if tok is none of them. */
 static int parse_qop(const char *tok, struct qop *q)
@@ -1077,28 +1084,38 @@ struct op_ctx {
 	const float *B;
 	float *C;
 	size_t rows, cols;
+	size_t copies, stride, next; /* vector ops: call k uses x, b and y + (k % copies) * stride */
 	volatile double sink;
 };
+
+/* The offset (floats) of this call's copy of the vector operands. */
+static size_t op_next(struct op_ctx *c)
+{
+	return c->copies > 1 ? c->next++ % c->copies * c->stride : 0;
+}
 
 static int call_unary(void *p)
 {
 	struct op_ctx *c = p;
+	size_t o = op_next(c);
 
-	return c->be->unary(c->op, c->x, c->y, c->n, c->params);
+	return c->be->unary(c->op, c->x + o, c->y + o, c->n, c->params);
 }
 
 static int call_binary(void *p)
 {
 	struct op_ctx *c = p;
+	size_t o = op_next(c);
 
-	return c->be->binary(c->op, c->x, c->b, c->y, c->n);
+	return c->be->binary(c->op, c->x + o, c->b + o, c->y + o, c->n);
 }
 
 static int call_reduce(void *p)
 {
 	struct op_ctx *c = p;
 	double r = 0;
-	int err = c->be->reduce(c->op, c->x, c->n, &r);
+	size_t o = op_next(c);
+	int err = c->be->reduce(c->op, c->x + o, c->n, &r);
 
 	c->sink = r;
 	return err;
@@ -1108,7 +1125,8 @@ static int call_reduce2(void *p)
 {
 	struct op_ctx *c = p;
 	double r = 0;
-	int err = c->be->reduce2(c->op, c->x, c->b, c->n, &r);
+	size_t o = op_next(c);
+	int err = c->be->reduce2(c->op, c->x + o, c->b + o, c->n, &r);
 
 	c->sink = r;
 	return err;
@@ -1128,9 +1146,13 @@ static int call_matmul(void *p)
 	return c->be->matmul(c->A, c->B, c->C, c->rows, c->rows, c->rows);
 }
 
-/* Inputs for one size, shared by every op at that size. */
+/*
+ * Inputs for one size, shared by every op at that size. The vector buffers
+ * (not the matrices) hold `copies` runs of n floats, stride floats apart, and
+ * successive calls take them in turn (see resident_copies).
+ */
 struct size_bufs {
-	size_t n;
+	size_t n, copies, stride;
 	float *sym;     /* (-5, 5) */
 	float *pos;     /* (0.5, 2) */
 	float *sym2;    /* second operand, (-5, 5) */
@@ -1166,13 +1188,27 @@ static float *lazy_buf(float **slot, size_t n, float lo, float hi, int signed_)
 	return *slot;
 }
 
+/* A vector buffer of s: copies runs of n floats, each the same random values (made on first use). */
+static float *lazy_vec(const struct size_bufs *s, float **slot, float lo, float hi, int signed_)
+{
+	if (!*slot) {
+		*slot = xalloc((s->copies - 1) * s->stride + s->n);
+		fill_uniform(*slot, s->n, lo, hi, signed_);
+		for (size_t k = 1; k < s->copies; k++)
+			memcpy(*slot + k * s->stride, *slot, s->n * sizeof(float));
+	}
+	return *slot;
+}
+
 /* The first input and the output are made at once; the rest when an op needs them. */
-static void bufs_alloc(struct size_bufs *s, size_t n)
+static void bufs_alloc(struct size_bufs *s, size_t n, size_t copies)
 {
 	memset(s, 0, sizeof(*s));
 	s->n = n;
-	lazy_buf(&s->sym, n, -5.0f, 5.0f, 0);
-	s->out = xalloc(n);
+	s->copies = copies ? copies : 1;
+	s->stride = (n + 1023) & ~(size_t)1023; /* whole 4 KB pages apart */
+	lazy_vec(s, &s->sym, -5.0f, 5.0f, 0);
+	s->out = xalloc((s->copies - 1) * s->stride + n);
 	if (n <= MATMUL_MAX_SIDE)
 		s->side = n;
 }
@@ -1187,7 +1223,9 @@ static call_fn op_setup(struct op_ctx *c, int op, struct size_bufs *s, float *pb
 	c->op = op;
 	c->kind = cck_op_kind(op);
 	c->n = n;
-	c->x = op_wants_positive(op) ? lazy_buf(&s->pos, n, 0.5f, 2.0f, 0) : s->sym;
+	c->copies = s->copies;
+	c->stride = s->stride;
+	c->x = op_wants_positive(op) ? lazy_vec(s, &s->pos, 0.5f, 2.0f, 0) : s->sym;
 	c->y = s->out;
 	c->params = op_params(op, pbuf);
 	switch (c->kind) {
@@ -1196,18 +1234,18 @@ static call_fn op_setup(struct op_ctx *c, int op, struct size_bufs *s, float *pb
 		*bytes = 8.0 * (double)n;
 		return call_unary;
 	case CCK_KIND_BINARY:
-		c->b =
-		    op == CCK_OP_DIV ? lazy_buf(&s->divisor, n, 0.5f, 2.0f, 1) : lazy_buf(&s->sym2, n, -5.0f, 5.0f, 0);
+		c->b = op == CCK_OP_DIV ? lazy_vec(s, &s->divisor, 0.5f, 2.0f, 1) : lazy_vec(s, &s->sym2, -5.0f, 5.0f, 0);
 		*bytes = 12.0 * (double)n;
 		return call_binary;
 	case CCK_KIND_REDUCE:
 		*bytes = 4.0 * (double)n;
 		return call_reduce;
 	case CCK_KIND_REDUCE2:
-		c->b = lazy_buf(&s->sym2, n, -5.0f, 5.0f, 0);
+		c->b = lazy_vec(s, &s->sym2, -5.0f, 5.0f, 0);
 		*bytes = 8.0 * (double)n;
 		return call_reduce2;
 	case CCK_KIND_MATRIX:
+		c->copies = 1; /* the matrices are single buffers: x, y (and A) are the same every call */
 		if (op == CCK_OP_MATVEC) {
 			if (!s->mat) {
 				s->mrows = isqrt_round(n);
@@ -1246,6 +1284,42 @@ static const char *op_tier_name(int op)
 	return t ? t : "unknown";
 }
 
+/* The "resident" (and "copies") keys of a line whose calls took copies runs of their vectors in turn. */
+static const char *resident_extra(size_t copies, char *buf, size_t size)
+{
+	if (copies > 1)
+		snprintf(buf, size, ",\"resident\":\"dram\",\"copies\":%zu", copies);
+	else
+		snprintf(buf, size, ",\"resident\":\"reuse\"");
+	return buf;
+}
+
+static size_t llc_bytes(void);
+
+/*
+ * --resident for the vector ops at n floats: the copies of each vector buffer
+ * that calls take in turn (1: every call reuses the same buffers).
+ *
+ * reuse: 1. dram: enough copies that each buffer's copies together are at
+ * least 4 times the last-level cache, so that a copy has left the cache by the
+ * time it comes round again (at least 2). auto (the default): dram where the
+ * largest working set of a call at this size (a binary op's x, b and y: 12n
+ * bytes) is more than the last-level cache, else reuse. So every op at a size
+ * and its read_bw line stream from the same place: at 10M floats on a 32 MB
+ * L3, a reused 40 MB read_bw buffer was still 20-40% in the L3 from one call to
+ * the next (30-40 GB/s against 25 GB/s from DRAM), while a two-vector reduction
+ * (80 MB) never was, so their ratio measured the L3's leftovers, not the op.
+ */
+static size_t resident_copies(int mode, size_t n)
+{
+	size_t llc = llc_bytes(), c;
+
+	if (mode == RES_REUSE || (mode == RES_AUTO && (n > SIZE_MAX / 12 || 12 * n <= llc)))
+		return 1;
+	c = n > SIZE_MAX / 4 ? 1 : (4 * llc + 4 * n - 1) / (4 * n);
+	return c < 2 ? 2 : c;
+}
+
 /* Time one op at one size on the current tier and print its line; 0 or -errno. */
 static int bench_op(int op, struct size_bufs *s, int threads, double budget_ns)
 {
@@ -1254,6 +1328,7 @@ static int bench_op(int op, struct size_bufs *s, int threads, double budget_ns)
 	double bytes = 0, ns = 0;
 	const char *name = cck_op_name(op);
 	const char *tier = op_tier_name(op);
+	char extra[64];
 	call_fn fn;
 	int err;
 
@@ -1269,7 +1344,7 @@ static int bench_op(int op, struct size_bufs *s, int threads, double budget_ns)
 		print_error(name, s->n, tier, threads, "kernel failed", err);
 		return err;
 	}
-	print_result(name, s->n, tier, threads, ns, bytes);
+	print_result_x(name, s->n, tier, threads, ns, bytes, resident_extra(c.copies, extra, sizeof(extra)));
 	return 0;
 }
 
@@ -1516,8 +1591,8 @@ static int cmd_kernels(int argc, char **argv)
 	    {"tier", required_argument, NULL, 't'},    {"threads", required_argument, NULL, 'j'},
 	    {"reps-ms", required_argument, NULL, 'r'}, {"compare-tiers", no_argument, NULL, 'c'},
 	    {"no-read-bw", no_argument, NULL, 'R'},    {"backend", required_argument, NULL, 'b'},
-	    {"huge", no_argument, NULL, 'H'},          {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"huge", no_argument, NULL, 'H'},          {"resident", required_argument, NULL, 'E'},
+	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
 	};
 	static const size_t default_sizes[] = {1000, 100000, 1000000, 10000000};
 	int be = BE_CPU;
@@ -1527,8 +1602,8 @@ static int cmd_kernels(int argc, char **argv)
 	int nops = 0, nqops = 0, ops_given = 0, nsizes = 0, threads = 1, reps_ms = DEF_REPS_MS, compare = 0;
 	const char *tier = NULL, *cap_name;
 	int tiers[CCK_TIER_COUNT], ntiers = 0;
-	int only_matmul = 1, no_read = 0, failed = 0;
-	char cap_buf[32];
+	int only_matmul = 1, no_read = 0, failed = 0, resident = RES_AUTO;
+	char cap_buf[32], extra[64];
 	struct read_variant rv[4];
 	int nrv;
 	int ch, i, j, t;
@@ -1560,6 +1635,16 @@ static int cmd_kernels(int argc, char **argv)
 			break;
 		case 'H':
 			opt_huge = 1;
+			break;
+		case 'E':
+			if (!strcmp(optarg, "auto"))
+				resident = RES_AUTO;
+			else if (!strcmp(optarg, "reuse"))
+				resident = RES_REUSE;
+			else if (!strcmp(optarg, "dram"))
+				resident = RES_DRAM;
+			else
+				usage_error("--resident: auto, reuse or dram, not '%s'", optarg);
 			break;
 		case 'b':
 			be = backend_lookup(optarg);
@@ -1641,8 +1726,10 @@ static int cmd_kernels(int argc, char **argv)
 		}
 		if (!nops)
 			continue;
-		bufs_alloc(&s, n);
-		err = no_read ? 0 : read_bw(rv, nrv, s.sym, n, 1, 0, threads, reps_ms * 1e6, NULL, NULL);
+		bufs_alloc(&s, n, resident_copies(resident, n));
+		err = no_read ? 0
+		              : read_bw(rv, nrv, s.sym, n, s.copies, s.stride, threads, reps_ms * 1e6, NULL,
+		                        resident_extra(s.copies, extra, sizeof(extra)));
 		if (err)
 			print_error("read_bw", n, rv[0].tier, threads, "read failed", err);
 		for (j = 0; j < nops; j++) {
@@ -1870,7 +1957,7 @@ static double xo_run(struct xo_op *x, size_t n, int threads, double budget_ns, i
 		xo_q_free(&q);
 	} else {
 		/* matmul: n multiply-adds (cubes of side cbrt(n)), as the crossover counts them */
-		bufs_alloc(&s, x->op == CCK_OP_MATMUL ? icbrt_round(n) : n);
+		bufs_alloc(&s, x->op == CCK_OP_MATMUL ? icbrt_round(n) : n, 1);
 		fn = op_setup(&c, x->op, &s, pbuf, &bytes);
 		if (!fn) {
 			print_error(x->name, n, cck_tier(), threads, "no way to call this op", EINVAL);
