@@ -62,7 +62,7 @@ static const char usage_text[] =
     "\n"
     "ccbench kernels [--ops a,b,...] [--sizes N,...] [--tier T] [--threads N]\n"
     "                [--reps-ms MS] [--compare-tiers] [--no-read-bw] [--huge]\n"
-    "                [--backend cpu|opencl|auto]\n"
+    "                [--resident auto|reuse|dram] [--backend cpu|opencl|auto]\n"
     "  --ops LIST       comma-separated op names as cck_op_lookup() accepts them\n"
     "                   (aliases too), and the quantized ops qmatvec_<type>,\n"
     "                   qmatmul_<type>x<batch> and qmatmul8_<type> (<type> a\n"
