@@ -164,7 +164,8 @@ static void fill_info(int i, cl_platform_id p, cl_device_id d)
 	in->max_alloc = ma;
 	in->local_mem = lm;
 	in->max_work_group = wg;
-	in->host_unified = unified == CL_TRUE;
+	/* CCG_OWN_MEMORY runs a host-unified device (PoCL) the way of one with its own memory: copies, the pool */
+	in->host_unified = unified == CL_TRUE && !getenv("CCG_OWN_MEMORY");
 	if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, sizeof(ext), ext, NULL) == CL_SUCCESS) {
 		ext[sizeof(ext) - 1] = '\0';
 		/* CCG_NO_FP64 tests the float-only kernels (devices without doubles) on a device with them */
@@ -455,6 +456,7 @@ static int open_device(int i)
 	d->plat = g_plat[i];
 	d->dev = g_devid[i];
 	d->info = g_info[i];
+	d->pool_on = !d->info.host_unified && !getenv("CCG_NO_POOL");
 	pthread_mutex_init(&d->lock, NULL);
 	d->ctx = clCreateContext(NULL, 1, &d->dev, NULL, NULL, &e);
 	if (e != CL_SUCCESS) {
@@ -596,11 +598,107 @@ size_t ccg_wg(const struct ccg_dev *d)
 	return m >= 256 || m == 0 ? 256 : m;
 }
 
+/*
+ * The pool (a device with its own memory): the buffers of a call go back to it at the call's end (ccg_buf_put)
+ * instead of being released, and the next calls take them, so that a call makes no buffer of its own once its
+ * sizes repeat. Without it each call made and released 2-5 buffers, the inputs copied in by clCreateBuffer
+ * itself. Capacities are powers of two from 4 KB; a buffer is taken for at least a quarter of its capacity; the
+ * pool keeps at most CCG_POOL_N buffers and POOL_BYTES in all, releasing those given back longest ago to make
+ * room. CCG_NO_POOL=1 turns it off (for measurements).
+ */
+#define POOL_MAX ((size_t)64 << 20) /* larger buffers are made and released per call */
+#define POOL_BYTES ((size_t)256 << 20)
+
+/* Entry i out of the pool (the others keep their order: oldest first). */
+static void pool_remove(struct ccg_dev *d, int i)
+{
+	d->pool_bytes -= d->pool_cap[i];
+	d->npool--;
+	memmove(&d->pool[i], &d->pool[i + 1], (size_t)(d->npool - i) * sizeof(d->pool[0]));
+	memmove(&d->pool_cap[i], &d->pool_cap[i + 1], (size_t)(d->npool - i) * sizeof(d->pool_cap[0]));
+}
+
+static cl_mem pool_take(struct ccg_dev *d, size_t bytes, cl_int *e)
+{
+	size_t cap = 4096, best = 0;
+	int bi = -1;
+
+	for (int i = 0; i < d->npool; i++)
+		if (d->pool_cap[i] >= bytes && d->pool_cap[i] / 4 <= bytes && (bi < 0 || d->pool_cap[i] < best)) {
+			bi = i;
+			best = d->pool_cap[i];
+		}
+	if (bi >= 0) {
+		cl_mem b = d->pool[bi];
+
+		pool_remove(d, bi);
+		d->pool_reused++;
+		*e = CL_SUCCESS;
+		return b;
+	}
+	while (cap < bytes)
+		cap *= 2;
+	d->pool_made++;
+	return clCreateBuffer(d->ctx, CL_MEM_READ_WRITE, cap, NULL, e);
+}
+
+int ccg_pool_counts(uint64_t *made, uint64_t *reused)
+{
+	struct ccg_dev *d = ccg_dev();
+
+	if (!d)
+		return -ENODEV;
+	if (!d->pool_on)
+		return -ENOTSUP;
+	pthread_mutex_lock(&d->lock);
+	if (made)
+		*made = d->pool_made;
+	if (reused)
+		*reused = d->pool_reused;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+void ccg_buf_put(struct ccg_dev *d, cl_mem b)
+{
+	size_t cap = 0;
+
+	if (!b)
+		return;
+	if (!d->pool_on || clGetMemObjectInfo(b, CL_MEM_SIZE, sizeof(cap), &cap, NULL) != CL_SUCCESS ||
+	    cap > POOL_MAX) {
+		clReleaseMemObject(b);
+		return;
+	}
+	/* room made by releasing the buffers given back longest ago */
+	while (d->npool == CCG_POOL_N || (d->npool && d->pool_bytes + cap > POOL_BYTES)) {
+		clReleaseMemObject(d->pool[0]);
+		pool_remove(d, 0);
+	}
+	d->pool[d->npool] = b;
+	d->pool_cap[d->npool++] = cap;
+	d->pool_bytes += cap;
+}
+
 static cl_mem buf(struct ccg_dev *d, cl_mem_flags flags, void *host, size_t bytes, int *err)
 {
 	cl_int e;
 	cl_mem b;
 
+	if (d->pool_on && bytes <= POOL_MAX) {
+		/* the copy in is enqueued, not waited for (see ccg_internal.h) */
+		b = pool_take(d, bytes ? bytes : 1, &e);
+		if (b && host && bytes && !(flags & CL_MEM_WRITE_ONLY) &&
+		    (e = clEnqueueWriteBuffer(d->q, b, CL_FALSE, 0, bytes, host, 0, NULL, NULL)) != CL_SUCCESS) {
+			clReleaseMemObject(b);
+			b = NULL;
+		}
+		if (err)
+			*err = b ? 0 : ccg_errno(e);
+		if (!b)
+			ccg_debug("pooled buffer of %zu bytes: %s", bytes, ccg_clerr_name(e));
+		return b;
+	}
 	if (bytes == 0) {
 		bytes = 1;
 		host = NULL;
@@ -642,6 +740,17 @@ cl_mem ccg_buf_inout(struct ccg_dev *d, void *host, size_t bytes, int *err)
 cl_mem ccg_buf_tmp(struct ccg_dev *d, size_t bytes, int *err)
 {
 	return buf(d, CL_MEM_READ_WRITE, NULL, bytes, err);
+}
+
+cl_mem ccg_buf_const(struct ccg_dev *d, const void *host, size_t bytes, int *err)
+{
+	int on = d->pool_on;
+	cl_mem b;
+
+	d->pool_on = 0; /* under d->lock, as every buffer call */
+	b = buf(d, CL_MEM_READ_ONLY, (void *)host, bytes, err);
+	d->pool_on = on;
+	return b;
 }
 
 int ccg_buf_get(struct ccg_dev *d, cl_mem b, void *host, size_t bytes)

@@ -58,6 +58,10 @@ int ccg_available(void);
 /* Number of devices found (0 before ccg_init or without OpenCL); info of device i: 0 or -EINVAL. */
 int ccg_device_count(void);
 int ccg_device_info(int i, struct ccg_device_info *out);
+/* The device's buffer pool (a device with its own memory keeps the buffers of its calls for the next ones): how
+ * many buffers calls got that had to be made, and how many came from the pool. -ENODEV without a device;
+ * -ENOTSUP where there is no pool (host-unified memory, or CCG_NO_POOL set). */
+int ccg_pool_counts(uint64_t *made, uint64_t *reused);
 
 /* ---- ops on the device (always the device: -ENODEV when there is none) ---------------------------------------
  * Same contracts, argument checks and return codes as the cck_* functions of the same name; results agree with

@@ -14,6 +14,7 @@
 #include "ccg.h"
 
 #define CCG_MAX_KERNELS 128
+#define CCG_POOL_N 16 /* device buffers kept between calls (a device with its own memory) */
 
 /* The device in use. Every enqueue of a call happens under lock (a cl_kernel's arguments are not thread-safe),
  * from the first clSetKernelArg to the last read back: one call at a time per device. */
@@ -28,6 +29,11 @@ struct ccg_dev {
 	int nkern;
 	const char *kname[CCG_MAX_KERNELS];
 	cl_kernel kern[CCG_MAX_KERNELS];
+	/* ccg_buf_put's buffers, for the next calls' ccg_buf_* (under lock): pool_cap[i] bytes each */
+	int pool_on, npool;
+	cl_mem pool[CCG_POOL_N];
+	size_t pool_cap[CCG_POOL_N], pool_bytes;
+	uint64_t pool_made, pool_reused;
 };
 
 /* The device after a successful ccg_init(), else NULL (ccg_dev() calls ccg_init() itself). */
@@ -37,9 +43,11 @@ struct ccg_dev *ccg_dev(void);
 cl_kernel ccg_kernel(struct ccg_dev *d, const char *name);
 
 /*
- * Buffers for one call. With host-unified memory (PoCL, integrated GPUs) they wrap the caller's memory
- * (CL_MEM_USE_HOST_PTR: no copy); otherwise inputs are copied in at creation and outputs read back by
- * ccg_buf_get. bytes == 0 is allowed (a 1-byte buffer stands in). NULL and *err = -errno on failure.
+ * Buffers for one call, given back with ccg_buf_put. With host-unified memory (PoCL, integrated GPUs) they wrap
+ * the caller's memory (CL_MEM_USE_HOST_PTR: no copy); otherwise they come from the device's pool (see ccg.c),
+ * inputs are copied in (enqueued, not waited for: the call must end with ccg_buf_get or clFinish while the host
+ * memory is still there) and outputs read back by ccg_buf_get. bytes == 0 is allowed (a 1-byte buffer stands
+ * in). NULL and *err = -errno on failure.
  *  - ccg_buf_in:    read-only input (the host memory is not written);
  *  - ccg_buf_out:   write-only output, host is where ccg_buf_get puts the result;
  *  - ccg_buf_inout: read and written (y == x in place, or an output the kernel also reads);
@@ -52,6 +60,10 @@ cl_mem ccg_buf_tmp(struct ccg_dev *d, size_t bytes, int *err);
 /* Bring an output (or inout) buffer's first bytes to host (blocking; for a wrapped buffer a map/unmap, so the host
  * memory holds the result). Waits for the queue. 0 or -errno. */
 int ccg_buf_get(struct ccg_dev *d, cl_mem b, void *host, size_t bytes);
+/* A buffer of the ccg_buf_* above back, at the end of its call: kept in the pool, or released (NULL is fine). */
+void ccg_buf_put(struct ccg_dev *d, cl_mem b);
+/* A read-only copy of host's bytes that is kept (weights): its exact size, never from the pool; ccg_buf_free. */
+cl_mem ccg_buf_const(struct ccg_dev *d, const void *host, size_t bytes, int *err);
 /* Release a buffer (NULL is fine). */
 void ccg_buf_free(cl_mem b);
 

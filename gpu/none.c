@@ -45,6 +45,13 @@ int ccg_device_count(void)
 	return 0;
 }
 
+int ccg_pool_counts(uint64_t *made, uint64_t *reused)
+{
+	(void)made;
+	(void)reused;
+	return -ENODEV;
+}
+
 int ccg_device_info(int i, struct ccg_device_info *out)
 {
 	return -EINVAL;

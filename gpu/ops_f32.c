@@ -101,7 +101,7 @@ static int call_end(struct call *c)
 	if (c->err)
 		clFinish(c->d->q);
 	for (int i = 0; i < c->nbuf; i++)
-		ccg_buf_free(c->buf[i]);
+		ccg_buf_put(c->d, c->buf[i]);
 	pthread_mutex_unlock(&c->d->lock);
 	return c->err;
 }
@@ -119,7 +119,7 @@ static cl_mem keep(struct call *c, cl_mem b, int err)
 		return NULL;
 	}
 	if (c->nbuf == MAX_BUFS) { /* not reached: no op needs more */
-		ccg_buf_free(b);
+		ccg_buf_put(c->d, b);
 		fail(c, -ENOMEM);
 		return NULL;
 	}
@@ -134,7 +134,7 @@ static void drop(struct call *c, cl_mem b)
 		clFinish(c->d->q);
 	for (int i = 0; i < c->nbuf; i++)
 		if (c->buf[i] == b) {
-			ccg_buf_free(b);
+			ccg_buf_put(c->d, b);
 			c->buf[i] = c->buf[--c->nbuf];
 			return;
 		}

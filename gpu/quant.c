@@ -132,11 +132,11 @@ struct acts {
 	cl_mem q, d, aux;
 };
 
-static void acts_free(struct acts *a)
+static void acts_free(struct ccg_dev *d, struct acts *a)
 {
-	ccg_buf_free(a->q);
-	ccg_buf_free(a->d);
-	ccg_buf_free(a->aux);
+	ccg_buf_put(d, a->q);
+	ccg_buf_put(d, a->d);
+	ccg_buf_put(d, a->aux);
 }
 
 /* X rounded to f16 (as floats) into a->q: libcck's f16 activation rows. 0 or -errno. */
@@ -256,10 +256,10 @@ static int run(struct ccg_dev *d, const struct qmat *m, cl_mem w, const void *W,
 		rc = ccg_buf_get(d, y, Y, ybytes);
 	if (rc)
 		clFinish(d->q); /* nothing enqueued may still use the buffers' host memory */
-	acts_free(&a);
-	ccg_buf_free(y);
-	ccg_buf_free(x);
-	ccg_buf_free(wt);
+	acts_free(d, &a);
+	ccg_buf_put(d, y);
+	ccg_buf_put(d, x);
+	ccg_buf_put(d, wt);
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
@@ -340,7 +340,7 @@ int ccg_mat_new(int type, const void *W, size_t row_stride, size_t rows, size_t 
 	mat->bytes = bytes;
 	if (bytes) {
 		pthread_mutex_lock(&d->lock);
-		mat->w = ccg_buf_in(d, W, bytes, &rc);
+		mat->w = ccg_buf_const(d, W, bytes, &rc);
 		pthread_mutex_unlock(&d->lock);
 		if (!mat->w) {
 			free(mat);

@@ -1087,6 +1087,54 @@ static void test_threads(void **state)
 	t_expect_none(__func__);
 }
 
+/*
+ * The buffer pool of a device with its own memory (tests/test_gpu_own.sh runs this program with CCG_OWN_MEMORY=1,
+ * so that PoCL does): the second of two identical calls makes no buffer, takes its buffers from the pool, and
+ * gives libcck's result. A device without a pool says so (-ENOTSUP) and the test skips.
+ */
+static void test_pool(void **state)
+{
+	uint64_t made0, reused0, made1, reused1, made2, reused2;
+	const size_t n = 10000;
+	float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+	float *want = malloc(n * sizeof(float));
+	int rc;
+
+	(void)state;
+	T_NEED_DEVICE();
+	assert_true(a && b && y && want);
+	rc = ccg_pool_counts(&made0, &reused0);
+	if (rc == -ENOTSUP) {
+		free(a), free(b), free(y), free(want);
+		print_message("SKIP: no buffer pool on this device (host memory): tests/test_gpu_own.sh runs this "
+		              "with CCG_OWN_MEMORY=1\n");
+		skip();
+	}
+	assert_int_equal(rc, 0);
+	for (size_t i = 0; i < n; i++) {
+		a[i] = (float)i * 0.5f;
+		b[i] = 3.0f - (float)i;
+	}
+	assert_int_equal(cck_binary_f32(CCK_OP_ADD, a, b, want, n), 0);
+	assert_int_equal(ccg_cl_binary_f32(CCK_OP_ADD, a, b, y, n), 0);
+	assert_int_equal(ccg_pool_counts(&made1, &reused1), 0);
+	assert_true(made1 + reused1 >= made0 + reused0 + 3); /* a, b and y: three buffers at least */
+	assert_memory_equal(y, want, n * sizeof(float));
+	memset(y, 0, n * sizeof(float));
+	for (size_t i = 0; i < n; i++)
+		b[i] = (float)i; /* new data in the same host memory: what the pool's buffer held must not show */
+	assert_int_equal(cck_binary_f32(CCK_OP_ADD, a, b, want, n), 0);
+	assert_int_equal(ccg_cl_binary_f32(CCK_OP_ADD, a, b, y, n), 0);
+	assert_int_equal(ccg_pool_counts(&made2, &reused2), 0);
+	print_message("pool: first call %llu made, %llu reused; second %llu made, %llu reused\n",
+	              (unsigned long long)(made1 - made0), (unsigned long long)(reused1 - reused0),
+	              (unsigned long long)(made2 - made1), (unsigned long long)(reused2 - reused1));
+	assert_true(made2 == made1);
+	assert_true(reused2 >= reused1 + 3);
+	assert_memory_equal(y, want, n * sizeof(float));
+	free(a), free(b), free(y), free(want);
+}
+
 /* ---- main ------------------------------------------------------------------------------------------------------ */
 
 static int t_group_setup(void **state)
@@ -1130,7 +1178,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_no_device),   cmocka_unit_test(test_args),    cmocka_unit_test(test_unary),
 	    cmocka_unit_test(test_unary_sweep), cmocka_unit_test(test_binary),  cmocka_unit_test(test_vector),
 	    cmocka_unit_test(test_reduce),      cmocka_unit_test(test_big),     cmocka_unit_test(test_magnitudes),
-	    cmocka_unit_test(test_matrix),      cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_matrix),      cmocka_unit_test(test_threads), cmocka_unit_test(test_pool),
 	};
 
 	if (argc > 1)
