@@ -1096,21 +1096,23 @@ static void test_pool(void **state)
 {
 	uint64_t made0, reused0, made1, reused1, made2, reused2;
 	const size_t n = 10000;
-	float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
-	float *want = malloc(n * sizeof(float));
+	float *a, *b, *y, *want;
 	int rc;
 
 	(void)state;
 	T_NEED_DEVICE();
-	assert_true(a && b && y && want);
 	rc = ccg_pool_counts(&made0, &reused0);
 	if (rc == -ENOTSUP) {
-		free(a), free(b), free(y), free(want);
 		print_message("SKIP: no buffer pool on this device (host memory): tests/test_gpu_own.sh runs this "
 		              "with CCG_OWN_MEMORY=1\n");
 		skip();
 	}
 	assert_int_equal(rc, 0);
+	a = malloc(n * sizeof(float));
+	b = malloc(n * sizeof(float));
+	y = malloc(n * sizeof(float));
+	want = malloc(n * sizeof(float));
+	assert_true(a && b && y && want);
 	for (size_t i = 0; i < n; i++) {
 		a[i] = (float)i * 0.5f;
 		b[i] = 3.0f - (float)i;
