@@ -680,12 +680,13 @@ void ccg_buf_put(struct ccg_dev *d, cl_mem b)
 	d->pool_bytes += cap;
 }
 
-static cl_mem buf(struct ccg_dev *d, cl_mem_flags flags, void *host, size_t bytes, int *err)
+/* A buffer for ccg_buf_*: from the pool where pooled and the device has one. */
+static cl_mem buf(struct ccg_dev *d, cl_mem_flags flags, void *host, size_t bytes, int *err, int pooled)
 {
 	cl_int e;
 	cl_mem b;
 
-	if (d->pool_on && bytes <= POOL_MAX) {
+	if (pooled && d->pool_on && bytes <= POOL_MAX) {
 		/* the copy in is enqueued, not waited for (see ccg_internal.h) */
 		b = pool_take(d, bytes ? bytes : 1, &e);
 		if (b && host && bytes && !(flags & CL_MEM_WRITE_ONLY) &&
@@ -724,33 +725,27 @@ static cl_mem buf(struct ccg_dev *d, cl_mem_flags flags, void *host, size_t byte
 
 cl_mem ccg_buf_in(struct ccg_dev *d, const void *host, size_t bytes, int *err)
 {
-	return buf(d, CL_MEM_READ_ONLY, (void *)host, bytes, err);
+	return buf(d, CL_MEM_READ_ONLY, (void *)host, bytes, err, 1);
 }
 
 cl_mem ccg_buf_out(struct ccg_dev *d, void *host, size_t bytes, int *err)
 {
-	return buf(d, CL_MEM_WRITE_ONLY, host, bytes, err);
+	return buf(d, CL_MEM_WRITE_ONLY, host, bytes, err, 1);
 }
 
 cl_mem ccg_buf_inout(struct ccg_dev *d, void *host, size_t bytes, int *err)
 {
-	return buf(d, CL_MEM_READ_WRITE, host, bytes, err);
+	return buf(d, CL_MEM_READ_WRITE, host, bytes, err, 1);
 }
 
 cl_mem ccg_buf_tmp(struct ccg_dev *d, size_t bytes, int *err)
 {
-	return buf(d, CL_MEM_READ_WRITE, NULL, bytes, err);
+	return buf(d, CL_MEM_READ_WRITE, NULL, bytes, err, 1);
 }
 
 cl_mem ccg_buf_const(struct ccg_dev *d, const void *host, size_t bytes, int *err)
 {
-	int on = d->pool_on;
-	cl_mem b;
-
-	d->pool_on = 0; /* under d->lock, as every buffer call */
-	b = buf(d, CL_MEM_READ_ONLY, (void *)host, bytes, err);
-	d->pool_on = on;
-	return b;
+	return buf(d, CL_MEM_READ_ONLY, (void *)host, bytes, err, 0);
 }
 
 int ccg_buf_get(struct ccg_dev *d, cl_mem b, void *host, size_t bytes)
