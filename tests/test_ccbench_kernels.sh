@@ -5,8 +5,9 @@
 # of 4 MB and more on transparent huge pages, as compare-numpy asks for: the 1.1M size is past that); --no-read-bw
 # leaves the read_bw lines out; --resident dram makes every line of a size (read_bw too) take copies (at least 2) of its
 # buffers in turn and say so ("resident":"dram","copies"), while at these sizes (a binary op's vectors well inside any
-# last-level cache) the default reuses one set ("resident":"reuse"); an unknown op or --resident mode is an error (exit
-# status not 0).
+# last-level cache) the default reuses one set ("resident":"reuse"); a quantized op prints its read_bw line (the same
+# bytes and copies) and its own with vs_read_bw = its gbps / read_bw's; an unknown op or --resident mode is an error
+# (exit status not 0).
 set -u
 b=${T_BUILDDIR:-.}
 BENCH=$b/tools/ccbench/ccbench
@@ -33,6 +34,32 @@ for n in (1000, 1100000):
         else:
             assert l["resident"] == "reuse" and "copies" not in l, l
 print("ok:", os.environ["FLAGS"] or "(ordinary pages)")
+' || fail=1
+done
+# A quantized op: its read_bw line (same bytes, same rotation of copies) then its own, with vs_read_bw; none of
+# either with --no-read-bw.
+for flags in "" "--no-read-bw"; do
+	# shellcheck disable=SC2086
+	out=$(timeout 300 "$BENCH" kernels --ops qmatvec_q4_0 --sizes 256x512 --reps-ms 5 $flags 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	[ "$rc" = 0 ] || { echo "FAIL: ccbench kernels qmatvec $flags exited $rc"; fail=1; continue; }
+	printf '%s\n' "$out" | FLAGS="$flags" python3 -c '
+import json, os, sys
+lines = [json.loads(l) for l in sys.stdin if l.startswith("{")]
+ops = [l["op"] for l in lines]
+q = lines[-1]
+assert q["op"] == "qmatvec_q4_0" and q["rows"] == 256 and q["cols"] == 512, q
+assert q["ns"] > 0 and q["gbps"] > 0 and q["resident"] == "dram" and q["copies"] >= 1, q
+assert q["weight_bytes"] == 256 * 512 // 32 * 18, q
+if os.environ["FLAGS"]:
+    assert ops == ["qmatvec_q4_0"] and "vs_read_bw" not in q, lines
+else:
+    r = lines[0]
+    assert ops == ["read_bw", "qmatvec_q4_0"], ops
+    assert r["n"] == q["weight_bytes"] // 4 and r["copies"] == q["copies"] and r["gbps"] > 0, (r, q)
+    assert abs(q["vs_read_bw"] - q["gbps"] / r["gbps"]) < 0.01 * q["vs_read_bw"] + 0.002, (r, q)
+print("ok: qmatvec", os.environ["FLAGS"] or "(with read_bw)")
 ' || fail=1
 done
 if "$BENCH" kernels --ops no_such_op --sizes 1000 >/dev/null 2>&1; then
