@@ -612,10 +612,9 @@ size_t ccg_wg(const struct ccg_dev *d)
 /* Entry i out of the pool (the others keep their order: oldest first). */
 static void pool_remove(struct ccg_dev *d, int i)
 {
-	d->pool_bytes -= d->pool_cap[i];
+	d->pool_bytes -= d->pool[i].cap;
 	d->npool--;
 	memmove(&d->pool[i], &d->pool[i + 1], (size_t)(d->npool - i) * sizeof(d->pool[0]));
-	memmove(&d->pool_cap[i], &d->pool_cap[i + 1], (size_t)(d->npool - i) * sizeof(d->pool_cap[0]));
 }
 
 static cl_mem pool_take(struct ccg_dev *d, size_t bytes, cl_int *e)
@@ -624,12 +623,12 @@ static cl_mem pool_take(struct ccg_dev *d, size_t bytes, cl_int *e)
 	int bi = -1;
 
 	for (int i = 0; i < d->npool; i++)
-		if (d->pool_cap[i] >= bytes && d->pool_cap[i] / 4 <= bytes && (bi < 0 || d->pool_cap[i] < best)) {
+		if (d->pool[i].cap >= bytes && d->pool[i].cap / 4 <= bytes && (bi < 0 || d->pool[i].cap < best)) {
 			bi = i;
-			best = d->pool_cap[i];
+			best = d->pool[i].cap;
 		}
 	if (bi >= 0) {
-		cl_mem b = d->pool[bi];
+		cl_mem b = d->pool[bi].b;
 
 		pool_remove(d, bi);
 		d->pool_reused++;
@@ -672,11 +671,11 @@ void ccg_buf_put(struct ccg_dev *d, cl_mem b)
 	}
 	/* room made by releasing the buffers given back longest ago */
 	while (d->npool == CCG_POOL_N || (d->npool && d->pool_bytes + cap > POOL_BYTES)) {
-		clReleaseMemObject(d->pool[0]);
+		clReleaseMemObject(d->pool[0].b);
 		pool_remove(d, 0);
 	}
-	d->pool[d->npool] = b;
-	d->pool_cap[d->npool++] = cap;
+	d->pool[d->npool].b = b;
+	d->pool[d->npool++].cap = cap;
 	d->pool_bytes += cap;
 }
 

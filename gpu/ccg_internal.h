@@ -29,10 +29,13 @@ struct ccg_dev {
 	int nkern;
 	const char *kname[CCG_MAX_KERNELS];
 	cl_kernel kern[CCG_MAX_KERNELS];
-	/* ccg_buf_put's buffers, for the next calls' ccg_buf_* (under lock): pool_cap[i] bytes each */
+	/* ccg_buf_put's buffers, oldest first, for the next calls' ccg_buf_* (under lock) */
 	int pool_on, npool;
-	cl_mem pool[CCG_POOL_N];
-	size_t pool_cap[CCG_POOL_N], pool_bytes;
+	struct {
+		cl_mem b;
+		size_t cap;
+	} pool[CCG_POOL_N];
+	size_t pool_bytes;
 	uint64_t pool_made, pool_reused;
 };
 

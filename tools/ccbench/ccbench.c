@@ -1501,7 +1501,7 @@ static int bench_qop(const struct qop *q, size_t n, const size_t shape[2], int t
 {
 	enum { SRC_ROWS = 64 };
 	const char *tname = cck_type_name(q->type), *tier = cck_tier();
-	size_t rows, cols, row_bytes, wbytes, wstride, copies, nx, r, src_rows, llc;
+	size_t rows, cols, row_bytes, wbytes, wstride, copies, nx, r, src_rows, llc, nf;
 	char name[64], extra[64];
 	struct qop_ctx c;
 	double ns = 0, read_ns = 0, mv_ns = 0, gbps;
@@ -1562,6 +1562,7 @@ static int bench_qop(const struct qop *q, size_t n, const size_t shape[2], int t
 	 * figures of the ratio are taken alternately, so that a burst of load from other processes, which only
 	 * ever slows a round down, is left out of both the same way (one round each: vs_read_bw varied by 0.1 here).
 	 */
+	nf = (wbytes + 3) / 4;
 	rb = no_read ? NULL : xalloc(copies * wstride / 4);
 	if (rb)
 		fill_uniform(rb, copies * wstride / 4, -5.0f, 5.0f, 0);
@@ -1569,11 +1570,11 @@ static int bench_qop(const struct qop *q, size_t n, const size_t shape[2], int t
 	err = 0;
 	for (int round = 0; round < QOP_ROUNDS && !err; round++) {
 		double rns = 0, ons = 0, mns = 0;
-		int ri = 0;
+		int ri = 0, rerr;
 
 		if (rb) {
-			if (read_best(rv, nrv, rb, (wbytes + 3) / 4, copies, wstride / 4, threads, budget_ns, &rns, &ri)) {
-				print_error("read_bw", (wbytes + 3) / 4, rv[0].tier, threads, "read failed", EIO);
+			if ((rerr = read_best(rv, nrv, rb, nf, copies, wstride / 4, threads, budget_ns, &rns, &ri))) {
+				print_error("read_bw", nf, rv[0].tier, threads, "read failed", rerr);
 				free(rb);
 				rb = NULL;
 				read_ns = 0;
@@ -1592,8 +1593,7 @@ static int bench_qop(const struct qop *q, size_t n, const size_t shape[2], int t
 		}
 	}
 	if (rb) {
-		print_result_x("read_bw", (wbytes + 3) / 4, rv[read_i].tier, threads, read_ns, 4.0 * (double)((wbytes + 3) / 4),
-		               extra);
+		print_result_x("read_bw", nf, rv[read_i].tier, threads, read_ns, 4.0 * (double)nf, extra);
 		free(rb);
 	}
 	free(W);
