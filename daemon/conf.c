@@ -35,6 +35,7 @@ struct conf_def {
 
 /* In the order of enum ccg_backend (gpu/ccg.h): main.c hands the name to ccg_backend_lookup(). */
 static const char *const backend_choices[] = {"auto", "cpu", "opencl", NULL};
+static const char *const off_on_choices[] = {"off", "on", NULL};
 
 #define KiB ((uint64_t)1 << 10)
 #define MiB ((uint64_t)1 << 20)
@@ -101,6 +102,11 @@ static const struct conf_def defs[CCD_CONF_COUNT] = {
 		"layers of each model loaded from then on whose matrices go to the OpenCL device, the last ones "
 		"(-1 or all: every one and the output matrix; 0: none); only q4_0, q4_1, q8_0, q4_K and q6_K "
 		"weights go" },
+	[CCD_CONF_PACK_WEIGHTS] = { "pack_weights", CONF_T_CHOICE, 0, 1, 0,
+		"models loaded from then on in uring or read mode: on lays their q4_1 and q8_0 matrices out in groups "
+		"of 16 rows for libcck's packed kernels where the CPU has AVX512-VNNI (about twice the batched "
+		"throughput; their sums run in another order, so outputs no longer match llama.cpp's bit for bit); "
+		"off: llama.cpp's arithmetic", .choices = off_on_choices },
 };
 /* clang-format on */
 

@@ -295,7 +295,8 @@ int ccd_job_prepare_model(struct ccd_job *job, const Cc__OpRequest *req, const s
 		snprintf(err, errsize, "output overlaps input 0 (not allowed for matrix ops)");
 		return -EINVAL;
 	}
-	if (cck_type_row_bytes(wtype, (size_t)cols, &stride) < 0) {
+	/* a packed matrix (wtype | CCK_TYPE_PACK16) has its type's row bytes; cck_qmatvec takes them as its stride */
+	if (cck_type_row_bytes(wtype & ~CCK_TYPE_PACK16, (size_t)cols, &stride) < 0) {
 		snprintf(err, errsize, "tensor type %d with %" PRIu64 " columns is not a whole number of blocks", wtype,
 		         cols);
 		return -EINVAL;

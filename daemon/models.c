@@ -167,6 +167,21 @@ static void bind_engine(struct ccd_model *m)
 		         cce_model_hparams(m->engine)->arch, verr[0] ? verr : strerror(-rv));
 	else
 		snprintf(m->engine_note, sizeof(m->engine_note), "no inference: %s", merr[0] ? merr : strerror(-rm));
+	if (rm == 0 && m->pack_req) {
+		size_t len = strlen(m->engine_note);
+		int np = 0;
+
+		/* only our own memory (uring, read) is rewritten, never the file's pages (mmap) */
+		if (m->region.mode != CCM_MODE_MMAP)
+			np = cce_model_pack(m->engine);
+		if (np < 0)
+			ccd_warn("model %s: packing the weights: %s (the rest run row-major)", m->name, strerror(-np));
+		else
+			m->packed = np;
+		snprintf(m->engine_note + len, sizeof(m->engine_note) - len, "; %d matrices packed%s", np > 0 ? np : 0,
+		         m->region.mode == CCM_MODE_MMAP ? " (mmap mode: the file's pages stay as they are)"
+		         : np == 0 ? " (no q4_1 or q8_0 matrix, or no AVX512-VNNI)" : "");
+	}
 	if (rm == 0)
 		offload(m);
 }
@@ -278,6 +293,7 @@ int ccd_model_start(struct ccd_models *ms, const char *name, const char *path, e
 	m->req_mode = mode;
 	m->place = *place;
 	m->gpu_layers_req = ms->gpu_layers;
+	m->pack_req = ms->pack;
 	m->state = CCD_MODEL_LOADING;
 	m->evfd = ms->evfd;
 	m->t0 = ccd_now_s();

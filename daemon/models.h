@@ -56,6 +56,8 @@ struct ccd_model {
 	struct cce_model *engine; /* NULL: inference cannot run on this model (engine_note says why) */
 	char engine_note[256];    /* "llama, gpt2 tokenizer", or why not */
 	uint64_t gpu_layers_req;  /* layers to offload to the OpenCL device at the load (UINT64_MAX: all) */
+	int pack_req;             /* pack the weights at the load (the pack_weights setting) */
+	int packed;               /* matrices packed (written by the loader thread) */
 	uint32_t gpu_layers;      /* layers offloaded (written by the loader thread) */
 	uint64_t device_bytes;    /* their weights' bytes on the device */
 	struct ccd_sched *sched;  /* runs the model's sessions (sched.c); started at the first one */
@@ -80,6 +82,7 @@ struct ccd_models {
 	unsigned ready;      /* of which ready */
 	uint64_t bytes;      /* tensor bytes of the ready models */
 	uint64_t gpu_layers; /* the gpu_layers setting: layers each new load offloads (UINT64_MAX: all) */
+	int pack;            /* the pack_weights setting: each new load packs its weights */
 };
 
 int ccd_models_init(struct ccd_models *ms);

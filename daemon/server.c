@@ -426,7 +426,10 @@ static int model_op(struct ccd_server *s, struct ccd_client *c, const Cc__Reques
 	job = calloc(1, sizeof(*job));
 	if (!job)
 		return fail(r, -ENOMEM, "op: out of memory");
-	ret = ccd_job_prepare_model(job, o, &c->regions, (const char *)m->region.data + t->offset, t->type,
+	ret = ccd_job_prepare_model(job, o, &c->regions, (const char *)m->region.data + t->offset,
+	                            m->engine ? cce_model_weight_type(m->engine, (const char *)m->region.data + t->offset,
+	                                                              t->type)
+	                                      : t->type,
 	                            t->n_dims == 2 ? t->ne[1] : 1, t->ne[0], r->err, sizeof(r->err));
 	if (ret) {
 		free(job);
@@ -2071,6 +2074,7 @@ int ccd_server_new(const char *endpoint, const struct ccd_conf *conf, const stru
 	}
 	s->models_ready = 1;
 	s->models.gpu_layers = conf->v[CCD_CONF_GPU_LAYERS];
+	s->models.pack = conf->v[CCD_CONF_PACK_WEIGHTS] == 1;
 	r = ccd_evq_init(&s->evq);
 	if (r < 0) {
 		snprintf(err, errsize, "cannot create an eventfd: %s", strerror(-r));

@@ -271,6 +271,31 @@ struct cck_qmat {
  */
 CCK_EXPORT int cck_qmatmul_n(const struct cck_qmat *m, size_t n, const float *X, size_t cols, size_t batch);
 
+/*
+ * Packed matrices. cck_qpack re-lays a weight matrix out in place in groups of 16 rows: for each block column, the
+ * 16 rows' blocks side by side (their quants interleaved 4 bytes a row, then their scales), so that one vector lane
+ * holds one row and a block's integer sums come out per row with no horizontal adds. The matrix keeps its size
+ * (rows x the row bytes). type | CCK_TYPE_PACK16 names such a matrix in cck_qmatvec, cck_qmatmul and cck_qmatmul_n
+ * (rows a multiple of 16, row_stride 0 or the row bytes); no other call takes it.
+ * A packed matrix's rows are summed in an order of their own (per row, for each block in turn,
+ * acc = fma(isum, d_w * d_x, acc), for q4_1 then acc = fma(m_w, s_x, acc), starting from 0): the same bits on every tier,
+ * for every batch size and thread count, but not ggml's order, so not the row-major matrix's results bit for bit
+ * (they agree to float rounding).
+ */
+#define CCK_TYPE_PACK16 0x100
+/* 1 if type has a packed layout (q4_1, q8_0) and this host (at the tier allowed now) has a kernel for it faster than
+ * the row-major one (AVX512-VNNI); else 0. Packing is the caller's choice: it about doubles batched throughput, but
+ * the packed order moves a sensitive model's logits off llama.cpp's bits (SmolLM2-135M's by up to about 0.4, as
+ * llama.cpp's own batched and token-by-token sums differ from each other). */
+CCK_EXPORT int cck_qpack_supported(int type);
+/* Packs the rows x cols matrix W (row-major, rows back to back) of type in place. 0; -EINVAL (rows not a multiple
+ * of 16, cols not whole blocks, NULL), -ENOTSUP (no packed layout for type, whatever the host), -ENOMEM. */
+CCK_EXPORT int cck_qpack(int type, void *W, size_t rows, size_t cols);
+/* Row r of the packed P (rows x cols of type) as its type's row (cols / block elements blocks) into row. */
+CCK_EXPORT int cck_qpacked_row(int type, const void *P, size_t rows, size_t cols, size_t r, void *row);
+/* The row-major matrix of packed P into W (rows back to back; W must not overlap P). Errors as cck_qpack. */
+CCK_EXPORT int cck_qunpack(int type, const void *P, void *W, size_t rows, size_t cols);
+
 #ifdef __cplusplus
 }
 #endif

@@ -64,6 +64,7 @@ struct qk {
 	cck__vdot4_fn vdot4; /* 4 rows at once, from vdot's table; NULL: none */
 	cck__mprep_fn mprep; /* batched kernel and its prep, from vdot's table; NULL: none */
 	cck__vdotm_fn vdotm;
+	cck__pmm_fn pmm; /* a packed matrix's kernel (type | CCK_TYPE_PACK16); then none of the above is used */
 	size_t blck, act_bytes; /* block elements; bytes of an activation row */
 	int act;
 };
@@ -221,6 +222,7 @@ static int qk_init(struct qk *k, int type, size_t n)
 	k->vdot4 = vt->vdot4[type];
 	k->mprep = vt->mprep[type];
 	k->vdotm = k->mprep ? vt->vdotm[type] : NULL;
+	k->pmm = NULL;
 	return row_bytes(k->act, n, &k->act_bytes); /* n is whole blocks of type, so of act too */
 }
 
@@ -301,6 +303,7 @@ struct qjob {
 	const char *act;              /* batch activation rows of k->act_bytes (or f32 rows of cols) */
 	size_t act_stride;
 	const void *prep;    /* k->mprep's layout of act, when the batched kernel is used; else NULL */
+	const float *ds;     /* for k->pmm: each column's blocks' d and s as floats (quant.h) */
 	size_t chunk;        /* rows a thread takes at a time (a multiple of 4), when threaded */
 	_Atomic size_t next; /* the first row nobody has taken yet */
 };
@@ -324,6 +327,11 @@ static void qjob_mat_rows(const struct qjob *j, const struct qjob_mat *m, size_t
 {
 	size_t r = lo;
 
+	if (j->k->pmm) { /* lo and hi are whole groups of 16 rows; a group is 16 row strides */
+		j->k->pmm(j->cols / CCK_QK, m->W + lo * m->stride, (hi - lo) / 16, j->act, j->act_stride, j->ds,
+		          j->batch, m->Y + lo, m->rows);
+		return;
+	}
 	if (j->prep) {
 		j->k->vdotm(j->cols, m->W + lo * m->stride, m->stride, hi - lo, j->prep, j->batch, m->Y + lo, m->rows);
 		return;
@@ -432,16 +440,26 @@ static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, si
 	struct qjob job;
 	struct qk k;
 	void *heap = NULL;
-	size_t rows = 0, work, batch_eq, prep_bytes, need;
+	size_t rows = 0, work, batch_eq, prep_bytes, need, ds_bytes = 0;
+	const int packed = (type & CCK_TYPE_PACK16) != 0;
+	const int base = type & ~CCK_TYPE_PACK16;
+	cck__pmm_fn pmm = NULL;
 	int rc, nt;
 
 	if (nm == 0 || nm > CCK_QMAT_MAX || !m)
 		return -EINVAL;
+	if (packed && !(pmm = cck__pmm_pick(base)))
+		return -EINVAL; /* no packed layout for this type */
 	rc = 0;
 	for (size_t i = 0; i < nm && rc == 0; i++) {
 		if (m[i].type != type)
 			return -EINVAL;
-		rc = check_matrix(type, m[i].rows, cols, m[i].row_stride, &jm[i].stride);
+		if (packed && m[i].rows % 16)
+			return -EINVAL;
+		rc = check_matrix(base, m[i].rows, cols, m[i].row_stride, &jm[i].stride);
+		if (rc == 0 && packed && m[i].row_stride && cols % CCK_QK == 0 &&
+		    m[i].row_stride != cols / CCK_QK * cck__types[base].bytes)
+			rc = -EINVAL; /* a packed matrix's rows are back to back */
 		if (rc == 0 && batch && m[i].rows > MAX_BYTES / sizeof(float) / batch)
 			rc = -EOVERFLOW; /* Y */
 		jm[i].W = m[i].W;
@@ -452,8 +470,14 @@ static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, si
 			rc = -EOVERFLOW;
 		rows += m[i].rows;
 	}
-	if (rc || (rc = qk_init(&k, type, cols)))
+	if (rc || (rc = qk_init(&k, base, cols)))
 		return rc;
+	if (packed) {
+		k.pmm = pmm;
+		k.vdot4 = NULL;
+		k.mprep = NULL;
+		k.vdotm = NULL;
+	}
 	if (batch && cols > MAX_BYTES / sizeof(float) / batch)
 		return -EOVERFLOW; /* X */
 	if (k.quant && batch && k.act_bytes > MAX_BYTES / batch)
@@ -470,7 +494,9 @@ static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, si
 		return 0;
 	}
 	prep_bytes = mm_prep_bytes(&k, cols, batch);
-	need = k.act_bytes * batch + (prep_bytes ? prep_bytes + 64 : 0);
+	if (packed) /* 2 floats per block per column, after the activations (whose rows are whole blocks: aligned) */
+		ds_bytes = batch * (cols / CCK_QK) * 2 * sizeof(float);
+	need = k.act_bytes * batch + (prep_bytes ? prep_bytes + 64 : 0) + ds_bytes;
 	if (k.quant && need > sizeof(stack) && !(heap = malloc(need)))
 		return -ENOMEM;
 	job.k = &k;
@@ -482,6 +508,35 @@ static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, si
 	job.act = act_rows(&k, X, cols, batch, heap ? heap : stack);
 	job.act_stride = k.quant ? k.act_bytes : cols * sizeof(float);
 	job.prep = NULL;
+	job.ds = NULL;
+	if (ds_bytes) {
+		float *ds = (float *)(void *)((char *)(heap ? heap : stack) + k.act_bytes * batch);
+		const size_t nb = cols / CCK_QK;
+
+		for (size_t c = 0; c < batch; c++) {
+			const char *a = job.act + c * job.act_stride;
+
+			for (size_t b = 0; b < nb; b++) {
+				float *f = &ds[2 * (c * nb + b)];
+
+				if (k.act == CCK_TYPE_Q8_1) { /* q4_1: the block's d and s */
+					const struct cck_block_q8_1 *y = (const void *)a;
+
+					f[0] = cck__f16_to_f32(y[b].d);
+					f[1] = cck__f16_to_f32(y[b].s);
+				} else { /* q8_0: d, and 128 times the sum of the quants (exact) */
+					const struct cck_block_q8_0 *y = (const void *)a;
+					int32_t sum = 0;
+
+					for (int i = 0; i < CCK_QK; i++)
+						sum += y[b].qs[i];
+					f[0] = cck__f16_to_f32(y[b].d);
+					f[1] = (float)(128 * sum);
+				}
+			}
+		}
+		job.ds = ds;
+	}
 	if (prep_bytes) { /* after the activations, 64-byte aligned */
 		uintptr_t p = (uintptr_t)((char *)(heap ? heap : stack) + k.act_bytes * batch);
 
@@ -491,7 +546,7 @@ static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, si
 
 	/* rows * cols * the batch's cost in columns, saturated */
 	work = rows > SIZE_MAX / cols ? SIZE_MAX : rows * cols;
-	batch_eq = batch_cost(batch, job.prep != NULL);
+	batch_eq = batch_cost(batch, job.prep != NULL || packed);
 	work = work > SIZE_MAX / batch_eq ? SIZE_MAX : work * batch_eq;
 	nt = cck__pool_threads();
 	if (nt <= 1 || work < QMV_MT_MIN)
@@ -511,6 +566,8 @@ static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, si
 		if (c < QMV_PART_MIN / 4 / per_row)
 			c = QMV_PART_MIN / 4 / per_row;
 		job.chunk = c < 4 ? 4 : (c + 3) & ~(size_t)3;
+		if (packed) /* whole groups */
+			job.chunk = (job.chunk + 15) & ~(size_t)15;
 		atomic_init(&job.next, 0);
 		cck__pool_run(nt, qjob_part, &job);
 	}

@@ -165,6 +165,39 @@ extern const struct cck__qops cck__qops_avx512;
 extern const struct cck__qops cck__qops_avx512vnni; /* avx512 + AVX512-VNNI: the avx512 table where the CPU has it */
 #endif
 
+/*
+ * Packed matrices (cck_qpack, qpack.c). A q4_1 group of 16 rows holds, per block column, 320 bytes: qs[j][r][i] =
+ * row r's qs[4 j + i] (j < 4, r < 16, i < 4: lane r of a 64-byte vector j holds 4 of row r's bytes: elements
+ * 4 j + i in the low nibbles, 16 + 4 j + i in the high ones), then the 16 rows' d, then their m.
+ * pmm(nb, W, groups, act, act_stride, ds, cols, y, y_stride): for the groups of 16 rows from W (nb blocks a row) and
+ * cols activation rows (q8_1, act_stride bytes apart; ds[2 (c nb + b)] and [.. + 1]: column c's block b's d and s as
+ * floats: see q8_0 below), y[c * y_stride + 16 g + r] = the packed order's dot (cck.h). act: q8_1 rows for q4_1,
+ * q8_0 rows for q8_0 (the weight type's activation type).
+ */
+struct cck_block_q4_1x16 {
+	uint8_t qs[4][16][4];
+	cck_f16 d[16], m[16];
+};
+_Static_assert(sizeof(struct cck_block_q4_1x16) == 16 * sizeof(struct cck_block_q4_1), "q4_1x16 layout");
+/* q8_0: qs[k][r][i] = row r's qs[4 k + i] + 128 (stored as unsigned: the kernel's dpbusd takes the weights as the
+ * unsigned side, and subtracts 128 times the activation block's sum), then the 16 rows' d. pmm's ds for q8_0: the
+ * column's block d, and 128 * the sum of its quants (exact in float). */
+struct cck_block_q8_0x16 {
+	uint8_t qs[8][16][4];
+	cck_f16 d[16];
+};
+_Static_assert(sizeof(struct cck_block_q8_0x16) == 16 * sizeof(struct cck_block_q8_0), "q8_0x16 layout");
+typedef void (*cck__pmm_fn)(size_t nb, const void *W, size_t groups, const void *act, size_t act_stride,
+                            const float *ds, size_t cols, float *y, size_t y_stride);
+/* The packed kernel of type (type without the flag) for the tier allowed now, or NULL: no packed layout. */
+cck__pmm_fn cck__pmm_pick(int type);
+#if defined(__x86_64__) || defined(__i386__)
+void cck__pmm_q4_1_avx512vnni(size_t nb, const void *W, size_t groups, const void *act, size_t act_stride,
+                              const float *ds, size_t cols, float *y, size_t y_stride);
+void cck__pmm_q8_0_avx512vnni(size_t nb, const void *W, size_t groups, const void *act, size_t act_stride,
+                              const float *ds, size_t cols, float *y, size_t y_stride);
+#endif
+
 /* Half / bfloat16 conversions (exact, round-to-nearest-even on the way down), as ggml. */
 float cck__f16_to_f32(cck_f16 h);
 cck_f16 cck__f32_to_f16(float f);

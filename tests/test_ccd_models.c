@@ -517,19 +517,35 @@ static unsigned char *read_file(const char *path, size_t *len)
 	return b;
 }
 
-/* model_matvec of every 2-D tensor of a model equals cck_qmatvec in-process on the file's bytes, bit for bit. */
-static void check_model_matvec(const char *path, const char *mode)
+/* Whether ccd's engine packs the 2-D tensor i of l under pack_weights=on: a layer's matrix, or the output matrix. */
+static int engine_packs(const struct layout *l, size_t i)
+{
+	int has_output = 0;
+
+	for (size_t k = 0; k < l->ntensors; k++)
+		has_output |= !strcmp(l->name[k], "output.weight");
+	return l->ndims[i] == 2 && l->ne[i][1] % 16 == 0 && cck_qpack_supported((int)l->type[i]) &&
+	       (!strncmp(l->name[i], "blk.", 4) || !strcmp(l->name[i], has_output ? "output.weight" : "token_embd.weight"));
+}
+
+/*
+ * model_matvec of every 2-D tensor of a model equals cck_qmatvec in-process on the file's bytes, bit for bit; with
+ * packed (a ccd with pack_weights=on), the matrices its engine packs equal cck_qmatvec of them packed in-process.
+ * Returns how many were packed.
+ */
+static size_t check_model_matvec(cc_client *cl, const char *path, const char *mode, int packed)
 {
 	struct layout *l = calloc(1, sizeof(*l));
 	unsigned char *file;
 	size_t len, i, n = 0;
 	cc_tensor *x = NULL, *y = NULL;
 	float *ref;
+	size_t npacked = 0;
 
 	assert_non_null(l);
 	file = read_file(path, &len);
 	walk(file, len, l);
-	assert_int_equal(cc_model_load(c, "mv", path, mode, NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(cc_model_load(cl, "mv", path, mode, NULL, NULL, NULL, NULL), 0);
 	for (i = 0; i < l->ntensors; i++) {
 		size_t rows = l->ndims[i] == 2 ? l->ne[i][1] : 1, cols = l->ne[i][0], j;
 		float *dx, *dy;
@@ -537,19 +553,33 @@ static void check_model_matvec(const char *path, const char *mode)
 
 		if (l->ndims[i] > 2 || !cck_type_has_dot((int)l->type[i]))
 			continue;
-		assert_int_equal(cc_tensor_new(c, CC_DTYPE_F32, cols, &x), 0);
-		assert_int_equal(cc_tensor_new(c, CC_DTYPE_F32, rows, &y), 0);
+		assert_int_equal(cc_tensor_new(cl, CC_DTYPE_F32, cols, &x), 0);
+		assert_int_equal(cc_tensor_new(cl, CC_DTYPE_F32, rows, &y), 0);
 		dx = cc_tensor_data(x);
 		dy = cc_tensor_data(y);
 		for (j = 0; j < cols; j++)
 			dx[j] = (float)sin((double)j * 0.37 + (double)i) * 2.0f;
 		ref = malloc(rows * sizeof(float));
 		assert_non_null(ref);
-		assert_int_equal(
-		    cck_qmatvec((int)l->type[i], file + l->data_off + l->offset[i], 0, dx, ref, rows, cols), 0);
-		r = cc_model_matvec(c, "mv", l->name[i], x, y);
+		if (packed && engine_packs(l, i)) {
+			size_t rb;
+			unsigned char *pk;
+
+			assert_int_equal(cck_type_row_bytes((int)l->type[i], cols, &rb), 0);
+			pk = malloc(rb * rows);
+			assert_non_null(pk);
+			memcpy(pk, file + l->data_off + l->offset[i], rb * rows);
+			assert_int_equal(cck_qpack((int)l->type[i], pk, rows, cols), 0);
+			assert_int_equal(cck_qmatvec((int)l->type[i] | CCK_TYPE_PACK16, pk, 0, dx, ref, rows, cols), 0);
+			free(pk);
+			npacked++;
+		} else {
+			assert_int_equal(
+			    cck_qmatvec((int)l->type[i], file + l->data_off + l->offset[i], 0, dx, ref, rows, cols), 0);
+		}
+		r = cc_model_matvec(cl, "mv", l->name[i], x, y);
 		if (r)
-			fail_msg("model_matvec %s: %s", l->name[i], cc_last_error(c));
+			fail_msg("model_matvec %s: %s", l->name[i], cc_last_error(cl));
 		if (t_f32_diff(dy, ref, rows) != rows)
 			fail_msg("model_matvec %s (%s, %zux%zu) differs from in-process cck_qmatvec at row %zu",
 			         l->name[i], cck_type_name((int)l->type[i]), rows, cols, t_f32_diff(dy, ref, rows));
@@ -560,16 +590,17 @@ static void check_model_matvec(const char *path, const char *mode)
 	}
 	assert_true(n > 0);
 	/* wrong requests: unknown tensor, wrong lengths */
-	assert_int_equal(cc_tensor_new(c, CC_DTYPE_F32, 3, &x), 0);
-	assert_int_equal(cc_tensor_new(c, CC_DTYPE_F32, 3, &y), 0);
-	assert_int_equal(cc_model_matvec(c, "mv", "no.such.tensor", x, y), -ENOENT);
-	assert_int_equal(cc_model_matvec(c, "mv", l->name[1], x, y), -EINVAL);
-	assert_int_equal(cc_model_matvec(c, "nomodel", l->name[1], x, y), -ENOENT);
+	assert_int_equal(cc_tensor_new(cl, CC_DTYPE_F32, 3, &x), 0);
+	assert_int_equal(cc_tensor_new(cl, CC_DTYPE_F32, 3, &y), 0);
+	assert_int_equal(cc_model_matvec(cl, "mv", "no.such.tensor", x, y), -ENOENT);
+	assert_int_equal(cc_model_matvec(cl, "mv", l->name[1], x, y), -EINVAL);
+	assert_int_equal(cc_model_matvec(cl, "nomodel", l->name[1], x, y), -ENOENT);
 	cc_tensor_free(x);
 	cc_tensor_free(y);
-	assert_int_equal(cc_model_unload(c, "mv", 0), 0);
+	assert_int_equal(cc_model_unload(cl, "mv", 0), 0);
 	free(file);
 	free(l);
+	return npacked;
 }
 
 static void test_model_matvec(void **state)
@@ -583,9 +614,42 @@ static void test_model_matvec(void **state)
 	t_watchdog(120, "model_matvec");
 	for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
 		assert_non_null(t_model(rel[i], path, sizeof(path)));
-		check_model_matvec(path, i % 2 ? "mmap" : "uring");
+		check_model_matvec(c, path, i % 2 ? "mmap" : "uring", 0);
 	}
 	assert_healthy();
+}
+
+/*
+ * A ccd with pack_weights=on: model_matvec of a packed matrix (stories260K-Q8_0's and -Q4_0's layers and output, in
+ * uring mode) is cck_qmatvec of the matrix packed in-process; the rest, and everything in mmap mode (the file's pages
+ * are never rewritten), as before. Skipped where the CPU has no packed kernel (AVX512-VNNI).
+ */
+static void test_model_matvec_packed(void **state)
+{
+	static const char *const rel[] = {"derived/stories260K-Q8_0.gguf", "derived/stories260K-Q4_0.gguf"};
+	const char *args[] = {"-o", "pack_weights=on", NULL};
+	char path[PATH_MAX];
+	struct t_ccd d2;
+	cc_client *c2;
+	size_t n = 0;
+
+	(void)state;
+	if (!cck_qpack_supported(CCK_TYPE_Q8_0)) {
+		printf("# SKIP packed model_matvec: this CPU has no packed kernel (AVX512-VNNI)\n");
+		skip();
+	}
+	t_watchdog(120, "model_matvec packed");
+	assert_int_equal(t_ccd_start(&d2, args, NULL), 0);
+	assert_int_equal(t_ccd_connect(&d2, &c2), 0);
+	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		assert_non_null(t_model(rel[i], path, sizeof(path)));
+		n += check_model_matvec(c2, path, "uring", 1);
+		assert_int_equal(check_model_matvec(c2, path, "mmap", 0), 0);
+	}
+	printf("# pack_weights=on: %zu matrices packed, each model_matvec == the in-process packed product\n", n);
+	assert_true(n > 0);
+	cc_close(c2);
+	assert_int_equal(t_ccd_stop(&d2), 0);
 }
 
 /* Unload while jobs use the model: without force it waits for them (all succeed); with force they stop. */
@@ -945,6 +1009,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_load_errors),
 	    cmocka_unit_test(test_corrupted_files),
 	    cmocka_unit_test(test_model_matvec),
+	    cmocka_unit_test(test_model_matvec_packed),
 	    cmocka_unit_test(test_unload_waits_for_jobs),
 	    cmocka_unit_test(test_unload_force_cancels_jobs),
 	    cmocka_unit_test(test_load_needs_admin),

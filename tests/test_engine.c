@@ -91,10 +91,19 @@ static void lm_close(struct lmodel *lm)
 	memset(lm, 0, sizeof(*lm));
 }
 
+/* T_PACKED=1 (tests/test_engine_packed.sh): the models are loaded into memory and packed (cce_model_pack). */
+static int t_packed(void)
+{
+	const char *e = getenv("T_PACKED");
+
+	return e && !strcmp(e, "1");
+}
+
 /* 0: loaded (with its reference); 1: skipped (why printed). Fails the test on a load error. */
 static int lm_open(const struct tmodel *tm, struct lmodel *lm)
 {
 	char path[PATH_MAX], rpath[PATH_MAX], err[256];
+	const int packed = t_packed();
 	int fd, rc;
 
 	memset(lm, 0, sizeof(*lm));
@@ -113,14 +122,18 @@ static int lm_open(const struct tmodel *tm, struct lmodel *lm)
 		fail_msg("%s: %s", path, err);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	rc = ccm_load_fd(fd, ccm_gguf_data_offset(lm->g), ccm_gguf_data_size(lm->g), CCM_MODE_MMAP, NULL, NULL,
-	                 &lm->reg, err, sizeof(err));
+	rc = ccm_load_fd(fd, ccm_gguf_data_offset(lm->g), ccm_gguf_data_size(lm->g), packed ? CCM_MODE_READ : CCM_MODE_MMAP,
+	                 NULL, NULL, &lm->reg, err, sizeof(err));
 	close(fd);
 	if (rc)
 		fail_msg("%s: load: %s", path, err);
 	rc = cce_model_init(lm->g, lm->reg.data, &lm->m, err, sizeof(err));
 	if (rc)
 		fail_msg("%s: cce_model_init: %d %s", path, rc, err);
+	if (packed && (rc = cce_model_pack(lm->m)) < 0)
+		fail_msg("%s: cce_model_pack: %d", path, rc);
+	if (packed)
+		printf("    %s: %d matrices packed\n", tm->stem, rc);
 	lm->n_vocab = cce_model_hparams(lm->m)->n_vocab;
 	return 0;
 }
@@ -1525,6 +1538,19 @@ int main(void)
 			snprintf(names[k], sizeof(names[k]), "%s %s", what[j], tmodels[i].stem);
 			ref_tests[k] = (struct CMUnitTest){names[k], fns[j], NULL, ref_teardown, (void *)&tmodels[i]};
 		}
+	}
+	if (t_packed()) { /* the packed order is not llama.cpp's: only the engine's own invariants (batch, multi, split) */
+		size_t n = 0;
+
+		if (!cck_qpack_supported(CCK_TYPE_Q4_1) && !cck_qpack_supported(CCK_TYPE_Q8_0)) {
+			printf("# SKIP packed weights: this host has no packed kernel (AVX512-VNNI)\n");
+			return 77;
+		}
+		for (size_t i = 0; i < k; i++)
+			if (ref_tests[i].test_func == test_batch || ref_tests[i].test_func == test_multi ||
+			    ref_tests[i].test_func == test_split)
+				ref_tests[n++] = ref_tests[i];
+		return _cmocka_run_group_tests("engine: packed weights", ref_tests, n, NULL, NULL) ? 1 : 0;
 	}
 	fails = cmocka_run_group_tests_name("engine: units", unit_tests, NULL, NULL);
 	fails += _cmocka_run_group_tests("engine: against llama.cpp", ref_tests, T_NELEM(ref_tests), NULL, NULL);

@@ -1018,6 +1018,177 @@ static void test_f16_conv(void **state)
 	assert_true(isnan(bf16_val(bf16_bits(NAN))));
 }
 
+/* ---- packed matrices (cck_qpack) -------------------------------------------------------------------------------- */
+
+/*
+ * Activations that quantize exactly: every block's first element is +-127 and the rest integers in [-127, 127], so
+ * the q8_0 / q8_1 block has d = 1, its quants are the values, and q8_1's s = f16(sum). The packed order's reference
+ * is then plain C here: per row, per block, acc = fmaf(isum, d_w * d_x, acc) (q4_1: then fmaf(m_w, s_x, acc)).
+ */
+static void exact_x(float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = i % CCK_QK == 0 ? (rnd() & 1 ? 127.0f : -127.0f) : (float)((int)(rnd() % 255) - 127);
+}
+
+static float packed_ref(int t, const uint8_t *row, const float *x, size_t cols, double *mag)
+{
+	float acc = 0.0f;
+
+	*mag = 0.0;
+
+	for (size_t b = 0; b < cols / CCK_QK; b++) {
+		const float *xb = x + b * CCK_QK;
+		int32_t isum = 0, xsum = 0;
+
+		for (int i = 0; i < CCK_QK; i++)
+			xsum += (int32_t)xb[i];
+		if (t == CCK_TYPE_Q4_1) {
+			const struct cck_block_q4_1 *w = (const void *)(row + b * sizeof(*w));
+
+			for (int i = 0; i < CCK_QK / 2; i++)
+				isum += (w->qs[i] & 15) * (int32_t)xb[i] + (w->qs[i] >> 4) * (int32_t)xb[i + 16];
+			acc = fmaf((float)isum, f16_val(w->d) * 1.0f, acc);
+			acc = fmaf(f16_val(w->m), f16_val(f16_bits((float)xsum)), acc);
+			*mag += fabs((double)isum * f16_val(w->d)) + fabs((double)f16_val(w->m) * xsum);
+		} else {
+			const struct cck_block_q8_0 *w = (const void *)(row + b * sizeof(*w));
+
+			for (int i = 0; i < CCK_QK; i++)
+				isum += w->qs[i] * (int32_t)xb[i];
+			acc = fmaf((float)isum, f16_val(w->d) * 1.0f, acc);
+			*mag += fabs((double)isum * f16_val(w->d));
+		}
+	}
+	return acc;
+}
+
+/* Random blocks of t with scales of a typical size (products stay finite). */
+static void packed_blocks(int t, uint8_t *W, size_t nb)
+{
+	size_t off[2], bytes = rowb(t, CCK_QK);
+	int nf = f16_fields(t, off);
+
+	rand_blocks(t, W, nb, 0.0f);
+	for (size_t b = 0; b < nb; b++)
+		for (int f = 0; f < nf; f++)
+			put16(W + b * bytes + off[f], f16_bits((float)(gauss() * 0.01)));
+}
+
+/*
+ * cck_qpack: the layout round-trips (cck_qunpack, cck_qpacked_row of every row), and cck_qmatvec / cck_qmatmul of the
+ * packed matrix give the packed order (packed_ref) bit for bit on every tier, with 1 and 2 threads (400 rows x 576:
+ * threaded, in chunks of whole groups), batch 1 .. 11 (the kernels' 8-column groups and their tails); they agree with
+ * the row-major matrix's to float rounding; cck_qmatmul_n of packed matrices == each alone; and the errors.
+ */
+static void test_qpack(void **state)
+{
+	enum { BMAX = 11 };
+	static const int types[] = {CCK_TYPE_Q4_1, CCK_TYPE_Q8_0};
+	static const struct {
+		size_t rows, blocks;
+	} shapes[] = {{16, 1}, {48, 5}, {400, 18}};
+	int threads0 = cck_get_threads();
+	uint8_t one[64];
+
+	(void)state;
+	rng_state = 23;
+	/* errors */
+	assert_int_equal(cck_qpack(CCK_TYPE_Q4_0, one, 16, 32), -ENOTSUP);
+	assert_int_equal(cck_qpack(CCK_TYPE_Q4_1, one, 15, 32), -EINVAL);
+	assert_int_equal(cck_qpack(CCK_TYPE_Q4_1, one, 16, 33), -EINVAL);
+	assert_int_equal(cck_qpack(CCK_TYPE_Q4_1, NULL, 16, 32), -EINVAL);
+	assert_int_equal(cck_qpack(999, one, 16, 32), -EINVAL);
+	assert_int_equal(cck_qunpack(CCK_TYPE_Q8_0, one, NULL, 16, 32), -EINVAL);
+	assert_int_equal(cck_qpacked_row(CCK_TYPE_Q8_0, one, 16, 32, 16, one), -EINVAL);
+	assert_int_equal(cck_qmatvec(CCK_TYPE_Q4_0 | CCK_TYPE_PACK16, one, 0, (float *)one, (float *)one, 16, 32),
+	                 -EINVAL);
+	for (size_t k = 0; k < NELEM(types); k++) {
+		int t = types[k];
+
+		for (size_t sh = 0; sh < NELEM(shapes); sh++) {
+			const size_t rows = shapes[sh].rows, cols = shapes[sh].blocks * CCK_QK, rb = rowb(t, cols);
+			uint8_t *W = xmalloc(rb * rows), *P = xmalloc(rb * rows), *Wu = xmalloc(rb * rows);
+			float *X = xmalloc(BMAX * cols * sizeof(float)), *Y = xmalloc(BMAX * rows * sizeof(float));
+			float *ref = xmalloc(BMAX * rows * sizeof(float)), *rm = xmalloc(BMAX * rows * sizeof(float));
+			double *mag = xmalloc(BMAX * rows * sizeof(double));
+
+			packed_blocks(t, W, rows * shapes[sh].blocks);
+			exact_x(X, BMAX * cols);
+			memcpy(P, W, rb * rows);
+			assert_int_equal(cck_qpack(t, P, rows, cols), 0);
+			assert_true(memcmp(P, W, rb * rows) != 0);
+			assert_int_equal(cck_qunpack(t, P, Wu, rows, cols), 0);
+			assert_memory_equal(Wu, W, rb * rows);
+			for (size_t r = 0; r < rows; r++) {
+				memset(Wu, 0, rb);
+				assert_int_equal(cck_qpacked_row(t, P, rows, cols, r, Wu), 0);
+				assert_memory_equal(Wu, W + r * rb, rb);
+			}
+			/* wrong packed calls: rows not whole groups, a stride that is not the row bytes */
+			assert_int_equal(cck_qmatvec(t | CCK_TYPE_PACK16, P, 0, X, Y, rows - 1, cols), -EINVAL);
+			assert_int_equal(cck_qmatvec(t | CCK_TYPE_PACK16, P, rb + 1, X, Y, rows, cols), -EINVAL);
+			for (size_t b = 0; b < BMAX; b++)
+				for (size_t r = 0; r < rows; r++)
+					ref[b * rows + r] = packed_ref(t, W + r * rb, X + b * cols, cols, &mag[b * rows + r]);
+			assert_int_equal(cck_force_tier("auto"), 0);
+			assert_int_equal(cck_qmatmul(t, W, 0, X, rm, rows, cols, BMAX), 0);
+			for (size_t i = 0; i < BMAX * rows; i++) /* to float rounding: a few ulps of the terms' magnitude */
+				if (fabs((double)rm[i] - ref[i]) > 1e-6 * mag[i] + 1e-30)
+					fail_msg("%s %zu x %zu: packed %.9g, row-major %.9g", cck_type_name(t), rows, cols,
+					         ref[i], rm[i]);
+			for (int ti = 0; ti < ntiers(); ti++) {
+				const char *tier = tier_at(ti);
+
+				assert_int_equal(cck_force_tier(tier), 0);
+				for (int nt = 1; nt <= 2; nt++) {
+					assert_int_equal(cck_set_threads(nt), nt);
+					for (size_t batch = 1; batch <= BMAX; batch++) {
+						memset(Y, 0xa5, BMAX * rows * sizeof(float));
+						assert_int_equal(cck_qmatmul(t | CCK_TYPE_PACK16, P, batch == 3 ? rb : 0,
+						                             X, Y, rows, cols, batch),
+						                 0);
+						for (size_t i = 0; i < batch * rows; i++)
+							if (memcmp(&Y[i], &ref[i], sizeof(float)) != 0)
+								fail_msg("%s packed, tier %s, %d threads, %zu x %zu, "
+								         "batch %zu: Y[%zu][%zu] %.9g != %.9g",
+								         cck_type_name(t), tier, nt, rows, cols, batch,
+								         i / rows, i % rows, Y[i], ref[i]);
+					}
+				}
+			}
+			if (sh == NELEM(shapes) - 1) { /* qmatmul_n: this matrix, its first group and its first 96 rows */
+				struct cck_qmat m[3] = {{t | CCK_TYPE_PACK16, P, 0, rows, Y},
+				                        {t | CCK_TYPE_PACK16, P, 0, 16, rm},
+				                        {t | CCK_TYPE_PACK16, P, 0, 96, rm + 16 * 5}};
+
+				assert_int_equal(cck_set_threads(2), 2);
+				assert_int_equal(cck_qmatmul_n(m, 3, X, cols, 5), 0);
+				assert_memory_equal(Y, ref, 5 * rows * sizeof(float));
+				for (size_t b = 0; b < 5; b++) {
+					assert_memory_equal(rm + b * 16, ref + b * rows, 16 * sizeof(float));
+					assert_memory_equal(rm + 80 + b * 96, ref + b * rows, 96 * sizeof(float));
+				}
+				m[1].rows = 15;
+				assert_int_equal(cck_qmatmul_n(m, 3, X, cols, 5), -EINVAL);
+			}
+			free(W);
+			free(P);
+			free(Wu);
+			free(X);
+			free(Y);
+			free(ref);
+			free(rm);
+			free(mag);
+		}
+	}
+	assert_int_equal(cck_force_tier("auto"), 0);
+	assert_int_equal(cck_set_threads(threads0), threads0);
+	print_message("packed kernels: this host %s a fast one (q4_1 %d, q8_0 %d)\n",
+	              cck_qpack_supported(CCK_TYPE_Q4_1) ? "has" : "lacks", cck_qpack_supported(CCK_TYPE_Q4_1),
+	              cck_qpack_supported(CCK_TYPE_Q8_0));
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1026,6 +1197,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_qdot_bound),
 	    cmocka_unit_test(test_act_quant),       cmocka_unit_test(test_qmatvec),
 	    cmocka_unit_test(test_qmatmul_columns), cmocka_unit_test(test_qmatmul_n),
+	    cmocka_unit_test(test_qpack),
 	};
 
 	if (argc > 1)

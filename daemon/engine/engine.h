@@ -87,6 +87,19 @@ const struct cce_hparams *cce_model_hparams(const struct cce_model *m);
  * on the device (>= 0), or -errno: -ENODEV (no device: err = ccg_why()), -ENOMEM, -EIO (then nothing is offloaded).
  */
 int cce_model_offload(struct cce_model *m, int n_layers, char *err, size_t errlen);
+/*
+ * Pack the layers' weight matrices for libcck's packed kernels (cck_qpack: groups of 16 rows interleaved) where this
+ * host has a faster kernel for their type (cck_qpack_supported), in place: the data given to cce_model_init must be
+ * writable and the caller's (a copy in memory, not a file mapping), and those tensors then hold the packed layout
+ * (cce_model_weight_type says which). Their products then sum in libcck's packed order: the same bits on every tier,
+ * batch size and thread count, within float rounding of llama.cpp's (no longer bit for bit). Offloaded matrices stay
+ * as they are, and cce_model_offload unpacks a packed one before uploading it. Call it before any pass. Returns the
+ * number of matrices packed (0: none could be), or -errno (-ENOMEM; the matrices done so far stay packed, and work).
+ */
+int cce_model_pack(struct cce_model *m);
+/* The libcck type that multiplies the model's tensor whose data starts at p: type | CCK_TYPE_PACK16 for a matrix
+ * that cce_model_pack packed, else type (its type in the file). */
+int cce_model_weight_type(const struct cce_model *m, const void *p, int type);
 /* Layers offloaded (with a matrix on the device), and the device bytes of the offloaded matrices. */
 int cce_model_offloaded(const struct cce_model *m);
 size_t cce_model_device_bytes(const struct cce_model *m);

@@ -1198,6 +1198,21 @@ static int pass_row(struct cce_work *w, struct cce_ctx *c, int32_t id, uint32_t 
 	w->rctx[r] = c;
 	w->rpos[r] = pos;
 	rope_cache(m, pos, w->rope + r * m->hp.n_rot);
+	if (m->tok_embd.type & CCK_TYPE_PACK16) { /* packed as the output matrix (tied): the row out of its group */
+		const int type = m->tok_embd.type & ~CCK_TYPE_PACK16;
+		unsigned char stack[4096];
+		void *tmp = m->tok_embd.row_bytes <= sizeof(stack) ? stack : malloc(m->tok_embd.row_bytes);
+		int rc;
+
+		if (!tmp)
+			return -ENOMEM;
+		rc = cck_qpacked_row(type, m->tok_embd.data, m->tok_embd.rows, ne, (size_t)id, tmp);
+		if (rc == 0)
+			rc = cck_dequantize(type, tmp, w->x + r * ne, ne);
+		if (tmp != stack)
+			free(tmp);
+		return rc;
+	}
 	return cck_dequantize(m->tok_embd.type, row, w->x + r * ne, ne);
 }
 

@@ -395,13 +395,47 @@ static void unload_all(struct cce_model *m)
 	m->n_offloaded = 0;
 }
 
+/* A packed matrix back to row-major, in place (the device takes rows). 0 or -ENOMEM. */
+static int mat_unpack(struct cce_mat *w)
+{
+	const int base = w->type & ~CCK_TYPE_PACK16;
+	const size_t bytes = w->rows * w->row_bytes;
+	void *tmp;
+	int rc;
+
+	if (!(w->type & CCK_TYPE_PACK16))
+		return 0;
+	tmp = malloc(bytes);
+	if (!tmp)
+		return -ENOMEM;
+	rc = cck_qunpack(base, w->data, tmp, w->rows, w->cols);
+	if (rc == 0) {
+		memcpy((void *)(uintptr_t)w->data, tmp, bytes);
+		w->type = base;
+	}
+	free(tmp);
+	return rc;
+}
+
+/* mat_upload's unpacking of the output matrix also unpacks token_embd when it is the same tensor (tied). */
+static void tied_type(struct cce_model *m)
+{
+	if (m->tok_embd.data == m->output.data)
+		m->tok_embd.type = m->output.type;
+}
+
 /* Upload w where the device multiplies its type: 1 (uploaded), 0 (it stays on the CPU), or -errno (err says). */
 static int mat_upload(struct cce_mat *w, const char *name, char *err, size_t errlen)
 {
 	int rc;
 
-	if (!ccg_type_supported(w->type))
+	if (!ccg_type_supported(w->type & ~CCK_TYPE_PACK16))
 		return 0;
+	if ((rc = mat_unpack(w))) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: unpacking for the device: %s", name, strerror(-rc));
+		return rc;
+	}
 	rc = ccg_mat_new(w->type, w->data, w->row_bytes, w->rows, w->cols, &w->dev);
 	if (rc) {
 		if (err && errlen)
@@ -444,7 +478,9 @@ int cce_model_offload(struct cce_model *m, int n_layers, char *err, size_t errle
 		count += any;
 	}
 	if (n_layers < 0 || (uint32_t)n_layers > m->hp.n_layer) { /* llama.cpp's -ngl past n_layer: the output too */
-		if ((rc = mat_upload(&m->output, "output", err, errlen)) < 0)
+		rc = mat_upload(&m->output, "output", err, errlen);
+		tied_type(m);
+		if (rc < 0)
 			goto fail;
 	}
 	m->n_offloaded = (uint32_t)count;
@@ -452,6 +488,55 @@ int cce_model_offload(struct cce_model *m, int n_layers, char *err, size_t errle
 fail:
 	unload_all(m);
 	return rc;
+}
+
+int cce_model_pack(struct cce_model *m)
+{
+	struct cce_mat *v[LAYER_MATS];
+	int n = 0, rc;
+
+	if (!m)
+		return -EINVAL;
+	for (uint32_t il = 0; il <= m->hp.n_layer; il++) {
+		int nv = LAYER_MATS;
+
+		if (il < m->hp.n_layer)
+			layer_mats(&m->layers[il], v);
+		else { /* then the output matrix (token_embd when tied: its rows are then read out of the groups) */
+			v[0] = &m->output;
+			nv = 1;
+		}
+		for (int k = 0; k < nv; k++) {
+			struct cce_mat *w = v[k];
+
+			if (!w->data || w->dev || (w->type & CCK_TYPE_PACK16) || !cck_qpack_supported(w->type) ||
+			    w->rows % 16)
+				continue;
+			rc = cck_qpack(w->type, (void *)(uintptr_t)w->data, w->rows, w->cols);
+			if (rc)
+				return rc;
+			w->type |= CCK_TYPE_PACK16;
+			if (w == &m->output && m->tok_embd.data == w->data)
+				m->tok_embd.type = w->type;
+			n++;
+		}
+	}
+	return n;
+}
+
+int cce_model_weight_type(const struct cce_model *m, const void *p, int type)
+{
+	struct cce_mat *v[LAYER_MATS];
+
+	for (uint32_t il = 0; m && p && il < m->hp.n_layer; il++) {
+		layer_mats(&m->layers[il], v);
+		for (int k = 0; k < LAYER_MATS; k++)
+			if (v[k]->data == p)
+				return v[k]->type;
+	}
+	if (m && p && m->output.data == p)
+		return m->output.type;
+	return type;
 }
 
 int cce_model_offloaded(const struct cce_model *m)

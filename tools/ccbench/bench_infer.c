@@ -31,6 +31,8 @@ struct bench {
 	struct cce_model *m;
 	const struct cce_hparams *hp;
 	int opencl;       /* --backend opencl */
+	int pack;         /* --pack: cce_model_pack (in uring mode) */
+	int packed;       /* matrices it packed */
 	long gpu_layers;  /* --gpu-layers: -1 = all */
 	int offloaded;    /* layers on the device */
 	size_t dev_bytes; /* their bytes there */
@@ -40,8 +42,8 @@ struct bench {
 /* The backend's fields of every line: "backend", "gpu_layers", "device_bytes", "device". */
 static void print_backend(const struct bench *b)
 {
-	printf(",\"backend\":\"%s\",\"gpu_layers\":%d,\"device_bytes\":%zu,\"device\":", b->opencl ? "opencl" : "cpu",
-	       b->offloaded, b->dev_bytes);
+	printf(",\"packed\":%d,\"backend\":\"%s\",\"gpu_layers\":%d,\"device_bytes\":%zu,\"device\":", b->packed,
+	       b->opencl ? "opencl" : "cpu", b->offloaded, b->dev_bytes);
 	if (!b->opencl) {
 		printf("null");
 		return;
@@ -243,14 +245,17 @@ static int run_batch(const struct bench *b)
 static int usage(void)
 {
 	fprintf(stderr, "usage: ccbench infer --model PATH [--threads T] [--prompt-tokens N] [--gen-tokens N] "
-	                "[--reps R] [--mode mmap|uring] [--batch K] [--backend cpu|opencl] [--gpu-layers N]\n"
+	                "[--reps R] [--mode mmap|uring] [--batch K] [--backend cpu|opencl] [--gpu-layers N] [--pack]\n"
 	                "  --batch K: K sequences (prompts of N tokens each) decode together, one batched\n"
 	                "             eval a step; prints the aggregate generation tokens/s for K and for 1\n"
 	                "             (same run) and their ratio\n"
 	                "  --backend opencl: the weights of --gpu-layers layers (default -1: all) go to the\n"
 	                "             OpenCL device (CC_OPENCL_DEVICE, else the first GPU, else the first device)\n"
 	                "             and their matrix products run there; cpu (default): libcck only\n"
-	                "  Every line says \"backend\", \"gpu_layers\" (offloaded), \"device_bytes\", \"device\".\n");
+	                "  --pack: (with --mode uring) the q4_1 and q8_0 matrices packed as ccd's pack_weights=on\n"
+	                "             does (AVX512-VNNI; not llama.cpp's bits)\n"
+	                "  Every line says \"packed\" (matrices), \"backend\", \"gpu_layers\" (offloaded),\n"
+	                "  \"device_bytes\", \"device\".\n");
 	return 2;
 }
 
@@ -266,6 +271,7 @@ static int parse(int argc, char **argv, struct bench *b, const char **mode)
 	    {"batch", required_argument, NULL, 'b'},
 	    {"backend", required_argument, NULL, 'B'},
 	    {"gpu-layers", required_argument, NULL, 'G'},
+	    {"pack", no_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -306,9 +312,16 @@ static int parse(int argc, char **argv, struct bench *b, const char **mode)
 			b->gpu_layers = strtol(optarg, NULL, 10);
 			gl_given = 1;
 			break;
+		case 'P':
+			b->pack = 1;
+			break;
 		default:
 			return usage();
 		}
+	}
+	if (b->pack && ccm_mode_parse(*mode) == CCM_MODE_MMAP) {
+		fprintf(stderr, "ccbench infer: --pack rewrites the weights in memory: give --mode uring\n");
+		return 2;
 	}
 	if (b->gpu_layers < -1 || (gl_given && !b->opencl)) {
 		fprintf(stderr, "ccbench infer: --gpu-layers N (-1: all) goes with --backend opencl\n");
@@ -380,6 +393,12 @@ int cmd_infer(int argc, char **argv)
 		return 1;
 	}
 	b.hp = cce_model_hparams(b.m);
+	if (b.pack) { /* as ccd's pack_weights=on */
+		r = cce_model_pack(b.m);
+		if (r < 0)
+			fprintf(stderr, "ccbench infer: packing the weights: %s (they stay row-major)\n", strerror(-r));
+		b.packed = r > 0 ? r : 0;
+	}
 	if (offload(&b)) {
 		r = 1;
 	} else if ((uint64_t)b.np + (uint64_t)b.ng > b.hp->n_ctx_train) {

@@ -34,7 +34,7 @@ int cmd_serve(int argc, char **argv);
 
 static const char serve_usage[] =
     "usage: ccbench serve --model NAME [--clients K[,K...]] [--gen-tokens N] [--prompt-tokens P]\n"
-    "                     [--endpoint URL] [--start PATH [--threads T]]\n"
+    "                     [--endpoint URL] [--start PATH [--threads T] [--pack]]\n"
     "  K client processes (each its own connection and session) generate at once from the model NAME\n"
     "  loaded in ccd: a raw prompt of P tokens, greedy, N tokens past any end-of-text, streamed. They\n"
     "  start together; each records when every piece of text arrives. One JSON line per K:\n"
@@ -51,7 +51,9 @@ static const char serve_usage[] =
     "  --endpoint URL      the ccd to use (default: $CC_ENDPOINT, else the per-user socket)\n"
     "  --start PATH        start a ccd of our own ($CCD, else the one next to ccbench) on a private\n"
     "                      socket, load PATH into it as NAME, and stop it at the end\n"
-    "  --threads T         with --start: ccd's engine_threads (0: ccd's default)\n";
+    "  --threads T         with --start: ccd's engine_threads (0: ccd's default)\n"
+    "  --pack              with --start: ccd's pack_weights=on (packed q4_1 / q8_0 matrices where the CPU\n"
+    "                      has AVX512-VNNI: faster, not llama.cpp's bits); the lines say \"pack_weights\"\n";
 
 static double now_s(void)
 {
@@ -446,6 +448,7 @@ struct serve_run {
 	long prompt_tokens;
 	long gen_tokens;
 	long threads; /* -1: unknown (a running ccd) */
+	int pack;     /* pack_weights of our own ccd; -1: unknown (a running ccd) */
 	long ccd_pid;
 	cc_client *ctl;
 };
@@ -571,6 +574,10 @@ static void serve_print(const struct serve_run *run, int k, struct serve_tally *
 		printf("\"threads\":%ld,", run->threads);
 	else
 		printf("\"threads\":null,");
+	if (run->pack >= 0)
+		printf("\"pack_weights\":\"%s\",", run->pack ? "on" : "off");
+	else
+		printf("\"pack_weights\":null,");
 	printf("\"model\":\"%s\"", run->model);
 	if (t->failed) {
 		/* the text is ours or ccd's: keep it valid JSON */
@@ -669,9 +676,10 @@ int cmd_serve(int argc, char **argv)
 	    {"gen-tokens", required_argument, NULL, 'g'}, {"prompt-tokens", required_argument, NULL, 'p'},
 	    {"endpoint", required_argument, NULL, 'e'},   {"start", required_argument, NULL, 's'},
 	    {"threads", required_argument, NULL, 't'},    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"pack", no_argument, NULL, 'P'},             {NULL, 0, NULL, 0},
 	};
-	struct serve_run run = {.gen_tokens = 64, .prompt_tokens = 32, .threads = -1};
+	struct serve_run run = {.gen_tokens = 64, .prompt_tokens = 32, .threads = -1, .pack = -1};
+	int pack = 0;
 	struct own_ccd own = {0};
 	const char *start = NULL;
 	int ks[SERVE_MAX_KS] = {1}, nks = 1, opt, r, i, failed = 0;
@@ -708,6 +716,9 @@ int cmd_serve(int argc, char **argv)
 			if (parse_long(optarg, 0, 4096, &threads) < 0)
 				goto usage;
 			break;
+		case 'P':
+			pack = 1;
+			break;
 		case 'h':
 			fputs(serve_usage, stdout);
 			return 0;
@@ -717,15 +728,26 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (optind < argc || !run.model || (start && run.endpoint))
 		goto usage;
+	if (pack && !start) {
+		fprintf(stderr, "ccbench serve: --pack sets pack_weights of its own ccd: give --start\n");
+		return 2;
+	}
 	if (threads >= 0 && !start) {
 		fprintf(stderr, "ccbench serve: --threads sets the engine threads of its own ccd: give --start\n");
 		return 2;
 	}
 	if (start) {
 		char setting[64];
+		const char *settings[3] = {NULL};
+		int ns = 0;
 
 		snprintf(setting, sizeof(setting), "engine_threads=%ld", threads > 0 ? threads : 0);
-		r = own_ccd_start(&own, threads > 0 ? setting : NULL, &run.ctl);
+		if (threads > 0)
+			settings[ns++] = setting;
+		if (pack)
+			settings[ns++] = "pack_weights=on";
+		run.pack = pack;
+		r = own_ccd_start(&own, settings, &run.ctl);
 		if (r < 0)
 			return 1;
 		run.endpoint = own.endpoint;

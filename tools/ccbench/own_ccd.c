@@ -103,7 +103,7 @@ void own_ccd_stop(struct own_ccd *d)
 	rmdir(d->dir);
 }
 
-int own_ccd_start(struct own_ccd *d, const char *opt, cc_client **ret)
+int own_ccd_start(struct own_ccd *d, const char *const *opts, cc_client **ret)
 {
 	char ccd[PATH_MAX];
 	double end;
@@ -142,10 +142,17 @@ int own_ccd_start(struct own_ccd *d, const char *opt, cc_client **ret)
 			_exit(127);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
-		if (opt)
-			execl(ccd, ccd, "--foreground", "--endpoint", d->endpoint, "-o", opt, (char *)NULL);
-		else
-			execl(ccd, ccd, "--foreground", "--endpoint", d->endpoint, (char *)NULL);
+		{
+			const char *argv[4 + 2 * OWN_CCD_MAX_OPTS + 1] = {ccd, "--foreground", "--endpoint", d->endpoint};
+			int n = 4;
+
+			for (int i = 0; opts && opts[i] && i < OWN_CCD_MAX_OPTS; i++) {
+				argv[n++] = "-o";
+				argv[n++] = opts[i];
+			}
+			argv[n] = NULL;
+			execv(ccd, (char *const *)(uintptr_t)argv);
+		}
 		fprintf(stderr, "exec %s: %s\n", ccd, strerror(errno));
 		_exit(127);
 	}

@@ -15,11 +15,14 @@ struct own_ccd {
 	char log[96];
 };
 
+/* Settings own_ccd_start passes at most (more are ignored). */
+#define OWN_CCD_MAX_OPTS 8
 /*
- * Start `ccd --foreground --endpoint ipc://<private dir>/ccd.sock [-o opt]` ($CCD, else the ccd next to ccbench)
- * and connect to it (*ret). opt may be NULL. Returns 0 or -errno after saying why on stderr.
+ * Start `ccd --foreground --endpoint ipc://<private dir>/ccd.sock [-o opt]...` ($CCD, else the ccd next to ccbench)
+ * and connect to it (*ret). opts: NULL, or "name=value" settings ending with NULL. Returns 0 or -errno after saying
+ * why on stderr.
  */
-int own_ccd_start(struct own_ccd *d, const char *opt, cc_client **ret);
+int own_ccd_start(struct own_ccd *d, const char *const *opts, cc_client **ret);
 /* SIGTERM it (SIGKILL if it lingers), show its log if it did not exit cleanly, remove the directory. */
 void own_ccd_stop(struct own_ccd *d);
 
