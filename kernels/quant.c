@@ -494,8 +494,8 @@ static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, si
 		return 0;
 	}
 	prep_bytes = mm_prep_bytes(&k, cols, batch);
-	if (packed) /* 2 floats per block per column, after the activations (whose rows are whole blocks: aligned) */
-		ds_bytes = batch * (cols / CCK_QK) * 2 * sizeof(float);
+	if (packed) /* 2 floats per block per column, after the activations, 64-byte aligned */
+		ds_bytes = batch * (cols / CCK_QK) * 2 * sizeof(float) + 64;
 	need = k.act_bytes * batch + (prep_bytes ? prep_bytes + 64 : 0) + ds_bytes;
 	if (k.quant && need > sizeof(stack) && !(heap = malloc(need)))
 		return -ENOMEM;
@@ -510,7 +510,8 @@ static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, si
 	job.prep = NULL;
 	job.ds = NULL;
 	if (ds_bytes) {
-		float *ds = (float *)(void *)((char *)(heap ? heap : stack) + k.act_bytes * batch);
+		uintptr_t p = (uintptr_t)((char *)(heap ? heap : stack) + k.act_bytes * batch);
+		float *ds = (float *)(void *)((p + 63) & ~(uintptr_t)63);
 		const size_t nb = cols / CCK_QK;
 
 		for (size_t c = 0; c < batch; c++) {
