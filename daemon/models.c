@@ -176,8 +176,6 @@ static void bind_engine(struct ccd_model *m)
 			np = cce_model_pack(m->engine);
 		if (np < 0)
 			ccd_warn("model %s: packing the weights: %s (the rest run row-major)", m->name, strerror(-np));
-		else
-			m->packed = np;
 		snprintf(m->engine_note + len, sizeof(m->engine_note) - len, "; %d matrices packed%s", np > 0 ? np : 0,
 		         m->region.mode == CCM_MODE_MMAP ? " (mmap mode: the file's pages stay as they are)"
 		         : np == 0 ? " (no q4_1 or q8_0 matrix, or no AVX512-VNNI)" : "");

@@ -57,7 +57,6 @@ struct ccd_model {
 	char engine_note[256];    /* "llama, gpt2 tokenizer", or why not */
 	uint64_t gpu_layers_req;  /* layers to offload to the OpenCL device at the load (UINT64_MAX: all) */
 	int pack_req;             /* pack the weights at the load (the pack_weights setting) */
-	int packed;               /* matrices packed (written by the loader thread) */
 	uint32_t gpu_layers;      /* layers offloaded (written by the loader thread) */
 	uint64_t device_bytes;    /* their weights' bytes on the device */
 	struct ccd_sched *sched;  /* runs the model's sessions (sched.c); started at the first one */

@@ -432,6 +432,35 @@ static size_t mm_prep_bytes(const struct qk *k, size_t cols, size_t batch)
 	return CCK_MM_PREP_BYTES(cols, batch);
 }
 
+/*
+ * What a packed kernel reads of each activation row (quant.h's pmm ds) into ds: per column and block, 2 floats: for a
+ * q8_1 row (q4_1 weights) the block's d and s, for a q8_0 row (q8_0 weights) its d and 128 times the sum of its quants
+ * (exact). Returns ds.
+ */
+static const float *packed_ds(int act, const char *rows, size_t stride, size_t nb, size_t cols, float *ds)
+{
+	for (size_t c = 0; c < cols; c++, rows += stride)
+		for (size_t b = 0; b < nb; b++) {
+			float *f = &ds[2 * (c * nb + b)];
+
+			if (act == CCK_TYPE_Q8_1) {
+				const struct cck_block_q8_1 *y = (const void *)rows;
+
+				f[0] = cck__f16_to_f32(y[b].d);
+				f[1] = cck__f16_to_f32(y[b].s);
+			} else {
+				const struct cck_block_q8_0 *y = (const void *)rows;
+				int32_t sum = 0;
+
+				for (int i = 0; i < CCK_QK; i++)
+					sum += y[b].qs[i];
+				f[0] = cck__f16_to_f32(y[b].d);
+				f[1] = (float)(128 * sum);
+			}
+		}
+	return ds;
+}
+
 /* The matrices m[0..nm) (all of type, cols columns) times the same batch x cols activations X: one job. */
 static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, size_t cols, size_t batch)
 {
@@ -511,32 +540,9 @@ static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, si
 	job.ds = NULL;
 	if (ds_bytes) {
 		uintptr_t p = (uintptr_t)((char *)(heap ? heap : stack) + k.act_bytes * batch);
-		float *ds = (float *)(void *)((p + 63) & ~(uintptr_t)63);
-		const size_t nb = cols / CCK_QK;
 
-		for (size_t c = 0; c < batch; c++) {
-			const char *a = job.act + c * job.act_stride;
-
-			for (size_t b = 0; b < nb; b++) {
-				float *f = &ds[2 * (c * nb + b)];
-
-				if (k.act == CCK_TYPE_Q8_1) { /* q4_1: the block's d and s */
-					const struct cck_block_q8_1 *y = (const void *)a;
-
-					f[0] = cck__f16_to_f32(y[b].d);
-					f[1] = cck__f16_to_f32(y[b].s);
-				} else { /* q8_0: d, and 128 times the sum of the quants (exact) */
-					const struct cck_block_q8_0 *y = (const void *)a;
-					int32_t sum = 0;
-
-					for (int i = 0; i < CCK_QK; i++)
-						sum += y[b].qs[i];
-					f[0] = cck__f16_to_f32(y[b].d);
-					f[1] = (float)(128 * sum);
-				}
-			}
-		}
-		job.ds = ds;
+		job.ds = packed_ds(k.act, job.act, job.act_stride, cols / CCK_QK, batch,
+		                   (float *)(void *)((p + 63) & ~(uintptr_t)63));
 	}
 	if (prep_bytes) { /* after the activations, 64-byte aligned */
 		uintptr_t p = (uintptr_t)((char *)(heap ? heap : stack) + k.act_bytes * batch);
