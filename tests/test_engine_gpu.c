@@ -16,6 +16,8 @@
  *    K_LOGIT_BOUND of each step's max |logit|, tokens equal except where the CPU's top two are closer than that
  *    (reported), and not bit-identical (the products did run on the device, in another float order);
  *  - what offloading reports: layers, device bytes (the output matrix counts only past n_layer), 0 frees everything;
+ *  - a packed model (cce_model_pack): offloading unpacks what it uploads (the row-major model's bits, on the device
+ *    and back on the CPU);
  *  - without a device (this program run again with the selection "none") cce_model_offload is -ENODEV with
  *    ccg_why() as its message.
  */
@@ -203,8 +205,11 @@ static struct t_buf kquant_model(void)
 
 static struct t_buf kfile; /* the k-quant model's bytes while it is open */
 
-/* 0: loaded; 1: skipped (why printed). lm->v stays NULL for the k-quant model (no tokenizer: prompts are ids). */
-static int lm_open(const struct tmodel *tm, struct lmodel *lm)
+/*
+ * 0: loaded; 1: skipped (why printed). lm->v stays NULL for the k-quant model (no tokenizer: prompts are ids).
+ * mode: where a file's weights go (CCM_MODE_READ: memory of our own, which cce_model_pack may rewrite).
+ */
+static int lm_open_mode(const struct tmodel *tm, struct lmodel *lm, enum ccm_mode mode)
 {
 	char path[PATH_MAX], err[256];
 	int fd;
@@ -228,8 +233,8 @@ static int lm_open(const struct tmodel *tm, struct lmodel *lm)
 		fail_msg("%s: %s", path, err);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	if (ccm_load_fd(fd, ccm_gguf_data_offset(lm->g), ccm_gguf_data_size(lm->g), CCM_MODE_MMAP, NULL, NULL, &lm->reg,
-	                err, sizeof(err)))
+	if (ccm_load_fd(fd, ccm_gguf_data_offset(lm->g), ccm_gguf_data_size(lm->g), mode, NULL, NULL, &lm->reg, err,
+	                sizeof(err)))
 		fail_msg("%s: load: %s", path, err);
 	close(fd);
 	if (cce_model_init(lm->g, lm->reg.data, &lm->m, err, sizeof(err)))
@@ -239,6 +244,11 @@ static int lm_open(const struct tmodel *tm, struct lmodel *lm)
 	lm->n_vocab = cce_model_hparams(lm->m)->n_vocab;
 	lm->n_layer = cce_model_hparams(lm->m)->n_layer;
 	return 0;
+}
+
+static int lm_open(const struct tmodel *tm, struct lmodel *lm)
+{
+	return lm_open_mode(tm, lm, CCM_MODE_MMAP);
 }
 
 static int lm_teardown(void **state)
@@ -420,6 +430,50 @@ static void test_offload(void **state)
 		free(cpu[p].logits);
 }
 
+/*
+ * Offloading a packed model (cce_model_pack) unpacks each matrix it uploads: with every layer and the output on the
+ * device, the logits are the row-major model's CPU bits (the device sums q4_1 / q8_0 as libcck's row-major kernels
+ * do); offloaded back to none, the matrices stay row-major and the CPU gives those bits again. A tied token_embd (SmolLM2)
+ * is unpacked with the output. Models whose offloaded logits are exact only; skipped where nothing packs (no
+ * AVX512-VNNI, or no q4_1 / q8_0 matrix).
+ */
+static void test_offload_packed(void **state)
+{
+	const struct tmodel *tm = *state;
+	struct run cpu, gpu;
+	char err[256];
+	size_t ties = 0;
+	int n;
+
+	if (!have_dev) {
+		printf("    SKIP: no OpenCL device: %s\n", ccg_why());
+		skip();
+	}
+	if (lm_open_mode(tm, &L, CCM_MODE_READ))
+		skip();
+	memset(&cpu, 0, sizeof(cpu));
+	run_prompt(&L, prompts[0], tm->gen, NULL, &cpu);
+	n = cce_model_pack(L.m);
+	assert_true(n >= 0);
+	if (n == 0) {
+		free(cpu.logits);
+		printf("    SKIP %s: nothing packed (no AVX512-VNNI, or no q4_1 / q8_0 matrix)\n", tm->stem);
+		skip();
+	}
+	assert_int_equal(cce_model_offload(L.m, -1, err, sizeof(err)), (int)L.n_layer);
+	run_prompt(&L, prompts[0], tm->gen, &cpu, &gpu);
+	compare_runs(tm, &L, &cpu, &gpu, "packed, offload -1", 0, &ties);
+	free(gpu.logits);
+	assert_int_equal(cce_model_offload(L.m, 0, err, sizeof(err)), 0);
+	run_prompt(&L, prompts[0], tm->gen, &cpu, &gpu);
+	if (memcmp(cpu.logits, gpu.logits, tm->gen * L.n_vocab * sizeof(float)) != 0)
+		fail_msg("%s: packed, offloaded and back: logits not the row-major model's", tm->stem);
+	printf("    %s: %d matrices packed; offloaded (unpacked) and back on the CPU: the row-major model's logits\n",
+	       tm->stem, n);
+	free(gpu.logits);
+	free(cpu.logits);
+}
+
 /* cce_model_offload with no device: -ENODEV and ccg_why() as the message (run in a child with "none" selected). */
 static int nodev_main(void)
 {
@@ -462,8 +516,9 @@ static void test_nodev(void **state)
 
 int main(int argc, char **argv)
 {
-	struct CMUnitTest tests[NELEM(tmodels) + 1];
+	struct CMUnitTest tests[NELEM(tmodels) + 3];
 	static char names[NELEM(tmodels)][96];
+	size_t nt = NELEM(tmodels);
 
 	if (argc > 1 && !strcmp(argv[1], "--nodev"))
 		return nodev_main();
@@ -480,6 +535,10 @@ int main(int argc, char **argv)
 		snprintf(names[i], sizeof(names[i]), "offload %s", tmodels[i].stem);
 		tests[i] = (struct CMUnitTest){names[i], test_offload, NULL, lm_teardown, (void *)&tmodels[i]};
 	}
-	tests[NELEM(tmodels)] = (struct CMUnitTest){"offload without a device", test_nodev, NULL, NULL, NULL};
-	return _cmocka_run_group_tests("engine on the OpenCL device", tests, NELEM(tests), NULL, NULL) ? 1 : 0;
+	tests[nt++] = (struct CMUnitTest){"offload packed stories260K-Q8_0", test_offload_packed, NULL, lm_teardown,
+	                                  (void *)&tmodels[3]};
+	tests[nt++] = (struct CMUnitTest){"offload packed SmolLM2", test_offload_packed, NULL, lm_teardown,
+	                                  (void *)&tmodels[5]};
+	tests[nt++] = (struct CMUnitTest){"offload without a device", test_nodev, NULL, NULL, NULL};
+	return _cmocka_run_group_tests("engine on the OpenCL device", tests, nt, NULL, NULL) ? 1 : 0;
 }
