@@ -107,6 +107,11 @@ static const struct conf_def defs[CCD_CONF_COUNT] = {
 		"of 16 rows for libcck's packed kernels where the CPU has AVX512-VNNI (about twice the batched "
 		"throughput; their sums run in another order, so outputs no longer match llama.cpp's bit for bit); "
 		"off: llama.cpp's arithmetic", .choices = off_on_choices },
+	[CCD_CONF_SHARE_PREFIXES] = { "share_prefixes", CONF_T_CHOICE, 0, 1, 1,
+		"a prompt that starts an empty context takes the KV cache rows of the longest prefix of it that another "
+		"session of the model has evaluated as prompt (the same bits: outputs do not change), and one sharing "
+		"most of an earlier prompt still running waits for it instead of computing it again",
+		.choices = off_on_choices },
 };
 /* clang-format on */
 

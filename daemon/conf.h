@@ -33,6 +33,7 @@ enum ccd_conf_key {
 	CCD_CONF_BACKEND,       /* a choice: ccd_conf_str(), NULL when not set */
 	CCD_CONF_GPU_LAYERS,    /* CCD_CONF_ALL for -1 ("all") */
 	CCD_CONF_PACK_WEIGHTS,  /* a choice: 0 off, 1 on */
+	CCD_CONF_SHARE_PREFIXES, /* a choice: 0 off, 1 on */
 	CCD_CONF_COUNT
 };
 

@@ -27,6 +27,8 @@ struct ccd_sess_priv {
 	struct cce_ctx *ctx;   /* NULL for a one-shot session until its turn starts */
 	int32_t *hist;         /* the tokens in the KV cache, n_ctx of room */
 	uint32_t nhist;
+	uint32_t nshare; /* hist[0, nshare) were evaluated as prompt rows from position 0: another session whose prompt
+	                    starts with them may copy their KV (share_prefixes) */
 	int32_t pending; /* sampled, in the text, not yet evaluated: the next turn feeds it first (-1: none) */
 	/* chat: the messages so far and their rendering plus the last answer (what the cache holds) */
 	struct cce_msg *msgs;
@@ -45,6 +47,8 @@ struct ccd_turn_priv {
 	int32_t *todo; /* prompt tokens to evaluate (the pending token first) */
 	size_t ntodo, ndone;
 	int prompt_flag; /* ntodo >= 2: one multi-token decode, as llama.cpp would run it */
+	int wait;        /* this step: the prompt waits for an earlier one it shares a prefix with (share_prefixes) */
+	uint32_t shared; /* prompt tokens whose KV came from another session */
 	float *logits;
 	struct cce_sampler *smp;
 	char *text; /* the answer so far */
@@ -242,6 +246,7 @@ static void sess_release(struct ccd_sched *s, struct ccd_sess *ss)
 	free(ss->p->hist);
 	ss->p->hist = NULL;
 	ss->p->nhist = 0;
+	ss->p->nshare = 0;
 	atomic_fetch_sub(s->c.kv_used, atomic_exchange(&ss->kv_bytes, 0));
 	atomic_store(&ss->n_past, 0);
 }
@@ -491,6 +496,7 @@ static void finish(struct ccd_sched *s, struct ccd_turn *t, int code, const char
 		g.tokens = p->gen;
 		g.prompt_tokens = (uint32_t)p->ntodo;
 		g.new_tokens = (uint32_t)p->ntodo;
+		g.cached_tokens = p->shared;
 		g.gen_tokens = (uint32_t)p->ngen;
 		g.pp_tps = p->t_pp_end > p->t_admit ? (double)p->ntodo / (p->t_pp_end - p->t_admit) : 0;
 		g.tg_tps = p->ngen && now > p->t_pp_end ? (double)p->ngen / (now - p->t_pp_end) : 0;
@@ -584,6 +590,7 @@ static int turn_text(struct ccd_sched *s, struct ccd_turn *t, char **ret, int *a
 	if (sp->nhist) { /* the cache holds something the rendering does not start with: start again */
 		cce_ctx_reset(sp->ctx);
 		sp->nhist = 0;
+		sp->nshare = 0;
 		sp->pending = -1;
 		atomic_store(&p->ss->n_past, 0);
 		*add_bos = -1;
@@ -910,6 +917,75 @@ static void prepare(struct ccd_sched *s)
 	}
 }
 
+/* Tokens at the start of a and b that are the same (at most n). */
+static uint32_t common_prefix(const int32_t *a, const int32_t *b, uint32_t n)
+{
+	uint32_t i = 0;
+
+	while (i < n && a[i] == b[i])
+		i++;
+	return i;
+}
+
+/*
+ * Prompt prefixes shared between sessions. A turn whose prompt starts an empty cache takes the KV rows of the longest
+ * prefix of it that another session of the model evaluated as prompt rows from position 0 (at least SHARE_MIN tokens,
+ * and never the prompt's last token, whose logits it needs): cce_ctx_copy_prefix, the same bits as evaluating them
+ * (a row's arithmetic depends only on the tokens up to it and on the prompt flag, which the rest of this prompt keeps:
+ * so its answer is the one it gets alone). But a prompt sharing more than that, at least SHARE_WAIT tokens and half of
+ * itself, with an earlier prompt still being evaluated waits for it, a step at a time, instead of computing the same
+ * rows beside it. Many clients sending one system prompt, or one benchmark prompt, compute it once.
+ */
+#define SHARE_MIN 4
+#define SHARE_WAIT 16
+static void share_prefixes(struct ccd_sched *s)
+{
+	for (size_t i = 0; i < s->nactive; i++) {
+		struct ccd_turn_priv *p = s->active[i]->p;
+		struct ccd_sess_priv *sp = p->ss->p;
+		struct ccd_sess *donor = NULL;
+		uint32_t best = 0, cap;
+
+		p->wait = 0;
+		if (!s->c.share_prefixes || p->phase != PH_PREFILL || p->ndone || sp->nhist || !p->prompt_flag)
+			continue;
+		cap = (uint32_t)p->ntodo - 1;
+		pthread_mutex_lock(&s->lock);
+		for (struct ccd_sess *d = s->sessions; d; d = d->p->next) {
+			uint32_t l;
+
+			if (d == p->ss || !d->p->ctx || d->p->nshare < SHARE_MIN)
+				continue;
+			l = common_prefix(p->todo, d->p->hist, cap < d->p->nshare ? cap : d->p->nshare);
+			if (l > best) {
+				best = l;
+				donor = d;
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+		for (size_t k = 0; k < i; k++) { /* an earlier prompt, evaluated first, that will have more of this one */
+			const struct ccd_turn_priv *e = s->active[k]->p;
+			uint32_t l;
+
+			/* it started an empty cache, and its rows so far are prompt rows */
+			if (e->phase != PH_PREFILL || e->wait || !e->prompt_flag || e->ss->p->nhist != e->ndone ||
+			    e->ss->p->nshare != e->ss->p->nhist)
+				continue;
+			l = common_prefix(p->todo, e->todo, cap < e->ntodo ? cap : (uint32_t)e->ntodo);
+			if (l > best && l >= SHARE_WAIT && l >= p->ntodo / 2 && e->ss->p->nshare < l) {
+				p->wait = 1;
+				break;
+			}
+		}
+		if (!p->wait && best >= SHARE_MIN && cce_ctx_copy_prefix(sp->ctx, donor->p->ctx, best) == 0) {
+			memcpy(sp->hist, p->todo, best * sizeof(int32_t));
+			sp->nhist = sp->nshare = best;
+			atomic_store(&p->ss->n_past, best);
+			p->ndone = p->shared = best;
+		}
+	}
+}
+
 /* The step's batch: the next token of every decoding turn, then prompt chunks in arrival order. Returns seqs. */
 static size_t build(struct ccd_sched *s)
 {
@@ -933,12 +1009,13 @@ static size_t build(struct ccd_sched *s)
 		s->rr = (s->rr + budget) % s->nactive;
 	/* prompts get what is left, but at least a quarter of a step: a crowd of decoders never starves them */
 	left = budget - used < budget / 4 ? (budget / 4 ? budget / 4 : 1) : budget - used;
+	share_prefixes(s);
 	for (size_t i = 0; i < s->nactive && left; i++) {
 		struct ccd_turn *t = s->active[i];
 		struct ccd_turn_priv *p = t->p;
 		size_t chunk = p->ntodo - p->ndone;
 
-		if (p->phase != PH_PREFILL)
+		if (p->phase != PH_PREFILL || p->wait)
 			continue;
 		if (chunk > left)
 			chunk = left;
@@ -977,6 +1054,8 @@ static void advance(struct ccd_sched *s, size_t n)
 		struct ccd_sess_priv *sp = p->ss->p;
 		const struct cce_seq *q = &s->seqs[k];
 
+		if (q->prompt && sp->nshare == sp->nhist) /* still prompt rows from position 0 */
+			sp->nshare += q->n;
 		memcpy(sp->hist + sp->nhist, q->ids, q->n * sizeof(int32_t));
 		sp->nhist += q->n;
 		atomic_store(&p->ss->n_past, sp->nhist);

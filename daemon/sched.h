@@ -101,6 +101,7 @@ struct ccd_sched_conf {
 	const char *name;                /* the model's name, for logs */
 	unsigned threads;                /* libcck threads of the steps (0: all) */
 	uint32_t batch_tokens;           /* tokens per step */
+	int share_prefixes;              /* prompts take the KV rows of prefixes other sessions evaluated */
 	uint32_t max_ctx;                /* largest session context */
 	_Atomic uint64_t *kv_used;       /* KV bytes of every session of every model (shared) */
 	uint64_t kv_budget;

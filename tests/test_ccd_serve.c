@@ -995,6 +995,86 @@ static void test_one_client_four_streams(void **state)
 	assert_int_equal(cc_session_free(c, sess[1]), 0);
 }
 
+/*
+ * Prompt prefixes shared between sessions (ccd's share_prefixes, on by default): 4 sessions of one client stream at
+ * once a long prompt, the same again, it with more after it, and its first half with another ending. Each output is
+ * its prompt's alone (one-shot generations first, which keep no cache to share), token for token; of the first three
+ * (which share the whole prompt) one at most computes it (cached_tokens 0): the others take its rows (they waited for
+ * it, or copied what it had done), whatever order the scheduler takes them in. Then, while those sessions live, a one-shot generation of the prompt takes all of it but
+ * its last token from them, and still gives its answer alone; and one of the prompt followed by the first session's
+ * answer takes only the prompt's rows (the answer's were decoded one token at a time: not what a prompt computes).
+ */
+static void test_shared_prefixes(void **state)
+{
+	const char *base = prompts[4];
+	char longer[1024], other[1024], *cont;
+	const char *ps[T_MAXST];
+	struct cc_gen_result alone[T_MAXST], r, cont_alone;
+	struct cc_gen_params p;
+	struct t_multi m;
+	uint64_t sess[T_MAXST];
+	size_t i, computed, half = strlen(base) / 2;
+
+	(void)state;
+	while (base[half] != ' ')
+		half++;
+	snprintf(longer, sizeof(longer), "%s that his dog", base);
+	snprintf(other, sizeof(other), "%.*s the moon was up", (int)half, base);
+	ps[0] = base;
+	ps[1] = base;
+	ps[2] = longer;
+	ps[3] = other;
+	t_params(&p, T_STORIES_TOKENS, 1);
+	for (i = 0; i < T_MAXST; i++) {
+		t_alone(c, "s", ps[i], &p, &alone[i]);
+		assert_int_equal(alone[i].cached_tokens, 0);
+	}
+	assert_true(asprintf(&cont, "%s%s", base, alone[0].text) > 0);
+	t_alone(c, "s", cont, &p, &cont_alone);
+	memset(&m, 0, sizeof(m));
+	m.cl = c;
+	for (i = 0; i < T_MAXST; i++) {
+		assert_int_equal(cc_session_new(c, "s", 0, &sess[i]), 0);
+		t_multi_start(&m, i, sess[i], NULL, ps[i], &p);
+	}
+	t_multi_drive(&m, 0);
+	for (i = 0; i < T_MAXST; i++) {
+		const char *why = t_gen_diff(&m.g[i], &alone[i]);
+
+		if (why)
+			fail_msg("stream %zu (a shared prefix): %s", i, why);
+		print_message("stream %zu: %u prompt tokens, %u of them cached\n", i, m.g[i].r.prompt_tokens,
+		              m.g[i].r.cached_tokens);
+	}
+	/* the scheduler may take the four in any order: one of the three that share the whole prompt computes it */
+	for (i = 0, computed = 0; i < 3; i++) {
+		computed += m.g[i].r.cached_tokens == 0;
+		assert_true(m.g[i].r.cached_tokens < m.g[i].r.prompt_tokens);
+	}
+	assert_true(computed <= 1);
+	t_multi_free(&m);
+	if (cc_generate(c, "s", base, &p, &r))
+		fail_msg("generate: %s", cc_last_error(c));
+	assert_int_equal(r.cached_tokens, r.prompt_tokens - 1);
+	assert_int_equal(r.ntokens, alone[0].ntokens);
+	assert_memory_equal(r.tokens, alone[0].tokens, r.ntokens * sizeof(int32_t));
+	cc_gen_result_free(&r);
+	if (cc_generate(c, "s", cont, &p, &r))
+		fail_msg("generate: %s", cc_last_error(c));
+	print_message("the prompt and the first answer: %u prompt tokens, %u of them cached\n", r.prompt_tokens,
+	              r.cached_tokens);
+	assert_int_equal(r.cached_tokens, alone[0].prompt_tokens);
+	assert_int_equal(r.ntokens, cont_alone.ntokens);
+	assert_memory_equal(r.tokens, cont_alone.tokens, r.ntokens * sizeof(int32_t));
+	cc_gen_result_free(&r);
+	cc_gen_result_free(&cont_alone);
+	free(cont);
+	for (i = 0; i < T_MAXST; i++) {
+		assert_int_equal(cc_session_free(c, sess[i]), 0);
+		cc_gen_result_free(&alone[i]);
+	}
+}
+
 /* ---- 2. a client killed mid-stream ------------------------------------------------------------------------- */
 
 /*
@@ -2029,6 +2109,7 @@ int main(int argc, char **argv)
 	    T_TEST(test_eight_clients_batched_equal_alone),
 	    T_TEST(test_eight_clients_smollm2),
 	    T_TEST(test_one_client_four_streams),
+	    T_TEST(test_shared_prefixes),
 	    T_TEST(test_killed_client_frees_session),
 	    T_TEST(test_cancel_stops_within_a_step),
 	    T_TEST(test_unload_force_mid_stream),

@@ -591,6 +591,61 @@ static int avx512_same(const struct cce_model *m, const int32_t *ids, size_t n, 
 }
 
 /* A prompt over several passes, and over several calls in chunks of 3 (prompt = 1) == one cce_eval of it. */
+/*
+ * cce_ctx_copy_prefix: a context that takes the first L positions of another's prompt (cross-session prompt sharing in
+ * ccd) and evaluates the rest as prompt rows gives the logits of the whole prompt evaluated alone, bit for bit: L from
+ * 1 to n - 1, across a V^T block (64 cells), into a context of another size (its own cell stride), and into one that
+ * held something else; then a decoded token after it the same too; and the errors.
+ */
+static void prefix_copies(const struct lmodel *lm, const char *stem)
+{
+	const size_t nv = lm->n_vocab;
+	int32_t seq[BATCH_TOKENS + 1];
+	size_t n = ref_stream(lm, seq, BATCH_TOKENS + 1) - 1, cases = 0;
+	const size_t lens[] = {1, 2, 31, 63, 64, 65, n - 1};
+	struct cce_seq q;
+
+	assert_true(n > 66);
+	cce_work_free(R.w); /* one for contexts this long, passes of 5 tokens */
+	R.w = NULL;
+	assert_int_equal(cce_work_new(lm->m, 5, (uint32_t)n + 300, &R.w), 0);
+	R.lb = realloc(R.lb, 2 * nv * sizeof(float));
+	R.lr = realloc(R.lr, 2 * nv * sizeof(float));
+	assert_non_null(R.lb);
+	assert_non_null(R.lr);
+	assert_int_equal(cce_ctx_new(lm->m, (uint32_t)n + 8, &R.cr[0]), 0);   /* the source: 256 cells */
+	assert_int_equal(cce_ctx_new(lm->m, (uint32_t)n + 300, &R.cr[1]), 0); /* 512 cells */
+	q = (struct cce_seq){R.cr[0], seq, (uint32_t)n, 1, R.lb};
+	assert_int_equal(cce_eval_batch(R.w, &q, 1, NULL), 0);
+	q = (struct cce_seq){R.cr[0], seq + n, 1, 0, R.lb + nv};
+	assert_int_equal(cce_eval_batch(R.w, &q, 1, NULL), 0);
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++, cases++) {
+		size_t L = lens[i];
+
+		/* the destination held another sequence (the source's own tokens from 3 on), now forgotten */
+		cce_ctx_reset(R.cr[1]);
+		q = (struct cce_seq){R.cr[1], seq + 3, 20, 1, NULL};
+		assert_int_equal(cce_eval_batch(R.w, &q, 1, NULL), 0);
+		assert_int_equal(cce_ctx_copy_prefix(R.cr[1], R.cr[0], (uint32_t)L), 0);
+		assert_int_equal(cce_ctx_pos(R.cr[1]), L);
+		memset(R.lr, 0, 2 * nv * sizeof(float));
+		q = (struct cce_seq){R.cr[1], seq + L, (uint32_t)(n - L), 1, R.lr};
+		assert_int_equal(cce_eval_batch(R.w, &q, 1, NULL), 0);
+		q = (struct cce_seq){R.cr[1], seq + n, 1, 0, R.lr + nv};
+		assert_int_equal(cce_eval_batch(R.w, &q, 1, NULL), 0);
+		if (memcmp(R.lb, R.lr, 2 * nv * sizeof(float)) != 0)
+			fail_msg("%zu of %zu prompt positions copied: logits differ from the prompt's alone", L, n);
+	}
+	/* errors: past the source's position, past the destination's context, itself, NULL */
+	assert_int_equal(cce_ctx_copy_prefix(R.cr[1], R.cr[0], (uint32_t)n + 2), -EINVAL);
+	assert_int_equal(cce_ctx_copy_prefix(R.cr[0], R.cr[0], 1), -EINVAL);
+	assert_int_equal(cce_ctx_copy_prefix(NULL, R.cr[0], 1), -EINVAL);
+	assert_int_equal(cce_ctx_copy_prefix(R.cb[0], R.cr[1], MULTI_CTX + 1), -EINVAL); /* R.cr[1] holds n + 1 */
+	printf("    %s: %zu prompt prefixes (1 to %zu of %zu positions) copied to another context and the rest evaluated: "
+	       "the prompt's logits, and the next decoded token's, bit for bit\n",
+	       stem, cases, n - 1, n);
+}
+
 static void test_split(void **state)
 {
 	const struct tmodel *tm = *state;
@@ -635,6 +690,7 @@ static void test_split(void **state)
 	printf("    %s: a %zu-token prompt in passes of 5, and in calls of 3 tokens (prompt = 1): the bits of one "
 	       "cce_eval%s\n",
 	       tm->stem, n, avx512_same(lm->m, seq, n + 1, 3) ? "" : "; AVX-512 code == portable code");
+	prefix_copies(lm, tm->stem);
 }
 
 /* ---- (f) a context's memory is made resident as its positions are used ----------------------------------------

@@ -201,6 +201,7 @@ struct cc_gen_result {
 	double tpot_ms;       /* mean time per generated token after the first */
 	uint32_t n_past;      /* tokens in the session's context after this turn */
 	uint32_t new_tokens;  /* prompt tokens this turn processed */
+	uint32_t cached_tokens; /* of those, the ones whose KV ccd copied from another session with the same prefix */
 };
 CC_EXPORT void cc_gen_defaults(struct cc_gen_params *p);
 CC_EXPORT int cc_generate(cc_client *c, const char *model, const char *prompt, const struct cc_gen_params *p,

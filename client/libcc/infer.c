@@ -89,6 +89,7 @@ int cc__gen_result_fill(const Cc__GenerateReply *gr, struct cc_gen_result *ret)
 	ret->tpot_ms = gr->tpot_ms;
 	ret->n_past = gr->n_past;
 	ret->new_tokens = gr->new_tokens;
+	ret->cached_tokens = gr->cached_tokens;
 	return 0;
 }
 

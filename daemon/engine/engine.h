@@ -112,6 +112,13 @@ struct cce_ctx;
 int cce_ctx_new(const struct cce_model *m, uint32_t n_ctx, struct cce_ctx **ret);
 void cce_ctx_free(struct cce_ctx *c);
 uint32_t cce_ctx_pos(const struct cce_ctx *c); /* tokens in the cache */
+/*
+ * dst (of src's model) takes the first n positions of src's KV cache and then holds n tokens (what it held is
+ * forgotten). The bits are those dst would compute for src's first n tokens if src computed them as dst would: the
+ * same tokens from position 0, as prompt rows (struct cce_seq's prompt flag) or all as single decoded tokens; that is
+ * the caller's to know. -EINVAL: NULL, dst == src, another model, n past src's position or dst's n_ctx.
+ */
+int cce_ctx_copy_prefix(struct cce_ctx *dst, const struct cce_ctx *src, uint32_t n);
 void cce_ctx_reset(struct cce_ctx *c);         /* forget the cache */
 /*
  * Append n tokens at the next positions (prompt processing runs batched: matmuls over all n tokens) and, if

@@ -1486,6 +1486,31 @@ void cce_ctx_free(struct cce_ctx *c)
 	free(c);
 }
 
+int cce_ctx_copy_prefix(struct cce_ctx *dst, const struct cce_ctx *src, uint32_t n)
+{
+	size_t kvd;
+
+	if (!dst || !src || dst == src || dst->m != src->m || n > src->pos || n > dst->n_ctx)
+		return -EINVAL;
+	kvd = dst->m->kv_dim;
+	for (uint32_t il = 0; il < dst->m->hp.n_layer; il++) {
+		memcpy(dst->kc + (size_t)il * dst->n_cells * kvd, src->kc + (size_t)il * src->n_cells * kvd,
+		       (size_t)n * kvd * sizeof(uint16_t));
+		/* V^T: the first n cells of each row of each block they fall in */
+		for (uint32_t b = 0; b * KV_BLOCK < n; b++) {
+			const size_t off = (size_t)b * kvd * KV_BLOCK, cells = n - b * KV_BLOCK < KV_BLOCK ? n - b * KV_BLOCK
+			                                                                                   : KV_BLOCK;
+			uint16_t *to = v_rows(dst, il, 0) + off;
+			const uint16_t *from = v_rows(src, il, 0) + off;
+
+			for (size_t d = 0; d < kvd; d++)
+				memcpy(to + d * KV_BLOCK, from + d * KV_BLOCK, cells * sizeof(uint16_t));
+		}
+	}
+	dst->pos = n;
+	return 0;
+}
+
 uint32_t cce_ctx_pos(const struct cce_ctx *c)
 {
 	return c ? c->pos : 0;

@@ -34,7 +34,7 @@ int cmd_serve(int argc, char **argv);
 
 static const char serve_usage[] =
     "usage: ccbench serve --model NAME [--clients K[,K...]] [--gen-tokens N] [--prompt-tokens P]\n"
-    "                     [--endpoint URL] [--start PATH [--threads T] [--pack]]\n"
+    "                     [--distinct-prompts] [--endpoint URL] [--start PATH [--threads T] [--pack]]\n"
     "  K client processes (each its own connection and session) generate at once from the model NAME\n"
     "  loaded in ccd: a raw prompt of P tokens, greedy, N tokens past any end-of-text, streamed. They\n"
     "  start together; each records when every piece of text arrives. One JSON line per K:\n"
@@ -48,6 +48,9 @@ static const char serve_usage[] =
     "  --clients K[,K...]  clients (default 1); a list measures each in one run, in order\n"
     "  --gen-tokens N      tokens each client generates (default 64)\n"
     "  --prompt-tokens P   prompt tokens, BOS included (default 32)\n"
+    "  --distinct-prompts  each client's prompt starts with its number (a token or two more), so they\n"
+    "                      share no prefix (default: one prompt for all: ccd's share_prefixes then\n"
+    "                      evaluates it once); the lines say \"prompts\": \"same\" or \"distinct\"\n"
     "  --endpoint URL      the ccd to use (default: $CC_ENDPOINT, else the per-user socket)\n"
     "  --start PATH        start a ccd of our own ($CCD, else the one next to ccbench) on a private\n"
     "                      socket, load PATH into it as NAME, and stop it at the end\n"
@@ -449,6 +452,7 @@ struct serve_run {
 	long gen_tokens;
 	long threads; /* -1: unknown (a running ccd) */
 	int pack;     /* pack_weights of our own ccd; -1: unknown (a running ccd) */
+	int distinct; /* --distinct-prompts */
 	long ccd_pid;
 	cc_client *ctl;
 };
@@ -473,8 +477,10 @@ static void tally_fail(struct serve_tally *t, const char *msg)
 }
 
 /* Fork client i: its report comes on *ret_out. The pipes: ready (write), go and done (read) ends for the child. */
-static pid_t serve_spawn(const struct serve_run *run, const int *ready, const int *go, const int *done, int *ret_out)
+static pid_t serve_spawn(const struct serve_run *run, int i, const int *ready, const int *go, const int *done,
+                         int *ret_out)
 {
+	char *mine = NULL;
 	int res[2];
 	pid_t pid;
 
@@ -490,6 +496,10 @@ static pid_t serve_spawn(const struct serve_run *run, const int *ready, const in
 	if (pid == 0) {
 		struct serve_cfg cfg = {run->endpoint, run->model, run->prompt, run->gen_tokens,
 		                        ready[1],      go[0],      done[0],     res[1]};
+
+		/* --distinct-prompts: the client's number first, so no two prompts share more than BOS */
+		if (run->distinct && asprintf(&mine, "%d %s", i, run->prompt) > 0)
+			cfg.prompt = mine;
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(ready[0]);
@@ -578,7 +588,7 @@ static void serve_print(const struct serve_run *run, int k, struct serve_tally *
 		printf("\"pack_weights\":\"%s\",", run->pack ? "on" : "off");
 	else
 		printf("\"pack_weights\":null,");
-	printf("\"model\":\"%s\"", run->model);
+	printf("\"prompts\":\"%s\",\"model\":\"%s\"", run->distinct ? "distinct" : "same", run->model);
 	if (t->failed) {
 		/* the text is ours or ccd's: keep it valid JSON */
 		for (j = 0; t->err[j]; j++)
@@ -606,7 +616,7 @@ static int serve_one(const struct serve_run *run, int k)
 	fflush(stdout);
 	fflush(stderr);
 	for (i = 0; i < k; i++)
-		pids[i] = serve_spawn(run, ready, go, done, &out[i]);
+		pids[i] = serve_spawn(run, i, ready, go, done, &out[i]);
 	close(ready[1]);
 	close(go[0]);
 	close(done[0]);
@@ -676,7 +686,8 @@ int cmd_serve(int argc, char **argv)
 	    {"gen-tokens", required_argument, NULL, 'g'}, {"prompt-tokens", required_argument, NULL, 'p'},
 	    {"endpoint", required_argument, NULL, 'e'},   {"start", required_argument, NULL, 's'},
 	    {"threads", required_argument, NULL, 't'},    {"help", no_argument, NULL, 'h'},
-	    {"pack", no_argument, NULL, 'P'},             {NULL, 0, NULL, 0},
+	    {"pack", no_argument, NULL, 'P'},             {"distinct-prompts", no_argument, NULL, 'D'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct serve_run run = {.gen_tokens = 64, .prompt_tokens = 32, .threads = -1, .pack = -1};
 	int pack = 0;
@@ -718,6 +729,9 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'P':
 			pack = 1;
+			break;
+		case 'D':
+			run.distinct = 1;
 			break;
 		case 'h':
 			fputs(serve_usage, stdout);
