@@ -402,6 +402,7 @@ static int model_op(struct ccd_server *s, struct ccd_client *c, const Cc__Reques
 	const struct ccm_tensor *t;
 	struct ccd_model *m;
 	struct ccd_job *job;
+	const char *w;
 	char tname[80];
 	int ret, k;
 
@@ -426,10 +427,9 @@ static int model_op(struct ccd_server *s, struct ccd_client *c, const Cc__Reques
 	job = calloc(1, sizeof(*job));
 	if (!job)
 		return fail(r, -ENOMEM, "op: out of memory");
-	ret = ccd_job_prepare_model(job, o, &c->regions, (const char *)m->region.data + t->offset,
-	                            m->engine ? cce_model_weight_type(m->engine, (const char *)m->region.data + t->offset,
-	                                                              t->type)
-	                                      : t->type,
+	w = (const char *)m->region.data + t->offset;
+	/* the engine may have packed it (pack_weights): then its product is the packed one */
+	ret = ccd_job_prepare_model(job, o, &c->regions, w, m->engine ? cce_model_weight_type(m->engine, w, t->type) : t->type,
 	                            t->n_dims == 2 ? t->ne[1] : 1, t->ne[0], r->err, sizeof(r->err));
 	if (ret) {
 		free(job);

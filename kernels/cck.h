@@ -283,6 +283,7 @@ CCK_EXPORT int cck_qmatmul_n(const struct cck_qmat *m, size_t n, const float *X,
  * (they agree to float rounding).
  */
 #define CCK_TYPE_PACK16 0x100
+#define CCK_PACK_ROWS 16 /* rows of a packed group: a packed matrix has a multiple of them */
 /* 1 if type has a packed layout (q4_1, q8_0) and this host (at the tier allowed now) has a kernel for it faster than
  * the row-major one (AVX512-VNNI); else 0. Packing is the caller's choice: it about doubles batched throughput, but
  * the packed order moves a sensitive model's logits off llama.cpp's bits (SmolLM2-135M's by up to about 0.4, as

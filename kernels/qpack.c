@@ -11,8 +11,6 @@
 #include "cck_internal.h"
 #include "quant.h"
 
-#define PACK_ROWS 16
-
 /*
  * The packed order in portable C (fmaf: one rounding, as the vector fma). Per row and column: acc = 0; for each block
  * b: acc = fma((float)isum_b, d_w * d_x, acc); acc = fma(m_w, s_x, acc). isum_b is exact (at most 15 * 127 * 32).
@@ -27,7 +25,7 @@ static void pmm_q4_1_scalar(size_t nb, const void *W, size_t groups, const void 
 			const struct cck_block_q8_1 *a = (const void *)((const char *)act + c * act_stride);
 			const float *f = ds + 2 * c * nb;
 
-			for (int r = 0; r < PACK_ROWS; r++) {
+			for (int r = 0; r < CCK_PACK_ROWS; r++) {
 				float acc = 0.0f;
 
 				for (size_t b = 0; b < nb; b++) {
@@ -42,7 +40,7 @@ static void pmm_q4_1_scalar(size_t nb, const void *W, size_t groups, const void 
 					acc = fmaf((float)s, cck__f16_to_f32(x->d[r]) * f[2 * b], acc);
 					acc = fmaf(cck__f16_to_f32(x->m[r]), f[2 * b + 1], acc);
 				}
-				y[c * y_stride + g * PACK_ROWS + r] = acc;
+				y[c * y_stride + g * CCK_PACK_ROWS + r] = acc;
 			}
 		}
 }
@@ -58,7 +56,7 @@ static void pmm_q8_0_scalar(size_t nb, const void *W, size_t groups, const void 
 			const struct cck_block_q8_0 *a = (const void *)((const char *)act + c * act_stride);
 			const float *f = ds + 2 * c * nb;
 
-			for (int r = 0; r < PACK_ROWS; r++) {
+			for (int r = 0; r < CCK_PACK_ROWS; r++) {
 				float acc = 0.0f;
 
 				for (size_t b = 0; b < nb; b++) {
@@ -70,7 +68,7 @@ static void pmm_q8_0_scalar(size_t nb, const void *W, size_t groups, const void 
 							s += ((int32_t)x->qs[k][r][i] - 128) * a[b].qs[4 * k + i];
 					acc = fmaf((float)s, cck__f16_to_f32(x->d[r]) * f[2 * b], acc);
 				}
-				y[c * y_stride + g * PACK_ROWS + r] = acc;
+				y[c * y_stride + g * CCK_PACK_ROWS + r] = acc;
 			}
 		}
 }
@@ -118,7 +116,7 @@ static int pack_args(int type, const void *a, const void *b, size_t rows, size_t
 
 	if (!packable(type))
 		return cck_type_row_bytes(type, cols, rb) ? -EINVAL : -ENOTSUP;
-	if (!a || !b || rows % PACK_ROWS || cols % CCK_QK || cols == 0)
+	if (!a || !b || rows % CCK_PACK_ROWS || cols % CCK_QK || cols == 0)
 		return -EINVAL;
 	rc = cck_type_row_bytes(type, cols, rb);
 	if (rc)
@@ -128,11 +126,15 @@ static int pack_args(int type, const void *a, const void *b, size_t rows, size_t
 	return 0;
 }
 
-/* One group of q8_0: 16 row-major rows (rb apart) into the packed group, or back (unpack). */
-static void q8_0_group(size_t nb, struct cck_block_q8_0 *rowm, size_t rb, struct cck_block_q8_0x16 *pk, int unpack)
+/*
+ * Rows r0 .. r1 - 1 of one group of q8_0, row-major (the first at rowm, rb apart), into the packed group pk, or back
+ * (unpack). A whole group is 0 .. 16; one row alone, r .. r + 1.
+ */
+static void q8_0_group(size_t nb, struct cck_block_q8_0 *rowm, size_t rb, struct cck_block_q8_0x16 *pk, int unpack,
+                       int r0, int r1)
 {
-	for (int r = 0; r < PACK_ROWS; r++) {
-		struct cck_block_q8_0 *row = (void *)((char *)rowm + r * rb);
+	for (int r = r0; r < r1; r++) {
+		struct cck_block_q8_0 *row = (void *)((char *)rowm + (size_t)(r - r0) * rb);
 
 		for (size_t b = 0; b < nb; b++) {
 			struct cck_block_q8_0x16 *x = &pk[b];
@@ -152,12 +154,12 @@ static void q8_0_group(size_t nb, struct cck_block_q8_0 *rowm, size_t rb, struct
 	}
 }
 
-/* One group: 16 row-major rows (src, rb apart) into the packed group dst, or back (unpack). */
-static void q4_1_group(size_t nb, const struct cck_block_q4_1 *rowm, size_t rb, struct cck_block_q4_1x16 *pk,
-                       int unpack)
+/* The same for q4_1. */
+static void q4_1_group(size_t nb, struct cck_block_q4_1 *rowm, size_t rb, struct cck_block_q4_1x16 *pk, int unpack,
+                       int r0, int r1)
 {
-	for (int r = 0; r < PACK_ROWS; r++) {
-		struct cck_block_q4_1 *row = (void *)((char *)rowm + r * rb);
+	for (int r = r0; r < r1; r++) {
+		struct cck_block_q4_1 *row = (void *)((char *)rowm + (size_t)(r - r0) * rb);
 
 		for (size_t b = 0; b < nb; b++) {
 			struct cck_block_q4_1x16 *x = &pk[b];
@@ -177,13 +179,13 @@ static void q4_1_group(size_t nb, const struct cck_block_q4_1 *rowm, size_t rb, 
 	}
 }
 
-/* One group of type (rows rb apart, from or into the packed group at pk). */
-static void pack_group(int type, size_t nb, void *rowm, size_t rb, void *pk, int unpack)
+/* Rows r0 .. r1 - 1 of one group of type (row-major from rowm, rb apart), from or into the packed group at pk. */
+static void pack_group(int type, size_t nb, void *rowm, size_t rb, void *pk, int unpack, int r0, int r1)
 {
 	if (type == CCK_TYPE_Q4_1)
-		q4_1_group(nb, rowm, rb, pk, unpack);
+		q4_1_group(nb, rowm, rb, pk, unpack, r0, r1);
 	else
-		q8_0_group(nb, rowm, rb, pk, unpack);
+		q8_0_group(nb, rowm, rb, pk, unpack, r0, r1);
 }
 
 CCK_EXPORT int cck_qpack(int type, void *W, size_t rows, size_t cols)
@@ -194,14 +196,14 @@ CCK_EXPORT int cck_qpack(int type, void *W, size_t rows, size_t cols)
 
 	if (rc)
 		return rc;
-	tmp = malloc(PACK_ROWS * rb);
+	tmp = malloc(CCK_PACK_ROWS * rb);
 	if (!tmp)
 		return -ENOMEM;
-	for (size_t g = 0; g < rows / PACK_ROWS; g++) {
-		char *grp = (char *)W + g * PACK_ROWS * rb;
+	for (size_t g = 0; g < rows / CCK_PACK_ROWS; g++) {
+		char *grp = (char *)W + g * CCK_PACK_ROWS * rb;
 
-		memcpy(tmp, grp, PACK_ROWS * rb);
-		pack_group(type, nb, tmp, rb, grp, 0);
+		memcpy(tmp, grp, CCK_PACK_ROWS * rb);
+		pack_group(type, nb, tmp, rb, grp, 0, 0, CCK_PACK_ROWS);
 	}
 	free(tmp);
 	return 0;
@@ -209,23 +211,15 @@ CCK_EXPORT int cck_qpack(int type, void *W, size_t rows, size_t cols)
 
 CCK_EXPORT int cck_qpacked_row(int type, const void *P, size_t rows, size_t cols, size_t r, void *row)
 {
-	size_t rb, nb = cols / CCK_QK;
+	size_t rb;
 	int rc = pack_args(type, P, row, rows, cols, &rb);
-	char grp[PACK_ROWS * 34 * 8]; /* one group of 8 blocks a row, for the copy below */
-	const char *gp;
 
 	if (rc)
 		return rc;
 	if (r >= rows)
 		return -EINVAL;
-	gp = (const char *)P + r / PACK_ROWS * PACK_ROWS * rb;
-	/* the row's blocks, 8 at a time: unpack a 16-row slice of 8 block columns into grp, copy the row's part */
-	for (size_t b0 = 0; b0 < nb; b0 += 8) {
-		const size_t n = nb - b0 < 8 ? nb - b0 : 8, bb = cck__types[type].bytes, gb = PACK_ROWS * bb;
-
-		pack_group(type, n, grp, n * bb, (char *)(uintptr_t)gp + b0 * gb, 1);
-		memcpy((char *)row + b0 * bb, grp + r % PACK_ROWS * n * bb, n * bb);
-	}
+	pack_group(type, cols / CCK_QK, row, rb, (char *)(uintptr_t)P + r / CCK_PACK_ROWS * CCK_PACK_ROWS * rb, 1,
+	           (int)(r % CCK_PACK_ROWS), (int)(r % CCK_PACK_ROWS) + 1);
 	return 0;
 }
 
@@ -236,7 +230,8 @@ CCK_EXPORT int cck_qunpack(int type, const void *P, void *W, size_t rows, size_t
 
 	if (rc)
 		return rc;
-	for (size_t g = 0; g < rows / PACK_ROWS; g++)
-		pack_group(type, nb, (char *)W + g * PACK_ROWS * rb, rb, (char *)(uintptr_t)P + g * PACK_ROWS * rb, 1);
+	for (size_t g = 0; g < rows / CCK_PACK_ROWS; g++)
+		pack_group(type, nb, (char *)W + g * CCK_PACK_ROWS * rb, rb, (char *)(uintptr_t)P + g * CCK_PACK_ROWS * rb, 1,
+		           0, CCK_PACK_ROWS);
 	return 0;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* qpack_avx512.c: the packed q4_1 kernel (quant.h) with AVX512-VNNI: one row per lane, the packed order exactly. */
+/* qpack_avx512.c: the packed q4_1 and q8_0 kernels (quant.h) with AVX512-VNNI: one row per lane, the packed order. */
 #include "config.h"
 
 #include <immintrin.h>
@@ -40,10 +40,9 @@ VNNI static inline __attribute__((always_inline)) __m512i qp_dot8(const __m512i 
 }
 
 /*
- * Columns c0 .. c0 + C - 1 of one group (C <= 8, a constant where inlined). Per block: the group's 4 vectors of quants
- * give 8 of nibbles (lo[j]: elements 4 j .. 4 j + 3 of every row, hi[j]: 16 + 4 j ..), and each column's block sum
- * per row is 8 dpbusd of them with 4 of the column's bytes broadcast, in two chains of 4 (integer: the order is free).
- * Then, as the portable kernel: acc = fma(isum, d_w * d_x, acc); acc = fma(m_w, s_x, acc).
+ * q4_1, columns c0 .. c0 + C - 1 of one group (C <= 8, a constant where inlined). Per block: the group's 4 vectors of
+ * quants give 8 of nibbles, and each column's block sum per row is qp_dot8 of them. Then, as the portable kernel:
+ * acc = fma(isum, d_w * d_x, acc); acc = fma(m_w, s_x, acc).
  */
 VNNI static inline __attribute__((always_inline)) void group_cols(size_t nb, const struct cck_block_q4_1x16 *blk,
                                                                  const char *act, size_t act_stride, const float *ds,
@@ -88,8 +87,8 @@ VNNI static inline __attribute__((always_inline)) void group_cols(size_t nb, con
 }
 
 /*
- * q8_0, columns c0 .. c0 + C - 1 of one group: the 8 vectors of a block's quants (stored + 128, unsigned) times each
- * column's bytes broadcast, 8 dpbusd in two chains; the raw sum minus 128 times the column block's sum (both exact
+ * q8_0, columns c0 .. c0 + C - 1 of one group: qp_dot8 of the 8 vectors of a block's quants (stored + 128, unsigned)
+ * and each column's bytes; the raw sum minus 128 times the column block's sum (both exact
  * integers under 2^24, so the float subtraction is exact) is the block's integer dot; acc = fma(it, d_w * d_x, acc).
  */
 VNNI static inline __attribute__((always_inline)) void group_cols_q8_0(size_t nb, const struct cck_block_q8_0x16 *blk,

@@ -327,8 +327,8 @@ static void qjob_mat_rows(const struct qjob *j, const struct qjob_mat *m, size_t
 {
 	size_t r = lo;
 
-	if (j->k->pmm) { /* lo and hi are whole groups of 16 rows; a group is 16 row strides */
-		j->k->pmm(j->cols / CCK_QK, m->W + lo * m->stride, (hi - lo) / 16, j->act, j->act_stride, j->ds,
+	if (j->k->pmm) { /* lo and hi are whole groups of rows; a group is CCK_PACK_ROWS row strides */
+		j->k->pmm(j->cols / CCK_QK, m->W + lo * m->stride, (hi - lo) / CCK_PACK_ROWS, j->act, j->act_stride, j->ds,
 		          j->batch, m->Y + lo, m->rows);
 		return;
 	}
@@ -483,11 +483,10 @@ static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, si
 	for (size_t i = 0; i < nm && rc == 0; i++) {
 		if (m[i].type != type)
 			return -EINVAL;
-		if (packed && m[i].rows % 16)
+		if (packed && m[i].rows % CCK_PACK_ROWS)
 			return -EINVAL;
 		rc = check_matrix(base, m[i].rows, cols, m[i].row_stride, &jm[i].stride);
-		if (rc == 0 && packed && m[i].row_stride && cols % CCK_QK == 0 &&
-		    m[i].row_stride != cols / CCK_QK * cck__types[base].bytes)
+		if (rc == 0 && packed && m[i].row_stride && m[i].row_stride != cols / CCK_QK * cck__types[base].bytes)
 			rc = -EINVAL; /* a packed matrix's rows are back to back */
 		if (rc == 0 && batch && m[i].rows > MAX_BYTES / sizeof(float) / batch)
 			rc = -EOVERFLOW; /* Y */
@@ -574,7 +573,7 @@ static int qmm(int type, const struct cck_qmat *m, size_t nm, const float *X, si
 			c = QMV_PART_MIN / 4 / per_row;
 		job.chunk = c < 4 ? 4 : (c + 3) & ~(size_t)3;
 		if (packed) /* whole groups */
-			job.chunk = (job.chunk + 15) & ~(size_t)15;
+			job.chunk = (job.chunk + CCK_PACK_ROWS - 1) / CCK_PACK_ROWS * CCK_PACK_ROWS;
 		atomic_init(&job.next, 0);
 		cck__pool_run(nt, qjob_part, &job);
 	}

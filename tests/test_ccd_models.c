@@ -524,7 +524,7 @@ static int engine_packs(const struct layout *l, size_t i)
 
 	for (size_t k = 0; k < l->ntensors; k++)
 		has_output |= !strcmp(l->name[k], "output.weight");
-	return l->ndims[i] == 2 && l->ne[i][1] % 16 == 0 && cck_qpack_supported((int)l->type[i]) &&
+	return l->ndims[i] == 2 && l->ne[i][1] % CCK_PACK_ROWS == 0 && cck_qpack_supported((int)l->type[i]) &&
 	       (!strncmp(l->name[i], "blk.", 4) || !strcmp(l->name[i], has_output ? "output.weight" : "token_embd.weight"));
 }
 

@@ -590,7 +590,6 @@ static int avx512_same(const struct cce_model *m, const int32_t *ids, size_t n, 
 	return 0;
 }
 
-/* A prompt over several passes, and over several calls in chunks of 3 (prompt = 1) == one cce_eval of it. */
 /*
  * cce_ctx_copy_prefix: a context that takes the first L positions of another's prompt (cross-session prompt sharing in
  * ccd) and evaluates the rest as prompt rows gives the logits of the whole prompt evaluated alone, bit for bit: L from
@@ -646,6 +645,7 @@ static void prefix_copies(const struct lmodel *lm, const char *stem)
 	       stem, cases, n - 1, n);
 }
 
+/* A prompt over several passes, and over several calls in chunks of 3 (prompt = 1) == one cce_eval of it. */
 static void test_split(void **state)
 {
 	const struct tmodel *tm = *state;

@@ -1198,20 +1198,13 @@ static int pass_row(struct cce_work *w, struct cce_ctx *c, int32_t id, uint32_t 
 	w->rctx[r] = c;
 	w->rpos[r] = pos;
 	rope_cache(m, pos, w->rope + r * m->hp.n_rot);
-	if (m->tok_embd.type & CCK_TYPE_PACK16) { /* packed as the output matrix (tied): the row out of its group */
+	if (m->tok_embd.type & CCK_TYPE_PACK16) {
+		/* packed as the output matrix (tied): the row out of its group, into w->tmp (scratch of the layers, free
+		 * while a pass is laid out; a q4_1 or q8_0 row is less than its n_embd floats) */
 		const int type = m->tok_embd.type & ~CCK_TYPE_PACK16;
-		unsigned char stack[4096];
-		void *tmp = m->tok_embd.row_bytes <= sizeof(stack) ? stack : malloc(m->tok_embd.row_bytes);
-		int rc;
+		int rc = cck_qpacked_row(type, m->tok_embd.data, m->tok_embd.rows, ne, (size_t)id, w->tmp);
 
-		if (!tmp)
-			return -ENOMEM;
-		rc = cck_qpacked_row(type, m->tok_embd.data, m->tok_embd.rows, ne, (size_t)id, tmp);
-		if (rc == 0)
-			rc = cck_dequantize(type, tmp, w->x + r * ne, ne);
-		if (tmp != stack)
-			free(tmp);
-		return rc;
+		return rc ? rc : cck_dequantize(type, w->tmp, w->x + r * ne, ne);
 	}
 	return cck_dequantize(m->tok_embd.type, row, w->x + r * ne, ne);
 }

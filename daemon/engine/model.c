@@ -417,7 +417,7 @@ static int mat_unpack(struct cce_mat *w)
 	return rc;
 }
 
-/* mat_upload's unpacking of the output matrix also unpacks token_embd when it is the same tensor (tied). */
+/* token_embd, when it is the output matrix's tensor (tied), has its layout: packed or unpacked with it. */
 static void tied_type(struct cce_model *m)
 {
 	if (m->tok_embd.data == m->output.data)
@@ -510,17 +510,16 @@ int cce_model_pack(struct cce_model *m)
 			struct cce_mat *w = v[k];
 
 			if (!w->data || w->dev || (w->type & CCK_TYPE_PACK16) || !cck_qpack_supported(w->type) ||
-			    w->rows % 16)
+			    w->rows % CCK_PACK_ROWS)
 				continue;
 			rc = cck_qpack(w->type, (void *)(uintptr_t)w->data, w->rows, w->cols);
 			if (rc)
 				return rc;
 			w->type |= CCK_TYPE_PACK16;
-			if (w == &m->output && m->tok_embd.data == w->data)
-				m->tok_embd.type = w->type;
 			n++;
 		}
 	}
+	tied_type(m);
 	return n;
 }
 

@@ -451,7 +451,7 @@ struct serve_run {
 	long prompt_tokens;
 	long gen_tokens;
 	long threads; /* -1: unknown (a running ccd) */
-	int pack;     /* pack_weights of our own ccd; -1: unknown (a running ccd) */
+	int pack;     /* pack_weights of our own ccd (--pack); -1: unknown (a running ccd) */
 	int distinct; /* --distinct-prompts */
 	long ccd_pid;
 	cc_client *ctl;
@@ -480,7 +480,6 @@ static void tally_fail(struct serve_tally *t, const char *msg)
 static pid_t serve_spawn(const struct serve_run *run, int i, const int *ready, const int *go, const int *done,
                          int *ret_out)
 {
-	char *mine = NULL;
 	int res[2];
 	pid_t pid;
 
@@ -496,6 +495,7 @@ static pid_t serve_spawn(const struct serve_run *run, int i, const int *ready, c
 	if (pid == 0) {
 		struct serve_cfg cfg = {run->endpoint, run->model, run->prompt, run->gen_tokens,
 		                        ready[1],      go[0],      done[0],     res[1]};
+		char *mine;
 
 		/* --distinct-prompts: the client's number first, so no two prompts share more than BOS */
 		if (run->distinct && asprintf(&mine, "%d %s", i, run->prompt) > 0)
@@ -690,7 +690,6 @@ int cmd_serve(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct serve_run run = {.gen_tokens = 64, .prompt_tokens = 32, .threads = -1, .pack = -1};
-	int pack = 0;
 	struct own_ccd own = {0};
 	const char *start = NULL;
 	int ks[SERVE_MAX_KS] = {1}, nks = 1, opt, r, i, failed = 0;
@@ -728,7 +727,7 @@ int cmd_serve(int argc, char **argv)
 				goto usage;
 			break;
 		case 'P':
-			pack = 1;
+			run.pack = 1;
 			break;
 		case 'D':
 			run.distinct = 1;
@@ -742,7 +741,7 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (optind < argc || !run.model || (start && run.endpoint))
 		goto usage;
-	if (pack && !start) {
+	if (run.pack == 1 && !start) {
 		fprintf(stderr, "ccbench serve: --pack sets pack_weights of its own ccd: give --start\n");
 		return 2;
 	}
@@ -758,9 +757,10 @@ int cmd_serve(int argc, char **argv)
 		snprintf(setting, sizeof(setting), "engine_threads=%ld", threads > 0 ? threads : 0);
 		if (threads > 0)
 			settings[ns++] = setting;
-		if (pack)
+		if (run.pack == 1)
 			settings[ns++] = "pack_weights=on";
-		run.pack = pack;
+		else
+			run.pack = 0;
 		r = own_ccd_start(&own, settings, &run.ctl);
 		if (r < 0)
 			return 1;
